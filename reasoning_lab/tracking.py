@@ -118,8 +118,9 @@ def read_wandb_file(path: str | Path) -> dict:
         elif which == "summary":
             for item in record.summary.update:
                 summary[item.nested_key[0] if item.nested_key else item.key] = json.loads(item.value_json)
-        elif which == "config":
-            for item in record.config.update:
+        elif which in ("config", "run"):  # the initial config travels in the run record
+            updates = record.config.update if which == "config" else record.run.config.update
+            for item in updates:
                 config[item.key] = json.loads(item.value_json)
     return {"config": config, "history": history, "summary": summary}
 

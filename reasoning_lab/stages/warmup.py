@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from transformers import set_seed
 from trl import SFTConfig, SFTTrainer
 
-from reasoning_lab.data import build_examples, tokenize
+from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.decoding import generate
 from reasoning_lab.model import load_model, load_tokenizer, save_adapter, trainable_parameters
 from reasoning_lab.tracking import stage_run
@@ -78,8 +78,12 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         trainable, total = trainable_parameters(model)
         metrics["parameters"] = {"trainable": trainable, "total": total}
 
-        train_examples = build_examples(cfg.data, list(cfg.data.train), "train")
+        contamination = contamination_report(cfg.data, list(cfg.data.train), list(cfg.data.eval))
+        dropped = frozenset(contamination.pop("dropped_questions"))
+        metrics["contamination"] = contamination
+        train_examples = build_examples(cfg.data, list(cfg.data.train), "train", exclude=dropped)
         val_examples = build_examples(cfg.data, list(cfg.data.train), "val")
+        metrics["malformed_rows_skipped"] = dict(SKIPPED)
         train_set, metrics["train_data"] = tokenize(train_examples, tokenizer, cfg.data.max_length, cfg.data.overflow)
         val_set, metrics["val_data"] = tokenize(val_examples, tokenizer, cfg.data.max_length, cfg.data.overflow)
 

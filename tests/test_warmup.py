@@ -1,0 +1,91 @@
+"""The warm-up stage end to end, through the command line as a user runs it."""
+
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+
+from reasoning_lab.model import load_base_model
+from reasoning_lab.tracking import find_wandb_files, read_wandb_file
+from tests.conftest import make_config, run_cli
+
+TINY = ["model=tiny_random", "warmup.max_steps=2", "warmup.eval_steps=1", "warmup.samples=1",
+        "warmup.sample_max_new_tokens=8", "data.generic.size_per_level=8", "data.eval=[generic]"]
+
+
+def finished(run_dir, result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run_dir / "warmup" / "metrics.json").read_text())
+    assert metrics["stage"] == "warmup" and metrics["status"] == "completed"
+    return metrics
+
+
+def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tmp_path):
+    run_dir = tmp_path / "run"
+    metrics = finished(run_dir, run_cli("stage=warmup", *TINY, f"hydra.run.dir={run_dir}"))
+    assert metrics["train"]["steps"] == 2
+    assert metrics["train_data"]["per_source"] == {"generic": 72}
+    assert metrics["contamination"]["pairs"]["generic->generic"]["overlapping"] == 0
+
+    cfg = make_config("model=tiny_random")
+    adapter = PeftModel.from_pretrained(load_base_model(cfg.model), run_dir / "warmup" / "checkpoint")
+    assert any("lora_" in name for name, _ in adapter.named_parameters())
+
+    (wandb_file,) = find_wandb_files(run_dir)
+    logged = read_wandb_file(wandb_file)
+    assert logged["summary"]["warmup/status"] == "completed"
+    assert logged["summary"]["warmup/train/eval_loss_after"] == pytest.approx(metrics["train"]["eval_loss_after"])
+    assert [h["eval/loss"] for h in logged["history"] if "eval/loss" in h][0] == pytest.approx(
+        metrics["train"]["eval_loss_before"])
+    assert logged["config"]["model"]["name"] == "tiny_random"
+
+
+def test_init_from_continues_from_a_checkpoint_and_bad_paths_fail_cleanly(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    before = finished(first, run_cli("stage=warmup", *TINY, "warmup.learning_rate=0.05", "logger=none",
+                                     f"hydra.run.dir={first}"))
+    after = finished(second, run_cli("stage=warmup", *TINY, "logger=none", f"init_from={first}/warmup/checkpoint",
+                                     f"hydra.run.dir={second}"))
+    assert after["train"]["eval_loss_before"] == pytest.approx(before["train"]["eval_loss_after"], rel=1e-4)
+    assert after["train"]["eval_loss_before"] < before["train"]["eval_loss_before"]
+
+    bad = tmp_path / "bad"
+    result = run_cli("stage=warmup", *TINY, "logger=none", f"init_from={tmp_path}", f"hydra.run.dir={bad}")
+    assert result.returncode == 2 and "not an adapter checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads((bad / "warmup" / "metrics.json").read_text())["status"] == "failed"
+
+
+def test_real_mix_trains_on_benchmark_rows(tmp_path, shared_data):
+    run_dir = tmp_path / "run"
+    metrics = finished(run_dir, run_cli("stage=warmup", *TINY[:-1], "data=real", f"data.root={shared_data}",
+                                        "data.max_length=1024", "logger=none", f"hydra.run.dir={run_dir}"))
+    sources = metrics["train_data"]["per_source"]
+    assert sources["gsm8k"] > 7000 and sources["strategyqa"] > 1800 and 100 < sources["aqua"] < 254
+    assert metrics["contamination"]["dropped"]["aqua"] > 0
+
+
+@pytest.mark.slow
+def test_embedded_model_learns_the_format(tmp_path):
+    run_dir = tmp_path / "run"
+    metrics = finished(run_dir, run_cli("stage=warmup", "warmup.max_steps=6", "warmup.eval_steps=3",
+                                        "warmup.samples=2", "warmup.sample_max_new_tokens=48",
+                                        f"hydra.run.dir={run_dir}"))
+    assert metrics["train"]["eval_loss_after"] < metrics["train"]["eval_loss_before"]
+    samples = [json.loads(line) for line in (run_dir / "warmup" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 4 and all(s["completion"] for s in samples)
+    assert find_wandb_files(run_dir)
+
+
+@pytest.mark.slow
+def test_embedded_model_in_8bit_on_the_cpu(tmp_path):
+    run_dir = tmp_path / "run"
+    metrics = finished(run_dir, run_cli("stage=warmup", "model.quantization=8bit", "warmup.max_steps=2",
+                                        "warmup.batch_size=4", "warmup.eval_steps=0", "warmup.samples=1",
+                                        "warmup.sample_max_new_tokens=4", "data.val_size=8", "logger=none",
+                                        f"hydra.run.dir={run_dir}"))
+    assert metrics["train"]["steps"] == 2
+    config = json.loads((run_dir / "warmup" / "checkpoint" / "adapter_config.json").read_text())
+    assert config["r"] == 16
+    assert torch.isfinite(torch.tensor(metrics["train"]["train_loss"]))

@@ -123,8 +123,6 @@ class DataConfig:
     sets: dict[str, SetSpec] = field(default_factory=dict)
     # sets the warm-up stage trains on
     train: list[str] = field(default_factory=lambda: ["generic"])
-    # sets evaluated (and checked for contamination against the training sets)
-    eval: list[str] = field(default_factory=list)
     # hub copies of the benchmarks, used when data.root does not have them
     hub: dict[str, HubSpec] = field(default_factory=dict)
     # StrategyQA reasoning: the facts, plus the decomposition steps when true
@@ -202,6 +200,9 @@ class RLConfig:
 
 @dataclass
 class EvalConfig:
+    # sources evaluated (benchmarks that are not available are reported as skipped); the contamination
+    # guard compares every training set with these
+    datasets: list[str] = field(default_factory=lambda: ["gsm8k", "aqua", "strategyqa", "generic"])
     # sampled answers per problem for self-consistency and pass@k
     k: int = 8
     # sampling temperature of those answers

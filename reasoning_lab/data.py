@@ -159,9 +159,27 @@ def read_jsonl(path: str, source: str, strategyqa_decomposition: bool) -> tuple[
     return tuple(problems)
 
 
+@lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub answers (checked once, in 3 s at most: offline machines would
+    otherwise spend about 25 s of retries per dataset)."""
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "") or os.environ.get("HF_DATASETS_OFFLINE", "0") not in ("0", ""):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
 def read_hub(source: str, split: str, data_cfg: DictConfig) -> list[Problem] | None:
     """Rows from the hub copy named in `data.hub.<source>`; None when it cannot be reached."""
     spec = data_cfg.hub[source]
+    if not hub_reachable():
+        return None
     try:
         from datasets import load_dataset
 
@@ -193,7 +211,7 @@ def benchmark_rows(source: str, split: str, data_cfg: DictConfig) -> list[Proble
         return hub
     raise ReasoningLabError(
         f"dataset {source} ({split}) not found: tried {', '.join(tried) or 'no data.root'} and the hub "
-        f"({data_cfg.hub[source].id}); set data.root=<folder with {source}/<split>.jsonl> "
+        f"({data_cfg.hub[source].id}{'' if hub_reachable() else ', unreachable'}); set data.root=<folder with {source}/<split>.jsonl> "
         f"(or REASONING_LAB_DATA), log in to the hub, or use data=embedded for the synthetic stand-ins"
     )
 
@@ -332,7 +350,9 @@ def procedural(data_cfg: DictConfig, name: str) -> bool:
 
 
 def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_names: list[str]) -> dict:
-    """For each (training set, evaluation set) pair: how many training questions share an n-gram with
+    """`train_names` are sets of data.sets; `eval_names` are sources (what evaluation reads).
+
+    For each (training set, evaluation set) pair: how many training questions share an n-gram with
     an evaluation question (for two splits of one generator: how many questions are identical).
 
     Above `data.contamination.max_share` of a training set, `contamination.action=refuse` stops the run
@@ -344,7 +364,7 @@ def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_name
     eval_sets, skipped = {}, {}
     for name in eval_names:
         try:
-            problems = load_problems(data_cfg, name, "test")
+            problems = source_rows(name, "test", data_cfg)
             eval_sets[name] = ({p.question for p in problems}, set().union(*(ngrams(p.question, n) for p in problems)))
         except ReasoningLabError as error:
             skipped[name] = str(error)
@@ -355,7 +375,7 @@ def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_name
         train = load_problems(data_cfg, train_name, "train")
         grams = [ngrams(p.question, n) for p in train]
         for eval_name, (questions, eval_grams) in eval_sets.items():
-            if procedural(data_cfg, train_name) and data_cfg.sets[train_name].source == data_cfg.sets[eval_name].source:
+            if procedural(data_cfg, train_name) and data_cfg.sets[train_name].source == eval_name:
                 # one generator's templates always share n-grams: its held-out rows must differ exactly
                 hits = [p.question for p in train if p.question in questions]
             else:

@@ -40,19 +40,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("REASONING_LAB_CACHE", Path.home() / ".cache" / "reasoning_lab"))
 
 
-def build_once(target: Path, build: Callable[[Path], None]) -> Path:
+def build_once(target: Path, build: Callable[[Path], None], replace: bool = False) -> Path:
     """Build a folder at most once, safely: `build` fills a temp folder that is renamed into place.
 
     The rename is atomic, so `target` either does not exist or is complete; an interrupted build
     leaves only a temp folder behind, and when two processes race, the loser discards its copy.
+    With `replace=True` an existing `target` is swapped for the new build once that is complete.
     """
-    if target.exists():
+    if target.exists() and not replace:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         build(tmp)
-        os.rename(tmp, target)
+        if replace and target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+            os.rename(target, old / target.name)
+            os.rename(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, target)
     except OSError:
         if not target.exists():
             raise
@@ -237,17 +244,13 @@ def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: b
 
 def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: dict | None = None) -> Path:
     """Write the adapter (and tokenizer) to `target` atomically: complete, or not there at all."""
-    target = Path(target)
-    if target.exists():
-        shutil.rmtree(target)
-
     def write(out: Path) -> None:
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
         info = {"model": model_cfg.name, "source": model_cfg.source, **(extra or {})}
         (out / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2))
 
-    return build_once(target, write)
+    return build_once(Path(target), write, replace=True)
 
 
 def trainable_parameters(model) -> tuple[int, int]:

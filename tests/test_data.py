@@ -8,7 +8,14 @@ import pytest
 from reasoning_lab.answers import is_correct
 from reasoning_lab.config import ReasoningLabError
 from reasoning_lab.data import (
-    build_examples, contamination_report, format_example, gsm8k_problem, load_problems, ngrams, read_jsonl, tokenize,
+    build_examples,
+    contamination_report,
+    format_example,
+    gsm8k_problem,
+    load_problems,
+    ngrams,
+    read_jsonl,
+    tokenize,
 )
 from reasoning_lab.model import load_tokenizer
 from reasoning_lab.synthetic import STAND_INS, generic, running_sum
@@ -185,6 +192,6 @@ def test_guard_passes_clean_sets_and_drops_aqua_dev_overlap(real):
 
 def test_same_generator_sets_are_checked_for_identical_questions():
     cfg = make_config()
-    report = contamination_report(cfg.data, ["generic", "gsm8k"], ["generic", "gsm8k"])
+    report = contamination_report(cfg.data, ["generic", "gsm8k"], ["generic", "synthetic_gsm8k"])
     assert report["pairs"]["generic->generic"]["overlapping"] == 0
-    assert report["pairs"]["gsm8k->gsm8k"]["overlapping"] == 0
+    assert report["pairs"]["gsm8k->synthetic_gsm8k"]["overlapping"] == 0

@@ -98,6 +98,9 @@ def test_adapter_round_trip_and_wrong_base_is_refused(tmp_path):
     assert only_lora_trains(M.load_model(cfg.model, init_from=str(checkpoint)))
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), name
+    again = M.save_adapter(model, tokenizer, tmp_path / "checkpoint", cfg.model, {"stage": "again"})
+    assert json.loads((again / M.CHECKPOINT_INFO).read_text())["stage"] == "again"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # the old copy is gone, no temp left
     other = make_config("model=smollm2_135m")
     with pytest.raises(ReasoningLabError, match="trained on model=tiny_random"):
         M.check_checkpoint(checkpoint, other.model)

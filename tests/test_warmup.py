@@ -11,7 +11,7 @@ from reasoning_lab.tracking import find_wandb_files, read_wandb_file
 from tests.conftest import make_config, run_cli
 
 TINY = ["model=tiny_random", "warmup.max_steps=2", "warmup.eval_steps=1", "warmup.samples=1",
-        "warmup.sample_max_new_tokens=8", "data.generic.size_per_level=8", "data.eval=[generic]"]
+        "warmup.sample_max_new_tokens=8", "data.generic.size_per_level=8", "eval.datasets=[generic]"]
 
 
 def finished(run_dir, result):

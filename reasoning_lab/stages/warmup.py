@@ -78,7 +78,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         trainable, total = trainable_parameters(model)
         metrics["parameters"] = {"trainable": trainable, "total": total}
 
-        contamination = contamination_report(cfg.data, list(cfg.data.train), list(cfg.data.eval))
+        contamination = contamination_report(cfg.data, list(cfg.data.train), list(cfg.eval.datasets))
         dropped = frozenset(contamination.pop("dropped_questions"))
         metrics["contamination"] = contamination
         train_examples = build_examples(cfg.data, list(cfg.data.train), "train", exclude=dropped)

@@ -163,10 +163,8 @@ class SFTSettings:
     logging_steps: int = 5
     # intermediate trainer checkpoints every this many steps (0: none)
     save_steps: int = 0
-    # greedy samples from validation prompts printed and saved after training
-    samples: int = 4
-    # token budget of those samples
-    sample_max_new_tokens: int = 96
+    # evaluation sets after training, with the eval.during_training budget (empty: no evaluation)
+    eval_sets: list[str] = field(default_factory=lambda: ["generic"])
 
 
 @dataclass
@@ -199,10 +197,9 @@ class RLConfig:
 
 
 @dataclass
-class EvalConfig:
-    # sources evaluated (benchmarks that are not available are reported as skipped); the contamination
-    # guard compares every training set with these
-    datasets: list[str] = field(default_factory=lambda: ["gsm8k", "aqua", "strategyqa", "generic"])
+class EvalBudget:
+    # problems per evaluation set (null: all), a seeded subset
+    limit: int | None = None
     # sampled answers per problem for self-consistency and pass@k
     k: int = 8
     # sampling temperature of those answers
@@ -211,10 +208,23 @@ class EvalConfig:
     top_p: float = 0.95
     # token budget per answer
     max_new_tokens: int = 256
-    # problems per evaluation set (null: all), drawn with data.seed
-    limit: int | None = None
+    # problems per set also asked without the reasoning prompt (reason-or-answer rates)
+    direct_limit: int = 16
     # problems per generate call
     batch_size: int = 8
+    # bootstrap resamples for the 95% interval of accuracy
+    bootstrap_samples: int = 1000
+
+
+@dataclass
+class EvalConfig(EvalBudget):
+    # sources evaluated (benchmarks that are not available are reported as skipped); the contamination
+    # guard compares every training set with these
+    datasets: list[str] = field(default_factory=lambda: ["gsm8k", "aqua", "strategyqa", "generic"])
+    # adapter to evaluate: a checkpoint dir, `base` for the bare model, null for the run's newest checkpoint
+    checkpoint: str | None = None
+    # the smaller budget of the evaluations run after every training stage
+    during_training: EvalBudget = field(default_factory=EvalBudget)
 
 
 @dataclass
@@ -245,6 +255,8 @@ class Config:
     init_from: str | None = None
     # global seed (model init, data order, sampling)
     seed: int = 42
+    # an earlier run directory (or a folder of runs) whose newest checkpoint `eval` and `answer` use
+    run: str | None = None
 
 
 CHOICES = {
@@ -265,7 +277,8 @@ RANGES = {
     "warmup.warmup_ratio": (0.0, 1.0),
 }
 
-POSITIVE = ("model.lora.r", "data.max_length", "warmup.batch_size", "warmup.grad_accum", "eval.k")
+POSITIVE = ("model.lora.r", "data.max_length", "warmup.batch_size", "warmup.grad_accum", "eval.k",
+            "eval.during_training.k", "eval.batch_size")
 
 
 def validate(cfg: DictConfig) -> None:

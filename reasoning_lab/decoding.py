@@ -68,3 +68,74 @@ def generate(
             results[batch[row // k]].append(Completion(text=text, tokens=length, hit_cap=not ended))
     model.train(was_training)
     return results
+
+
+def majority_vote(answers: list[str | None]) -> str | None:
+    """The most common canonical answer; ties go to the one seen first; None only if all are None."""
+    counts: dict[str, int] = {}
+    for answer in answers:
+        if answer is not None:
+            counts[answer] = counts.get(answer, 0) + 1
+    if not counts:
+        return None
+    best = max(counts.values())
+    return next(answer for answer, count in counts.items() if count == best)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct (Chen et al., 2021): 1 - C(n-c, k) / C(n, k)."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    result = 1.0
+    for i in range(n - c + 1, n + 1):
+        result *= 1.0 - k / i
+    return 1.0 - result
+
+
+def guess_kind(question: str) -> str:
+    """number | choice | yesno, from the question's shape: options A-E -> choice, a yes/no question -> yesno."""
+    import re
+
+    if len(re.findall(r"(?:^|\s|\()([A-E])\)", question)) >= 3:
+        return "choice"
+    first = question.strip().split(maxsplit=1)[0].lower() if question.strip() else ""
+    auxiliaries = {"is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should",
+                   "has", "have", "had", "may", "might", "must", "shall"}
+    if first in auxiliaries or re.search(r"\byes or no\b", question, re.IGNORECASE):
+        return "yesno"
+    return "number"
+
+
+def self_consistency(
+    model,
+    tokenizer,
+    question: str,
+    k: int = 8,
+    kind: str | None = None,
+    reason: bool = True,
+    system_prompt: str = "Generate a step by step reasoning for this question.",
+    temperature: float = 0.7,
+    top_p: float = 0.95,
+    max_new_tokens: int = 256,
+    options: list[str] | None = None,
+) -> dict:
+    """Sample k answers to one question and vote: {"answer", "votes", "paths", "kind"}.
+
+    `paths` holds every sampled completion with its extracted canonical answer; `votes` counts each
+    distinct answer (None = no answer found) in the order first seen.
+    """
+    from reasoning_lab.answers import extract_answer
+
+    kind = kind or guess_kind(question)
+    prompt = ([{"role": "system", "content": system_prompt}] if reason else []) + [{"role": "user", "content": question}]
+    (completions,) = generate(model, tokenizer, [prompt], max_new_tokens, k=k, do_sample=True,
+                              temperature=temperature, top_p=top_p)
+    paths = [{"completion": c.text, "answer": extract_answer(c.text, kind, options), "tokens": c.tokens,
+              "hit_cap": c.hit_cap} for c in completions]
+    votes: dict[str, int] = {}
+    for path in paths:
+        key = str(path["answer"]) if path["answer"] is not None else "None"
+        votes[key] = votes.get(key, 0) + 1
+    return {"answer": majority_vote([p["answer"] for p in paths]), "votes": votes, "paths": paths, "kind": kind}

@@ -230,6 +230,16 @@ def check_checkpoint(adapter_dir: str | Path, model_cfg: DictConfig) -> Path:
     return adapter_dir
 
 
+def find_checkpoint(root: str | Path) -> Path | None:
+    """The newest complete adapter checkpoint below `root` (a run directory or a folder of runs)."""
+    root = Path(root)
+    if (root / "adapter_config.json").exists():
+        return root
+    found = [p.parent for p in root.glob("**/adapter_config.json") if not p.parent.name.startswith(".")
+             and not any(part.startswith(".") or part == "trainer" for part in p.parent.relative_to(root).parts)]
+    return max(found, key=lambda p: (p / "adapter_config.json").stat().st_mtime) if found else None
+
+
 def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: bool = True):
     """The base model with LoRA adapters: fresh ones, or those saved in `init_from`. Only adapters train."""
     if init_from:

@@ -10,8 +10,9 @@ from reasoning_lab.model import load_base_model
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file
 from tests.conftest import make_config, run_cli
 
-TINY = ["model=tiny_random", "warmup.max_steps=2", "warmup.eval_steps=1", "warmup.samples=1",
-        "warmup.sample_max_new_tokens=8", "data.generic.size_per_level=8", "eval.datasets=[generic]"]
+TINY = ["model=tiny_random", "warmup.max_steps=2", "warmup.eval_steps=1", "eval.during_training.limit=2",
+        "eval.during_training.k=2", "eval.during_training.max_new_tokens=8", "data.generic.size_per_level=8",
+        "eval.datasets=[generic]"]
 
 
 def finished(run_dir, result):
@@ -27,6 +28,8 @@ def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tmp_path):
     assert metrics["train"]["steps"] == 2
     assert metrics["train_data"]["per_source"] == {"generic": 72}
     assert metrics["contamination"]["pairs"]["generic->generic"]["overlapping"] == 0
+    assert metrics["eval"]["generic"]["n"] == 2
+    assert json.loads((run_dir / "warmup" / "eval_results.json").read_text())["label"] == "warmup"
 
     cfg = make_config("model=tiny_random")
     adapter = PeftModel.from_pretrained(load_base_model(cfg.model), run_dir / "warmup" / "checkpoint")
@@ -70,11 +73,14 @@ def test_real_mix_trains_on_benchmark_rows(tmp_path, shared_data):
 def test_embedded_model_learns_the_format(tmp_path):
     run_dir = tmp_path / "run"
     metrics = finished(run_dir, run_cli("stage=warmup", "warmup.max_steps=6", "warmup.eval_steps=3",
-                                        "warmup.samples=2", "warmup.sample_max_new_tokens=48",
-                                        f"hydra.run.dir={run_dir}"))
+                                        "eval.during_training.limit=4", "eval.during_training.k=2",
+                                        "eval.during_training.max_new_tokens=48", f"hydra.run.dir={run_dir}"))
     assert metrics["train"]["eval_loss_after"] < metrics["train"]["eval_loss_before"]
-    samples = [json.loads(line) for line in (run_dir / "warmup" / "samples.jsonl").read_text().splitlines()]
-    assert len(samples) == 4 and all(s["completion"] for s in samples)
+    generic = metrics["eval"]["generic"]
+    assert generic["n"] == 4 and 0 <= generic["accuracy"] <= 1
+    predictions = (run_dir / "warmup" / "predictions" / "generic.jsonl").read_text().splitlines()
+    assert len(predictions) == 4 and all(json.loads(p)["greedy"] for p in predictions)
+    assert "| generic |" in (run_dir / "report.md").read_text()
     assert find_wandb_files(run_dir)
 
 
@@ -82,8 +88,8 @@ def test_embedded_model_learns_the_format(tmp_path):
 def test_embedded_model_in_8bit_on_the_cpu(tmp_path):
     run_dir = tmp_path / "run"
     metrics = finished(run_dir, run_cli("stage=warmup", "model.quantization=8bit", "warmup.max_steps=2",
-                                        "warmup.batch_size=4", "warmup.eval_steps=0", "warmup.samples=1",
-                                        "warmup.sample_max_new_tokens=4", "data.val_size=8", "logger=none",
+                                        "warmup.batch_size=4", "warmup.eval_steps=0", "warmup.eval_sets=[]",
+                                        "data.val_size=8", "logger=none",
                                         f"hydra.run.dir={run_dir}"))
     assert metrics["train"]["steps"] == 2
     config = json.loads((run_dir / "warmup" / "checkpoint" / "adapter_config.json").read_text())

@@ -1,13 +1,13 @@
 """Warm-up stage: supervised fine-tuning of the LoRA adapters on generic reasoning.
 
-Recipe: load the model and data -> tokenize with a loss mask on the completion -> train with TRL's
-SFTTrainer, validation loss before, during and after -> greedy samples -> save the adapter.
-Writes `<run_dir>/warmup/{metrics.json, checkpoint/, samples.jsonl}`.
+Recipe: load the model and data -> contamination guard -> tokenize with a loss mask on the completion
+-> train with TRL's SFTTrainer, validation loss before, during and after -> save the adapter ->
+evaluate in memory (greedy, self-consistency, with and without the reasoning prompt).
+Writes `<run_dir>/warmup/{metrics.json, checkpoint/, eval_results.json, predictions/}` and `report.md`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -17,9 +17,10 @@ from transformers import set_seed
 from trl import SFTConfig, SFTTrainer
 
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
-from reasoning_lab.decoding import generate
+from reasoning_lab.evaluation import evaluate, log_to_wandb
 from reasoning_lab.model import load_model, load_tokenizer, save_adapter, trainable_parameters
-from reasoning_lab.tracking import stage_run
+from reasoning_lab.report import write_report
+from reasoning_lab.tracking import stage_run, write_json
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +51,6 @@ def sft_arguments(settings: DictConfig, output_dir: Path, seed: int, report_to: 
         dataloader_num_workers=0,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # mixed precision on GPUs only
     )
-
-
-def show_samples(model, tokenizer, examples: list[dict], settings: DictConfig, system_prompt: str) -> list[dict]:
-    """Greedy answers to a few validation questions, with the reasoning prompt and without it."""
-    picked = examples[: settings.samples]
-    prompts, rows = [], []
-    for example in picked:
-        question = example["prompt"][-1]
-        for reason in (True, False):
-            prompt = ([{"role": "system", "content": system_prompt}] if reason else []) + [question]
-            prompts.append(prompt)
-            rows.append({"question": question["content"], "reasoning_prompt": reason, "gold": example["answer"]})
-    completions = generate(model, tokenizer, prompts, max_new_tokens=settings.sample_max_new_tokens)
-    for row, (completion,) in zip(rows, completions):
-        row["completion"] = completion.text
-        log.info("sample (%s) %r -> %r", "reason" if row["reasoning_prompt"] else "direct",
-                 row["question"][-80:], completion.text)
-    return rows
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -106,20 +89,16 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             "history": history,
         }
 
-        samples = show_samples(trainer.model, tokenizer, val_examples, cfg.warmup, cfg.data.system_prompt)
-        (stage_dir / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
-        metrics["samples_with_think"] = sum("<think>" in s["completion"] for s in samples if s["reasoning_prompt"])
-        metrics["samples_without_think_direct"] = sum(
-            "<think>" not in s["completion"] for s in samples if not s["reasoning_prompt"])
-        if wandb_run is not None:
-            import wandb
-
-            columns = ["question", "reasoning_prompt", "gold", "completion"]
-            wandb_run.log({"warmup/samples": wandb.Table(columns=columns,
-                                                         data=[[s[c] for c in columns] for s in samples])})
-
         checkpoint = save_adapter(trainer.model, tokenizer, stage_dir / "checkpoint", cfg.model, {"stage": "warmup"})
         metrics["checkpoint"] = str(checkpoint)
+
+        if cfg.warmup.eval_sets:
+            results = evaluate(trainer.model, tokenizer, cfg, cfg.eval.during_training, "warmup", stage_dir,
+                               datasets=list(cfg.warmup.eval_sets))
+            write_json(stage_dir / "eval_results.json", results)
+            log_to_wandb(wandb_run, results, "warmup/eval")
+            metrics["eval"] = results["datasets"]
+            write_report(run_dir)
         log.info("warm-up done: eval loss %.3f -> %.3f, adapter in %s",
                  metrics["train"]["eval_loss_before"], metrics["train"]["eval_loss_after"], checkpoint)
     return metrics

@@ -1,0 +1,62 @@
+"""Evaluation stage: the base model or an adapter on every evaluation set.
+
+Recipe: pick the checkpoint (eval.checkpoint, else the newest one under `run` or this run
+directory, else the base model) -> load -> evaluate (reasoning_lab.evaluation) -> write
+`eval/results.json`, `eval/predictions/<set>.jsonl`, `report.md` and `report.png` -> log to W&B.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+from transformers import set_seed
+
+from reasoning_lab.evaluation import evaluate, log_to_wandb
+from reasoning_lab.model import find_checkpoint, load_base_model, load_model, load_tokenizer
+from reasoning_lab.report import write_report
+from reasoning_lab.tracking import stage_run, write_json
+
+log = logging.getLogger(__name__)
+
+
+def choose_checkpoint(cfg: DictConfig, run_dir: str) -> Path | None:
+    """The adapter to evaluate, or None for the base model."""
+    if cfg.eval.checkpoint == "base":
+        return None
+    if cfg.eval.checkpoint:
+        return Path(cfg.eval.checkpoint)
+    return find_checkpoint(cfg.run or run_dir)
+
+
+def run(cfg: DictConfig, run_dir: str) -> dict:
+    with stage_run(cfg, run_dir, "eval") as (stage_dir, metrics, wandb_run):
+        set_seed(cfg.seed)
+        checkpoint = choose_checkpoint(cfg, run_dir)
+        tokenizer = load_tokenizer(cfg.model)
+        if checkpoint is None:
+            model = load_base_model(cfg.model)
+        else:
+            model = load_model(cfg.model, init_from=str(checkpoint), trainable=False)
+        label = "base" if checkpoint is None else checkpoint_label(checkpoint)
+        log.info("evaluating %s", checkpoint or f"the base model {cfg.model.name}")
+        results = evaluate(model, tokenizer, cfg, cfg.eval, label, out_dir=stage_dir)
+        results["checkpoint"] = str(checkpoint) if checkpoint else "base"
+        write_json(stage_dir / "results.json", results)
+        report = write_report(run_dir)
+        log_to_wandb(wandb_run, results, "eval")
+        if wandb_run is not None and report is not None:
+            import wandb
+
+            wandb_run.log({"eval/report": wandb.Image(str(report[1]))})
+        metrics.update(checkpoint=results["checkpoint"], datasets=results["datasets"], skipped=results["skipped"])
+    return metrics
+
+
+def checkpoint_label(checkpoint: Path) -> str:
+    """`.../warmup/checkpoint` -> "warmup", `.../curriculum/stage_2` -> "curriculum/stage_2"."""
+    parts = checkpoint.resolve().parts
+    if parts[-1] == "checkpoint":
+        return parts[-2]
+    return "/".join(parts[-2:])

@@ -1,0 +1,76 @@
+"""Decoding (reasoning_lab.decoding): the vote, pass@k, batched generation and self-consistency."""
+
+import math
+
+import pytest
+import torch
+
+from reasoning_lab.decoding import generate, guess_kind, majority_vote, pass_at_k, self_consistency
+from reasoning_lab.model import load_model, load_tokenizer
+from tests.conftest import make_config
+
+
+def test_majority_vote():
+    assert majority_vote(["3", "4", "3"]) == "3"
+    assert majority_vote(["4", "3", "3", "4"]) == "4"  # tie: first seen
+    assert majority_vote([None, None, "7"]) == "7"  # None never wins while an answer exists
+    assert majority_vote([None, "2", None, None, "5"]) == "2"
+    assert majority_vote([None, None]) is None and majority_vote([]) is None
+
+
+@pytest.mark.parametrize(
+    "n, c, k, expected",
+    [(8, 0, 1, 0.0), (8, 8, 4, 1.0), (8, 2, 1, 0.25), (4, 1, 2, 0.5), (5, 2, 2, 0.7), (10, 3, 5, 1 - 21 / 252),
+     (4, 3, 2, 1.0)],
+)
+def test_pass_at_k_matches_hand_computed_values(n, c, k, expected):
+    # pass@k = 1 - C(n-c, k) / C(n, k); e.g. n=5, c=2, k=2: 1 - C(3,2)/C(5,2) = 1 - 3/10
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+    assert pass_at_k(n, c, k) == pytest.approx(1 - math.comb(n - c, k) / math.comb(n, k))
+
+
+def test_pass_at_k_needs_enough_samples():
+    with pytest.raises(ValueError):
+        pass_at_k(2, 1, 4)
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [("A train travels 60 km in 1.5 hours. What is its speed in km/h?", "number"),
+     ("Is 17 a prime number?", "yesno"), ("Would a dog fit in a shoebox? Answer yes or no.", "yesno"),
+     ("What is 2+2?\nOptions: A)3 B)4 C)5 D)6 E)7", "choice")],
+)
+def test_guess_kind(question, kind):
+    assert guess_kind(question) == kind
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = make_config("model=tiny_random")
+    return load_model(cfg.model, trainable=False), load_tokenizer(cfg.model)
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny):
+    model, tokenizer = tiny
+    prompts = [[{"role": "user", "content": q}] for q in ("Hi", "What is 12 + 30 - 7?", "Is ice cold? Answer yes.")]
+    batched = generate(model, tokenizer, prompts, max_new_tokens=12, batch_size=3)
+    single = [generate(model, tokenizer, [p], max_new_tokens=12)[0] for p in prompts]
+    assert [b[0].text for b in batched] == [s[0].text for s in single]
+    assert all(b[0].hit_cap == (b[0].tokens == 12) for b in batched)
+
+
+def test_k_samples_come_back_per_prompt_in_order(tiny):
+    model, tokenizer = tiny
+    torch.manual_seed(0)
+    prompts = [[{"role": "user", "content": q}] for q in ("a", "a much longer question than the first one")]
+    out = generate(model, tokenizer, prompts, max_new_tokens=6, k=3, do_sample=True, temperature=1.0)
+    assert [len(group) for group in out] == [3, 3]
+
+
+def test_self_consistency_votes_over_its_paths(tiny):
+    model, tokenizer = tiny
+    torch.manual_seed(0)
+    result = self_consistency(model, tokenizer, "What is 2 + 2?", k=4, max_new_tokens=8)
+    assert len(result["paths"]) == 4 and sum(result["votes"].values()) == 4
+    assert result["answer"] == majority_vote([p["answer"] for p in result["paths"]])
+    assert result["kind"] == "number"

@@ -1,0 +1,103 @@
+"""Evaluation (reasoning_lab.evaluation) and the eval stage with its report."""
+
+import json
+
+import pytest
+
+from reasoning_lab.data import Problem
+from reasoning_lab.evaluation import bootstrap_ci, evaluate_problems, options_of, well_formed
+from reasoning_lab.report import write_report
+from tests.conftest import make_config, run_cli
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
+    values = [1.0] * 30 + [0.0] * 70
+    low, high = bootstrap_ci(values, 2000, seed=0)
+    assert low < 0.3 < high and 0.18 < low and high < 0.42
+    assert bootstrap_ci(values, 2000, seed=0) == [low, high]
+    assert bootstrap_ci([1.0] * 10, 500, 0) == [1.0, 1.0] and bootstrap_ci([], 10, 0) == [0.0, 0.0]
+
+
+def test_well_formed():
+    assert well_formed("<think>\n1 + 1 = 2\n</think>\n2")
+    assert not well_formed("<think>\n1 + 1 = 2\n</think>\n")
+    assert not well_formed("<think>a</think><think>b</think>2")
+    assert not well_formed("2") and not well_formed("<think> never closed 2")
+
+
+def test_options_of_an_aqua_question():
+    problem = Problem("Q?\nOptions: A)12 km B)15 C)18 D)20 E)None of these", "", "C", "choice", 1, "aqua")
+    assert options_of(problem) == ["A)12 km", "B)15", "C)18", "D)20", "E)None of these"]
+
+
+def test_metrics_from_known_completions(monkeypatch):
+    """generate() replaced by known completions, to check the bookkeeping exactly."""
+    from reasoning_lab import evaluation
+    from reasoning_lab.decoding import Completion
+
+    problems = [Problem("2+2?", "", "4", "number", 1, "t"), Problem("3+3?", "", "6", "number", 1, "t")]
+    greedy = [[Completion("<think>\n2+2=4\n</think>\n4", 9, False)], [Completion("7", 1, False)]]
+    sampled = [[Completion(t, 3, False) for t in ("4", "5", "4", "<think>x")],
+               [Completion(t, 3, t == "cut") for t in ("6", "7", "7", "cut")]]
+    direct = [[Completion("4", 1, False)], [Completion("<think>6</think>6", 4, False)]]
+    calls = iter([greedy, sampled, direct])
+    monkeypatch.setattr(evaluation, "generate", lambda *a, **k: next(calls))
+    budget = make_config().eval
+    budget.k = 4
+    metrics, predictions = evaluate_problems(None, None, problems, budget, "sys", seed=0)
+    assert metrics["n"] == 2 and metrics["accuracy"] == 0.5
+    assert metrics["maj@4"] == 0.5  # problem 1 votes 4 (right), problem 2 votes 7 (wrong)
+    assert metrics["pass@1"] == pytest.approx((2 / 4 + 1 / 4) / 2)
+    assert metrics["pass@4"] == 1.0
+    assert metrics["format_rate"] == 0.5 and metrics["think_rate_with_prompt"] == 0.5
+    assert metrics["think_rate_without_prompt"] == 0.5 and metrics["direct_rate"] == 0.5
+    assert metrics["cap_rate"] == pytest.approx(1 / 10)
+    assert predictions[1]["vote"] == "7" and predictions[1]["samples"][0]["correct"] is True
+
+
+def test_eval_stage_on_tiny_random_writes_every_key(tmp_path, shared_data):
+    run_dir = tmp_path / "run"
+    result = run_cli("stage=eval", "model=tiny_random", "eval.limit=3", "eval.k=2", "eval.max_new_tokens=8",
+                     "eval.direct_limit=2", f"data.root={shared_data}", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    assert set(results["datasets"]) == {"gsm8k", "aqua", "strategyqa", "generic", "synthetic_gsm8k",
+                                        "synthetic_aqua", "synthetic_strategyqa"}
+    keys = {"n", "accuracy", "accuracy_lenient", "maj@2", "pass@2", "format_rate", "ci95", "direct_rate",
+            "think_rate_with_prompt", "think_rate_without_prompt", "mean_completion_tokens"}
+    for name, metrics in results["datasets"].items():
+        assert keys <= set(metrics) and metrics["n"] == 3 and len(metrics["ci95"]) == 2, name
+        rows = [json.loads(line) for line in (run_dir / "eval" / "predictions" / f"{name}.jsonl").read_text().splitlines()]
+        assert len(rows) == 3 and all(len(r["samples"]) == 2 for r in rows)
+        assert sum(r["correct"] for r in rows) / 3 == pytest.approx(metrics["accuracy"], abs=1e-3)
+    assert results["checkpoint"] == "base"
+    gsm8k = results["datasets"]["gsm8k"]
+    row = f"| gsm8k | {gsm8k['accuracy']:.3f} / {gsm8k['maj@2']:.3f} (n=3) |"
+    assert row in (run_dir / "report.md").read_text()
+    assert (run_dir / "report.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unavailable_benchmarks_are_reported_as_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run_dir = tmp_path / "run"
+    result = run_cli("stage=eval", "model=tiny_random", "eval.limit=2", "eval.k=1", "eval.max_new_tokens=4",
+                     "eval.direct_limit=1", "eval.datasets=[gsm8k,generic]", "data.root=null", "logger=none",
+                     f"hydra.run.dir={run_dir}", env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    assert list(results["datasets"]) == ["generic"] and "gsm8k" in results["skipped"]
+    assert "Skipped (not available): gsm8k" in (run_dir / "report.md").read_text()
+
+
+def test_report_orders_stages_by_time(tmp_path):
+    for i, label in enumerate(["base", "warmup", "curriculum/stage_1"]):
+        folder = tmp_path / label
+        folder.mkdir(parents=True)
+        metrics = {"n": 4, "accuracy": 0.25 * i, "maj@4": 0.25 * (i + 1)}
+        (folder / "eval_results.json").write_text(json.dumps(
+            {"label": label, "finished": 100 + i, "datasets": {"gsm8k": metrics}, "decoding": {"k": 4}}))
+    markdown, chart = write_report(tmp_path)
+    text = markdown.read_text()
+    assert "| dataset | base | warmup | curriculum/stage_1 |" in text
+    assert "| gsm8k | 0.000 / 0.250 (n=4) | 0.250 / 0.500 (n=4) | 0.500 / 0.750 (n=4) |" in text
+    assert chart.stat().st_size > 1000

@@ -20,7 +20,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from reasoning_lab.config import ReasoningLabError, register_configs, validate
 
-STAGES = {"warmup": "reasoning_lab.stages.warmup", "eval": "reasoning_lab.stages.eval"}
+STAGES = {
+    "warmup": "reasoning_lab.stages.warmup",
+    "eval": "reasoning_lab.stages.eval",
+    "answer": "reasoning_lab.stages.answer",
+}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

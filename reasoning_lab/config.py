@@ -210,6 +210,8 @@ class EvalBudget:
     max_new_tokens: int = 256
     # problems per set also asked without the reasoning prompt (reason-or-answer rates)
     direct_limit: int = 16
+    # token budget of those answers (enough to see whether the model opens a <think> block)
+    direct_max_new_tokens: int = 32
     # problems per generate call
     batch_size: int = 8
     # bootstrap resamples for the 95% interval of accuracy
@@ -257,6 +259,14 @@ class Config:
     seed: int = 42
     # an earlier run directory (or a folder of runs) whose newest checkpoint `eval` and `answer` use
     run: str | None = None
+    # stage=answer: the question to answer
+    question: str | None = None
+    # stage=answer: a JSONL file of {"question": ...} lines (answers go to <run_dir>/answers.jsonl)
+    questions: str | None = None
+    # stage=answer: number | choice | yesno (null: guessed from the question)
+    kind: str | None = None
+    # stage=answer: ask with the reasoning system prompt (false: answer directly)
+    reason: bool = True
 
 
 CHOICES = {

@@ -70,7 +70,7 @@ def evaluate_problems(model, tokenizer, problems: list[Problem], budget: DictCon
                        temperature=budget.temperature, top_p=budget.top_p, batch_size=budget.batch_size)
     direct_problems = problems[: budget.direct_limit]
     direct = generate(model, tokenizer, [[{"role": "user", "content": p.question}] for p in direct_problems],
-                      budget.max_new_tokens, batch_size=budget.batch_size)
+                      min(budget.max_new_tokens, budget.direct_max_new_tokens), batch_size=budget.batch_size)
 
     predictions, strict, lenient, majority, pass1, passk, formatted = [], [], [], [], [], [], []
     for i, (problem, (g,), samples) in enumerate(zip(problems, greedy, sampled)):

@@ -1,0 +1,96 @@
+"""Ask a trained model: one question (or a file of them) in, a self-consistent answer out.
+
+Recipe: pick the adapter (eval.checkpoint, else the newest checkpoint under `run` or logs/, else the
+base model) -> load -> sample eval.k reasoning paths per question -> majority vote over the extracted
+canonical answers (reasoning_lab.decoding.self_consistency) -> print the voted answer, the vote counts
+and one path that reached it; every path is saved in `<run_dir>/answers.jsonl`.
+
+    python -m reasoning_lab stage=answer question="A train travels 60 km in 1.5 hours. What is its speed in km/h?"
+    python -m reasoning_lab stage=answer questions=my_questions.jsonl   # one {"question": ...} per line
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from omegaconf import DictConfig
+from transformers import set_seed
+
+from reasoning_lab.answers import KINDS
+from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.decoding import self_consistency
+from reasoning_lab.model import check_checkpoint, find_checkpoint, load_base_model, load_model, load_tokenizer
+
+
+def read_questions(cfg: DictConfig) -> list[str]:
+    if cfg.questions:
+        path = Path(cfg.questions)
+        if not path.exists():
+            raise ReasoningLabError(f"questions={path} does not exist; give a JSONL file with one {{\"question\": ...}} per line")
+        questions = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                question = json.loads(line).get("question")
+            except (json.JSONDecodeError, AttributeError):
+                question = None
+            if not isinstance(question, str) or not question.strip():
+                raise ReasoningLabError(f"{path}:{number} has no non-empty \"question\" string: {line[:80]!r}")
+            questions.append(question.strip())
+        if not questions:
+            raise ReasoningLabError(f"{path} holds no questions")
+        return questions
+    if cfg.question is None or not str(cfg.question).strip():
+        raise ReasoningLabError('no question: add question="..." (or questions=<file.jsonl>) to the command')
+    return [str(cfg.question).strip()]
+
+
+def choose_checkpoint(cfg: DictConfig) -> Path | None:
+    if cfg.eval.checkpoint == "base":
+        return None
+    if cfg.eval.checkpoint:
+        if not Path(cfg.eval.checkpoint).exists():
+            raise ReasoningLabError(f"eval.checkpoint={cfg.eval.checkpoint} does not exist")
+        return check_checkpoint(cfg.eval.checkpoint, cfg.model)
+    root = Path(cfg.run or "logs")
+    if cfg.run and not root.exists():
+        raise ReasoningLabError(f"run={root} does not exist")
+    found = find_checkpoint(root) if root.exists() else None
+    return check_checkpoint(found, cfg.model) if found else None
+
+
+def show(result: dict, reason: bool) -> str:
+    votes = ", ".join(f"{answer}: {count}" for answer, count in result["votes"].items())
+    lines = [f"answer: {result['answer']}", f"votes ({sum(result['votes'].values())} paths): {votes}"]
+    path = next((p for p in result["paths"] if p["answer"] == result["answer"]), result["paths"][0])
+    lines.append(("reasoning of one path that reached it:\n" if reason else "direct answer:\n") + path["completion"])
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig, run_dir: str) -> dict:
+    questions = read_questions(cfg)
+    if cfg.kind is not None and cfg.kind not in KINDS:
+        raise ReasoningLabError(f"kind={cfg.kind} is not one of {', '.join(KINDS)}")
+    checkpoint = choose_checkpoint(cfg)
+    set_seed(cfg.seed)
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_base_model(cfg.model) if checkpoint is None else load_model(cfg.model, str(checkpoint), trainable=False)
+    print(f"model: {cfg.model.name} + {checkpoint or 'no adapter (base model)'}", flush=True)
+    out = Path(run_dir) / "answers.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w") as handle:
+        for question in questions:
+            result = self_consistency(
+                model, tokenizer, question, k=cfg.eval.k, kind=cfg.kind, reason=cfg.reason,
+                system_prompt=cfg.data.system_prompt, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
+                max_new_tokens=cfg.eval.max_new_tokens,
+            )
+            handle.write(json.dumps({"question": question, "checkpoint": str(checkpoint or "base"),
+                                     "reason": cfg.reason, **result}) + "\n")
+            handle.flush()
+            print(("\n" if len(questions) > 1 else "") + (f"question: {question}\n" if len(questions) > 1 else "")
+                  + show(result, cfg.reason), flush=True)
+    print(f"\nall paths saved in {out}")
+    return {"answers": str(out), "questions": len(questions)}

@@ -1,0 +1,65 @@
+"""stage=answer: one question in, a self-consistent answer out (and a file of questions)."""
+
+import json
+
+import pytest
+
+from reasoning_lab.decoding import majority_vote
+from tests.conftest import run_cli
+
+TINY = ["stage=answer", "model=tiny_random", "eval.k=4", "eval.max_new_tokens=12", "logger=none"]
+
+
+def test_printed_vote_matches_the_saved_paths(tmp_path):
+    result = run_cli(*TINY, "eval.checkpoint=base", "question=What is 12 + 30?", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (saved,) = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    assert len(saved["paths"]) == 4 and saved["kind"] == "number"
+    voted = majority_vote([p["answer"] for p in saved["paths"]])
+    assert f"answer: {voted}" in result.stdout.splitlines()
+    counts = {}
+    for p in saved["paths"]:
+        counts[str(p["answer"])] = counts.get(str(p["answer"]), 0) + 1
+    assert saved["votes"] == counts
+    assert "votes (4 paths): " + ", ".join(f"{a}: {c}" for a, c in counts.items()) in result.stdout
+
+
+@pytest.fixture(scope="module")
+def train(tmp_path_factory):
+    """A run directory with a one-step tiny_random warm-up checkpoint."""
+    train = tmp_path_factory.mktemp("train")
+    trained = run_cli("stage=warmup", "model=tiny_random", "warmup.max_steps=1", "warmup.eval_steps=0",
+                      "warmup.eval_sets=[]", "data.generic.size_per_level=4", "eval.datasets=[generic]",
+                      "logger=none", f"hydra.run.dir={train}")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    return train
+
+
+def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, train):
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Is 9 greater than 3?"}\n\n{"question": "What is 2+2?\\nOptions: A)3 B)4 C)5 D)6 E)7"}\n')
+    out = tmp_path / "answers"
+    result = run_cli(*TINY, f"run={train}", f"questions={questions}", "reason=false", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"{train}/warmup/checkpoint" in result.stdout
+    rows = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in rows] == ["yesno", "choice"] and all(len(r["paths"]) == 4 for r in rows)
+    assert all(r["reason"] is False for r in rows)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [(["question="], "no question"), (["question=hi", "eval.checkpoint=/no/such/dir"], "does not exist"),
+     (["question=hi", "run=/no/such/run"], "does not exist"), (["question=hi", "kind=date"], "kind=date")],
+)
+def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
+    result = run_cli(*TINY, *args, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_checkpoint_of_another_base_model_is_refused(tmp_path, train):
+    result = run_cli("stage=answer", "model=smollm2_135m", "question=hi",
+                     f"eval.checkpoint={train}/warmup/checkpoint", f"hydra.run.dir={tmp_path / 'a'}")
+    assert result.returncode == 2 and "trained on model=tiny_random" in result.stderr

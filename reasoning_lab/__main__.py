@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
 import hydra
@@ -24,6 +25,7 @@ STAGES = {
     "warmup": "reasoning_lab.stages.warmup",
     "eval": "reasoning_lab.stages.eval",
     "answer": "reasoning_lab.stages.answer",
+    "curriculum": "reasoning_lab.stages.curriculum",
 }
 
 
@@ -58,8 +60,13 @@ def one_line(error: BaseException) -> str:
     return " -- ".join(parts)
 
 
+def interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
     register_configs()
+    signal.signal(signal.SIGTERM, interrupt)  # SIGTERM ends a stage like Ctrl-C: metrics say "interrupted"
     user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
     try:

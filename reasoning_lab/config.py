@@ -168,6 +168,69 @@ class SFTSettings:
 
 
 @dataclass
+class CurriculumStage:
+    # label of the stage in logs and metrics
+    name: str = MISSING
+    # data sets (keys of data.sets) trained on in this stage
+    data: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CurriculumConfig:
+    stages: list[CurriculumStage] = field(default_factory=list)
+    # fixed | linear | root | step (reasoning_lab.curriculum.competence)
+    pacing: str = "root"
+    # initial competence: the easiest share of a stage's examples available at its first step
+    c0: float = 0.2
+    # competence levels of the `step` pacing
+    step_levels: int = 4
+    # share of each batch drawn from earlier stages' data
+    replay: float = 0.2
+    # replay added for the next stage when an earlier stage was forgotten
+    replay_boost: float = 0.1
+    # replay never exceeds this
+    max_replay: float = 0.5
+    # optimizer steps per stage (-1: epochs_per_stage passes over the stage's data)
+    steps_per_stage: int = 12
+    # passes over a stage's data when steps_per_stage is -1
+    epochs_per_stage: float = 1.0
+    # examples per step
+    batch_size: int = 8
+    # gradient accumulation steps
+    grad_accum: int = 1
+    # peak learning rate of each stage
+    learning_rate: float = 2e-4
+    # learning-rate schedule within a stage
+    lr_scheduler: str = "cosine"
+    # share of each stage's steps warming the learning rate up
+    warmup_ratio: float = 0.05
+    # training loss logged every this many steps
+    logging_steps: int = 4
+    # intra-stage checkpoints every this many steps (resume restarts from the newest)
+    save_steps: int = 4
+    # validation accuracy at which a stage ends
+    advance_at: float = 0.8
+    # a gain at or below this counts as "stopped improving"
+    min_delta: float = 0.02
+    # extension budget per stage, in passes over its data
+    max_extra_epochs: float = 0.5
+    # optimizer steps per extension round
+    extend_steps: int = 6
+    # drop in an earlier stage's validation accuracy that counts as forgetting
+    forgetting_tolerance: float = 0.1
+    # validation problems per set for the advancement decisions
+    val_limit: int = 12
+    # token budget of those validation answers
+    val_max_new_tokens: int = 96
+
+
+@dataclass
+class ExportConfig:
+    # write a merged full model (adapters folded in, dequantized) after the last training stage
+    merge: bool = False
+
+
+@dataclass
 class RewardSpec:
     # reward function name in reasoning_lab.rewards
     name: str = MISSING
@@ -250,6 +313,8 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     stage: StageConfig = field(default_factory=StageConfig)
     warmup: SFTSettings = field(default_factory=SFTSettings)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -276,6 +341,7 @@ CHOICES = {
     "data.overflow": ("drop", "truncate"),
     "data.contamination.action": ("refuse", "drop"),
     "rl.algorithm": ("grpo", "rloo", "ppo"),
+    "curriculum.pacing": ("fixed", "linear", "root", "step"),
     "logger.backend": ("wandb", "none"),
     "logger.mode": ("auto", "online", "offline"),
 }
@@ -285,10 +351,13 @@ RANGES = {
     "eval.temperature": (0.0, 10.0),
     "eval.top_p": (0.0, 1.0),
     "warmup.warmup_ratio": (0.0, 1.0),
+    "curriculum.c0": (0.0, 1.0),
+    "curriculum.replay": (0.0, 1.0),
+    "curriculum.max_replay": (0.0, 1.0),
 }
 
 POSITIVE = ("model.lora.r", "data.max_length", "warmup.batch_size", "warmup.grad_accum", "eval.k",
-            "eval.during_training.k", "eval.batch_size")
+            "eval.during_training.k", "eval.batch_size", "curriculum.batch_size", "curriculum.step_levels")
 
 
 def validate(cfg: DictConfig) -> None:

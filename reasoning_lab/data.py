@@ -234,29 +234,33 @@ def source_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
     offset = {"train": 0, "val": 1, "test": 2}[split]
     if source == "generic":
         g = data_cfg.generic
-
-        def make(per_level, seed):
-            return synthetic.generic(list(g.tasks), list(g.levels), per_level, seed)
-
-        size, cells = g.size_per_level, len(g.tasks) * len(g.levels)
+        spec, size = (source, tuple(g.tasks), tuple(g.levels)), g.size_per_level
+        cells = len(g.tasks) * len(g.levels)
         held_size = -(-(data_cfg.val_size if split == "val" else data_cfg.test_size) // cells)
     elif source in synthetic.STAND_INS:
-
-        def make(n, seed):
-            return synthetic.STAND_INS[source](n, seed)
-
-        size, held_size = data_cfg.synthetic_size, data_cfg.val_size if split == "val" else data_cfg.test_size
+        spec, size = (source, (), ()), data_cfg.synthetic_size
+        held_size = data_cfg.val_size if split == "val" else data_cfg.test_size
     else:
         known = ", ".join(BENCHMARKS + ("generic",) + tuple(synthetic.STAND_INS))
         raise ReasoningLabError(f"unknown data source {source!r}; known: {known}")
-    train = make(size, data_cfg.seed)
+    train = procedural(*spec, size, data_cfg.seed)
     if split == "train":
-        return train
+        return list(train)
     seen = {p.question for p in train}
-    fresh = [p for p in make(held_size * 2, data_cfg.seed + 7919 * offset) if p.question not in seen]
+    fresh = [p for p in procedural(*spec, held_size * 2, data_cfg.seed + 7919 * offset) if p.question not in seen]
     fresh = list({p.question: p for p in fresh}.values())
     wanted = data_cfg.val_size if split == "val" else data_cfg.test_size
     return random.Random(data_cfg.seed + offset).sample(fresh, min(wanted, len(fresh)))
+
+
+@lru_cache(maxsize=64)
+def procedural(source: str, tasks: tuple, levels: tuple, size: int, seed: int) -> tuple[Problem, ...]:
+    """Generated problems, cached: every stage and split asks for the same seeded rows."""
+    from reasoning_lab import synthetic
+
+    if source == "generic":
+        return tuple(synthetic.generic(list(tasks), list(levels), size, seed))
+    return tuple(synthetic.STAND_INS[source](size, seed))
 
 
 def load_problems(data_cfg: DictConfig, name: str, split: str) -> list[Problem]:
@@ -300,13 +304,15 @@ def build_examples(data_cfg: DictConfig, names: list[str], split: str, exclude: 
     return examples
 
 
-def tokenize(examples: list[dict], tokenizer, max_length: int, overflow: str) -> tuple[Dataset, dict]:
-    """Token ids and a completion mask per example, through the model's chat template.
+def tokenize(examples: list[dict], tokenizer, max_length: int, overflow: str,
+             keep: tuple[str, ...] = ()) -> tuple[Dataset, dict]:
+    """Token ids and a completion mask per example, through the model's chat template (plus the example
+    fields named in `keep`, for the rows kept).
 
     Nothing is cut silently: examples longer than `max_length` are dropped (overflow=drop) or cut
     (overflow=truncate), and counted per source in the returned stats.
     """
-    rows = {"input_ids": [], "completion_mask": []}
+    rows = {"input_ids": [], "completion_mask": [], **{key: [] for key in keep}}
     overlong, kept = Counter(), Counter()
     for example in tqdm(examples, desc="tokenizing", leave=False):
         prompt_ids = tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True)["input_ids"]
@@ -321,6 +327,8 @@ def tokenize(examples: list[dict], tokenizer, max_length: int, overflow: str) ->
         kept[example["source"]] += 1
         rows["input_ids"].append(ids)
         rows["completion_mask"].append(mask)
+        for key in keep:
+            rows[key].append(example[key])
     stats = {"examples": sum(kept.values()), "per_source": dict(kept), "overlong": dict(overlong),
              "overflow": overflow, "max_length": max_length}
     if overlong:
@@ -345,7 +353,7 @@ def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def procedural(data_cfg: DictConfig, name: str) -> bool:
+def is_procedural(data_cfg: DictConfig, name: str) -> bool:
     return data_cfg.sets[name].source not in BENCHMARKS
 
 
@@ -375,7 +383,7 @@ def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_name
         train = load_problems(data_cfg, train_name, "train")
         grams = [ngrams(p.question, n) for p in train]
         for eval_name, (questions, eval_grams) in eval_sets.items():
-            if procedural(data_cfg, train_name) and data_cfg.sets[train_name].source == eval_name:
+            if is_procedural(data_cfg, train_name) and data_cfg.sets[train_name].source == eval_name:
                 # one generator's templates always share n-grams: its held-out rows must differ exactly
                 hits = [p.question for p in train if p.question in questions]
             else:

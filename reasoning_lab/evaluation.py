@@ -163,6 +163,27 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     return results
 
 
+def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], limit: int,
+                        max_new_tokens: int) -> dict[str, float]:
+    """Greedy strict accuracy on the validation split of each named training set (a seeded `limit`
+    subset): the curriculum's signal for advancing. One batched generate pass over all sets."""
+    from reasoning_lab.data import load_problems
+
+    problems = {}
+    for name in names:
+        rows = load_problems(cfg.data, name, "val")
+        problems[name] = random.Random(cfg.data.seed).sample(rows, min(limit, len(rows)))
+    flat = [(name, p) for name, rows in problems.items() for p in rows]
+    prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}]
+               for _, p in flat]
+    outputs = generate(model, tokenizer, prompts, max_new_tokens, batch_size=cfg.eval.batch_size)
+    correct: dict[str, list[float]] = {name: [] for name in names}
+    for (name, problem), (completion,) in zip(flat, outputs):
+        answer = extract_answer(completion.text, problem.kind, options_of(problem))
+        correct[name].append(float(same_answer(answer, problem.answer, problem.kind)))
+    return {name: mean(values) for name, values in correct.items()}
+
+
 def log_to_wandb(run, results: dict, prefix: str) -> None:
     """Per-dataset metrics under `<prefix>/<dataset>/<metric>` and a table of sample predictions."""
     if run is None:

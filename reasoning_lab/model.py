@@ -263,6 +263,21 @@ def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: d
     return build_once(Path(target), write, replace=True)
 
 
+def export_merged(model_cfg: DictConfig, adapter_dir: str | Path, target: Path) -> Path:
+    """A full model with the adapters folded in, which transformers loads without peft. The base is
+    reloaded unquantized (in model.dtype), so a quantized training run exports dequantized weights."""
+    base = AutoModelForCausalLM.from_pretrained(base_model_path(model_cfg), dtype=getattr(torch, model_cfg.dtype),
+                                                trust_remote_code=model_cfg.trust_remote_code)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    tokenizer = load_tokenizer(model_cfg)
+
+    def write(out: Path) -> None:
+        merged.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+
+    return build_once(Path(target), write, replace=True)
+
+
 def trainable_parameters(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

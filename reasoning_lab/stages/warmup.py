@@ -9,48 +9,19 @@ Writes `<run_dir>/warmup/{metrics.json, checkpoint/, eval_results.json, predicti
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 from transformers import set_seed
-from trl import SFTConfig, SFTTrainer
+from trl import SFTTrainer
 
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.evaluation import evaluate, log_to_wandb
 from reasoning_lab.model import load_model, load_tokenizer, save_adapter, trainable_parameters
 from reasoning_lab.report import write_report
+from reasoning_lab.sft import sft_arguments
 from reasoning_lab.tracking import stage_run, write_json
 
 log = logging.getLogger(__name__)
-
-
-def sft_arguments(settings: DictConfig, output_dir: Path, seed: int, report_to: str) -> SFTConfig:
-    """TRL's SFTConfig from one of our SFT sections (`warmup`, and the curriculum stages)."""
-    return SFTConfig(
-        output_dir=str(output_dir),
-        max_steps=settings.max_steps,
-        num_train_epochs=settings.num_epochs,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.learning_rate,
-        lr_scheduler_type=settings.lr_scheduler,
-        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the steps
-        logging_steps=settings.logging_steps,
-        eval_strategy="steps" if settings.eval_steps else "no",
-        eval_steps=settings.eval_steps or None,
-        eval_on_start=True,
-        save_strategy="steps" if settings.save_steps else "no",
-        save_steps=settings.save_steps or 500,
-        completion_only_loss=True,  # loss on the answer tokens only
-        max_length=None,  # lengths are handled (and counted) by reasoning_lab.data.tokenize
-        report_to=report_to,
-        seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=0,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # mixed precision on GPUs only
-    )
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -70,10 +41,16 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         train_set, metrics["train_data"] = tokenize(train_examples, tokenizer, cfg.data.max_length, cfg.data.overflow)
         val_set, metrics["val_data"] = tokenize(val_examples, tokenizer, cfg.data.max_length, cfg.data.overflow)
 
+        w = cfg.warmup
         trainer = SFTTrainer(
             model=model,
-            args=sft_arguments(cfg.warmup, stage_dir / "trainer", cfg.seed,
-                               "wandb" if wandb_run is not None else "none"),
+            args=sft_arguments(
+                stage_dir / "trainer", max_steps=w.max_steps, num_epochs=w.num_epochs, batch_size=w.batch_size,
+                grad_accum=w.grad_accum, learning_rate=w.learning_rate, lr_scheduler=w.lr_scheduler,
+                warmup_ratio=w.warmup_ratio, logging_steps=w.logging_steps, eval_steps=w.eval_steps,
+                save_steps=w.save_steps, eval_on_start=True, seed=cfg.seed,
+                report_to="wandb" if wandb_run is not None else "none",
+            ),
             train_dataset=train_set,
             eval_dataset=val_set,
             processing_class=tokenizer,

@@ -1,0 +1,123 @@
+"""Curriculum pacing, replay and advancement: what transformers, TRL and peft do not provide.
+
+- `competence(pacing, step, total_steps, c0)`: the share of a stage's examples, easiest first, that
+  training may draw from at a step (Platanios et al., 2019, "Competence-based curriculum learning"):
+    fixed:  1
+    linear: min(1, t (1 - c0) / T + c0)
+    root:   min(1, sqrt(t (1 - c0^2) / T + c0^2))
+    step:   c0, then equal jumps to 1 over `levels` levels
+- `CurriculumSampler`: the index order of one stage for the HF Trainer. At step t each batch draws
+  uniformly, without replacement, from the examples whose difficulty CDF is <= c(t) (ties in
+  difficulty broken by a seeded shuffle), and a `replay` share of every batch comes from earlier stages.
+  The order depends only on the seed, so a resumed run sees the same batches.
+- `decide`: advance / extend / raise replay from validation accuracies.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from torch.utils.data import Sampler
+
+PACINGS = ("fixed", "linear", "root", "step")
+
+
+def competence(pacing: str, step: int, total_steps: int, c0: float, levels: int = 4) -> float:
+    """Share of the stage's examples (easiest first) available at `step` of `total_steps`."""
+    if pacing not in PACINGS:
+        raise ValueError(f"pacing must be one of {PACINGS}, not {pacing!r}")
+    if pacing == "fixed" or total_steps <= 0:
+        return 1.0
+    t = max(0, step) / total_steps
+    if pacing == "linear":
+        return min(1.0, t * (1 - c0) + c0)
+    if pacing == "root":
+        return min(1.0, math.sqrt(t * (1 - c0**2) + c0**2))
+    jumps = min(levels - 1, math.floor(t * levels))
+    return min(1.0, c0 + (1 - c0) * jumps / (levels - 1))
+
+
+class CurriculumSampler(Sampler[int]):
+    """Indices for `total_steps` batches of `batch_size`: current-stage examples `0..n_current-1` by
+    competence, replay examples `n_current..` uniformly for a `replay` share of each batch."""
+
+    def __init__(self, difficulties: list[float], n_replay: int, batch_size: int, total_steps: int, pacing: str,
+                 c0: float, replay: float, seed: int, levels: int = 4):
+        self.n_current, self.n_replay = len(difficulties), n_replay
+        self.batch_size, self.total_steps = batch_size, total_steps
+        self.pacing, self.c0, self.levels = pacing, c0, levels
+        self.replay = replay if n_replay else 0.0
+        self.seed = seed
+        rng = random.Random(seed)
+        shuffled = list(range(self.n_current))
+        rng.shuffle(shuffled)  # seeded tie-breaking among equal difficulties
+        self.by_difficulty = sorted(shuffled, key=lambda i: difficulties[i])
+
+    def __len__(self) -> int:
+        return self.total_steps * self.batch_size
+
+    def batches(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed + 1)
+        owed = 0.0  # error diffusion: the replay share is exact over the stage, not only on average
+        epoch_order: list[int] = []
+        for step in range(self.total_steps):
+            owed += self.replay * self.batch_size
+            n_replay = min(int(owed), self.batch_size)
+            owed -= n_replay
+            n_current = self.batch_size - n_replay
+            if self.pacing == "fixed":
+                batch = []
+                while len(batch) < n_current:  # the whole data, epoch after epoch, each epoch shuffled
+                    if not epoch_order:
+                        epoch_order = rng.sample(range(self.n_current), self.n_current)
+                    batch.append(epoch_order.pop())
+            else:
+                c = competence(self.pacing, step, self.total_steps, self.c0, self.levels)
+                pool = self.by_difficulty[: max(min(n_current, self.n_current), math.ceil(c * self.n_current))]
+                batch = rng.sample(pool, n_current) if n_current <= len(pool) else rng.choices(pool, k=n_current)
+            batch += [self.n_current + rng.randrange(self.n_replay) for _ in range(n_replay)]
+            rng.shuffle(batch)
+            yield batch
+
+    def __iter__(self) -> Iterator[int]:
+        for batch in self.batches():
+            yield from batch
+
+
+@dataclass
+class Decision:
+    # advance | extend
+    action: str
+    # why, in words, with the numbers
+    reason: str
+    # replay share for the next stage (raised when an earlier stage was forgotten)
+    next_replay: float
+    # earlier stages whose validation accuracy dropped by more than the tolerance
+    forgotten: list[str]
+
+
+def decide(accuracy: float, previous: float | None, extensions_left: bool, earlier_now: dict[str, float],
+           earlier_before: dict[str, float], replay: float, settings) -> Decision:
+    """Advance when validation accuracy reaches `advance_at` or stops improving (gain <= min_delta);
+    otherwise extend while the extension budget lasts. Raise replay for the next stage by `replay_boost`
+    (up to `max_replay`) when an earlier stage's accuracy dropped by more than `forgetting_tolerance`."""
+    forgotten = [name for name, now in earlier_now.items()
+                 if earlier_before.get(name, now) - now > settings.forgetting_tolerance]
+    next_replay = min(settings.max_replay, replay + settings.replay_boost) if forgotten else replay
+    drops = ", ".join(f"{n}: {earlier_before[n]:.2f} -> {earlier_now[n]:.2f}" for n in forgotten)
+    forgetting = f"; forgetting ({drops}): replay {replay:.2f} -> {next_replay:.2f}" if forgotten else ""
+    if accuracy >= settings.advance_at:
+        return Decision("advance", f"accuracy {accuracy:.3f} >= advance_at {settings.advance_at}{forgetting}",
+                        next_replay, forgotten)
+    if previous is not None and accuracy - previous <= settings.min_delta:
+        return Decision("advance", f"accuracy {accuracy:.3f} stopped improving (was {previous:.3f}, "
+                        f"min_delta {settings.min_delta}){forgetting}", next_replay, forgotten)
+    if not extensions_left:
+        return Decision("advance", f"accuracy {accuracy:.3f} < advance_at {settings.advance_at}, extension "
+                        f"budget spent{forgetting}", next_replay, forgotten)
+    gain = "" if previous is None else f" (up from {previous:.3f})"
+    return Decision("extend", f"accuracy {accuracy:.3f}{gain} < advance_at {settings.advance_at} and still "
+                    f"improving{forgetting}", next_replay, forgotten)

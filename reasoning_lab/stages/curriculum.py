@@ -1,0 +1,182 @@
+"""Curriculum stage: four SFT stages of rising difficulty, paced by competence, with replay and
+validation-driven advancement.
+
+Recipe, per stage k (one fresh trainer per round, so data order, optimizer and schedule are each
+round's own):
+  load the model from the previous stage's adapter (or init_from) -> tokenize the stage's data and the
+  replay pool (earlier stages' data) -> validate (baseline) -> train `steps_per_stage` steps with the
+  curriculum sampler -> validate the stage's sets and every earlier stage's sets -> decide: advance,
+  or extend by `extend_steps` while improving and within `max_extra_epochs` -> save
+  `curriculum/stage_k/` (adapter + metrics.json) -> evaluate in memory (eval.during_training).
+Resume: re-running with the same hydra.run.dir skips finished stages and rounds and continues an
+interrupted round from its newest complete trainer checkpoint (optimizer, scheduler, RNG and data
+position restored by the Trainer; the sampler's order depends only on the seed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+from datasets import concatenate_datasets
+from omegaconf import DictConfig, OmegaConf
+from transformers import set_seed
+
+from reasoning_lab.curriculum import CurriculumSampler, decide
+from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
+from reasoning_lab.evaluation import evaluate, log_to_wandb, validation_accuracy
+from reasoning_lab.model import export_merged, load_model, load_tokenizer, save_adapter
+from reasoning_lab.report import write_report
+from reasoning_lab.sft import MarkComplete, OrderedSFTTrainer, latest_complete_checkpoint, sft_arguments
+from reasoning_lab.tracking import stage_run, write_json
+
+log = logging.getLogger(__name__)
+
+
+def read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def train_round(model, tokenizer, cfg: DictConfig, work: Path, dataset, difficulties: list[float], n_replay: int,
+                steps: int, pacing: str, replay: float, seed: int, report_to: str) -> dict:
+    """One trainer over `steps` optimizer steps, resumed from its newest complete checkpoint if any."""
+    c = cfg.curriculum
+    sampler = CurriculumSampler(difficulties, n_replay, c.batch_size, steps * c.grad_accum, pacing, c.c0, replay,
+                                seed, c.step_levels)
+    trainer = OrderedSFTTrainer(
+        model=model,
+        args=sft_arguments(work / "trainer", max_steps=steps, batch_size=c.batch_size, grad_accum=c.grad_accum,
+                           learning_rate=c.learning_rate, lr_scheduler=c.lr_scheduler, warmup_ratio=c.warmup_ratio,
+                           logging_steps=c.logging_steps, save_steps=c.save_steps, seed=seed, report_to=report_to),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        sampler=sampler,
+        callbacks=[MarkComplete()],
+    )
+    resume = latest_complete_checkpoint(work / "trainer")
+    if resume:
+        log.info("resuming from %s", resume)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    return {"steps": result.global_step, "train_loss": result.training_loss, "resumed_from": str(resume or "")}
+
+
+def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | None, replay: float, cfg: DictConfig,
+              tokenizer, dropped: frozenset, cur_dir: Path, wandb_run) -> tuple[dict, object]:
+    """Train stage k to its advancement decision; returns its record and the trained model."""
+    c = cfg.curriculum
+    work = cur_dir / f"stage_{k}.work"
+    state = read_json(work / "rounds.json", {"rounds": []})
+    rounds = state["rounds"]
+    if rounds:  # resume after the last finished round
+        adapter = str(work / f"round_{len(rounds) - 1}")
+    model = load_model(cfg.model, init_from=adapter)
+
+    names = list(stage.data)
+    earlier_names = list(dict.fromkeys(n for record in earlier for n in record["data"]))
+    current, stats = tokenize(build_examples(cfg.data, names, "train", exclude=dropped), tokenizer,
+                              cfg.data.max_length, cfg.data.overflow, keep=("difficulty",))
+    difficulties = current["difficulty"]
+    datasets, n_replay, replay_stats = [current.remove_columns("difficulty")], 0, None
+    if earlier_names:
+        pool, replay_stats = tokenize(build_examples(cfg.data, earlier_names, "train", exclude=dropped), tokenizer,
+                                      cfg.data.max_length, cfg.data.overflow)
+        datasets.append(pool)
+        n_replay = len(pool)
+    dataset = concatenate_datasets(datasets)
+    steps_per_epoch = math.ceil(len(difficulties) / (c.batch_size * c.grad_accum))
+    steps = c.steps_per_stage if c.steps_per_stage > 0 else math.ceil(c.epochs_per_stage * steps_per_epoch)
+    extra_budget = math.floor(c.max_extra_epochs * steps_per_epoch)
+
+    def validate(with_earlier: bool = True) -> tuple[float, dict[str, float]]:
+        sets = names + [n for n in earlier_names if n not in names and with_earlier]
+        accuracies = validation_accuracy(model, tokenizer, cfg, sets, c.val_limit, c.val_max_new_tokens)
+        return sum(accuracies[n] for n in names) / len(names), accuracies
+
+    if "baseline" not in state:  # the stage's own sets before it trains: the first "previous" accuracy
+        state["baseline"] = validate(with_earlier=False)
+        write_json(work / "rounds.json", state)
+    previous = state["baseline"][0]
+    if rounds:
+        previous = rounds[-1]["val_accuracy"]
+    report_to = "wandb" if wandb_run is not None else "none"
+    while not rounds or rounds[-1]["decision"] == "extend":
+        r = len(rounds)
+        extending = r > 0
+        round_steps = c.extend_steps if extending else steps
+        seed = cfg.seed + 1000 * k + r
+        train = train_round(model, tokenizer, cfg, work / f"round_{r}.work", dataset, difficulties, n_replay,
+                            round_steps, "fixed" if extending else c.pacing, replay, seed, report_to)
+        accuracy, accuracies = validate()
+        spent = sum(x["steps"] for x in rounds[1:]) + (round_steps if extending else 0)
+        before = {n: acc for record in earlier for n, acc in record["val_accuracy_per_set"].items()}
+        decision = decide(accuracy, previous, spent + c.extend_steps <= extra_budget,
+                          {n: accuracies[n] for n in earlier_names}, before, replay, c)
+        rounds.append({"round": r, "kind": "extension" if extending else "main", "steps": round_steps,
+                       "pacing": "fixed" if extending else c.pacing, **train, "val_accuracy": accuracy,
+                       "val_accuracy_per_set": accuracies, "decision": decision.action, "reason": decision.reason,
+                       "next_replay": decision.next_replay, "forgotten": decision.forgotten})
+        log.info("curriculum stage %d (%s) round %d: %s: %s", k, stage.name, r, decision.action, decision.reason)
+        if wandb_run is not None:
+            wandb_run.log({"curriculum/stage": k, "curriculum/val_accuracy": accuracy,
+                           "curriculum/extended": int(decision.action == "extend"), "curriculum/replay": replay,
+                           **{f"curriculum/val/{n}": a for n, a in accuracies.items()}})
+        save_adapter(model, tokenizer, work / f"round_{r}", cfg.model, {"stage": f"curriculum/stage_{k}", "round": r})
+        write_json(work / "rounds.json", state)
+        previous = accuracy
+
+    last = rounds[-1]
+    record = {"stage": k, "name": stage.name, "data": names, "examples": stats, "replay_pool": replay_stats,
+              "replay": replay, "steps": sum(x["steps"] for x in rounds), "baseline_val_accuracy": state["baseline"][0],
+              "val_accuracy": last["val_accuracy"], "val_accuracy_per_set": {n: last["val_accuracy_per_set"][n]
+                                                                             for n in names},
+              "earlier_val_accuracy": {n: last["val_accuracy_per_set"][n] for n in earlier_names},
+              "decision": last["reason"], "extensions": len(rounds) - 1, "next_replay": last["next_replay"],
+              "forgotten": last["forgotten"], "rounds": rounds}
+    return record, model
+
+
+def run(cfg: DictConfig, run_dir: str) -> dict:
+    with stage_run(cfg, run_dir, "curriculum") as (cur_dir, metrics, wandb_run):
+        c = cfg.curriculum
+        set_seed(cfg.seed)
+        tokenizer = load_tokenizer(cfg.model)
+        all_sets = list(dict.fromkeys(n for stage in c.stages for n in stage.data))
+        contamination = contamination_report(cfg.data, all_sets, list(cfg.eval.datasets))
+        dropped = frozenset(contamination.pop("dropped_questions"))
+        metrics.update(contamination=contamination, pacing=c.pacing, settings=OmegaConf.to_container(c, resolve=True))
+
+        done = read_json(cur_dir / "progress.json", {"stages": []})["stages"]
+        adapter, replay, model = cfg.init_from, c.replay, None
+        for k, stage in enumerate(c.stages, 1):
+            stage_dir = cur_dir / f"stage_{k}"
+            if k <= len(done) and (stage_dir / "adapter_config.json").exists():
+                log.info("curriculum stage %d (%s) already finished; skipping", k, stage.name)
+                adapter, replay = str(stage_dir), done[k - 1]["next_replay"]
+                continue
+            set_seed(cfg.seed + k)
+            record, model = run_stage(k, stage, done, adapter, replay, cfg, tokenizer, dropped, cur_dir, wandb_run)
+            save_adapter(model, tokenizer, stage_dir, cfg.model, {"stage": f"curriculum/stage_{k}"})
+            write_json(stage_dir / "metrics.json", record)
+            results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, f"curriculum/stage_{k}", stage_dir)
+            write_json(stage_dir / "eval_results.json", results)
+            log_to_wandb(wandb_run, results, f"curriculum/stage_{k}/eval")
+            record["eval"] = results["datasets"]
+            write_json(stage_dir / "metrics.json", record)
+            done.append({key: value for key, value in record.items() if key != "rounds"})
+            write_json(cur_dir / "progress.json", {"stages": done})
+            write_report(run_dir)
+            adapter, replay = str(stage_dir), record["next_replay"]
+
+        metrics["stages"] = done
+        metrics["checkpoint"] = adapter
+        metrics["malformed_rows_skipped"] = dict(SKIPPED)
+        if cfg.export.merge:
+            metrics["merged"] = str(export_merged(cfg.model, adapter, cur_dir / "merged"))
+        report = write_report(run_dir)
+        if wandb_run is not None and report is not None:
+            import wandb
+
+            wandb_run.log({"curriculum/report": wandb.Image(str(report[1]))})
+    return metrics

@@ -1,0 +1,199 @@
+"""Curriculum: pacing formulas, sampled order and replay, decisions, resume after a kill, multirun."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from reasoning_lab.curriculum import CurriculumSampler, competence, decide
+from tests.conftest import ROOT, make_config, run_cli
+
+
+@pytest.mark.parametrize(
+    "pacing, step, expected",
+    [("fixed", 0, 1.0), ("linear", 0, 0.2), ("linear", 5, 0.6), ("linear", 10, 1.0), ("linear", 30, 1.0),
+     ("root", 0, 0.2), ("root", 5, math.sqrt(0.5 * 0.96 + 0.04)), ("root", 10, 1.0),
+     ("step", 0, 0.2), ("step", 2, 0.2), ("step", 3, 0.2 + 0.8 / 3), ("step", 5, 0.2 + 1.6 / 3), ("step", 8, 1.0)],
+)
+def test_competence_matches_the_formulas(pacing, step, expected):
+    assert competence(pacing, step, 10, 0.2) == pytest.approx(expected)
+
+
+def test_root_pacing_opens_up_faster_than_linear():
+    assert all(competence("root", t, 100, 0.1) >= competence("linear", t, 100, 0.1) for t in range(101))
+
+
+def sampled(pacing, replay=0.25, steps=40, batch=8, n=200, n_replay=50):
+    difficulties = [i % 10 for i in range(n)]  # 10 difficulty levels, 20 examples each
+    sampler = CurriculumSampler(difficulties, n_replay, batch, steps, pacing, c0=0.2, replay=replay, seed=3)
+    return difficulties, list(sampler.batches())
+
+
+@pytest.mark.parametrize("pacing", ["linear", "root", "step"])
+def test_batches_draw_only_within_competence_and_get_harder(pacing):
+    difficulties, batches = sampled(pacing)
+    ranked = sorted(difficulties)
+    for step, batch in enumerate(batches):
+        allowed = math.ceil(competence(pacing, step, 40, 0.2) * 200)  # examples with CDF <= c(t)
+        assert all(difficulties[i] <= ranked[allowed - 1] for i in batch if i < 200)
+    assert max(difficulties[i] for i in batches[0] if i < 200) <= 1  # the easiest 20%: levels 0 and 1
+    mean = [sum(difficulties[i] for i in b if i < 200) / sum(1 for i in b if i < 200) for b in batches]
+    assert sum(mean[-10:]) > sum(mean[:10]) + 20
+
+
+@pytest.mark.parametrize("pacing", ["fixed", "linear", "root", "step"])
+def test_replay_share_is_exact_and_from_the_replay_pool(pacing):
+    _, batches = sampled(pacing, replay=0.25)
+    drawn = [i for b in batches for i in b]
+    assert len(drawn) == 40 * 8
+    assert sum(i >= 200 for i in drawn) == 0.25 * len(drawn)
+    assert all(i < 250 for i in drawn)
+    _, no_replay = sampled(pacing, replay=0.0)
+    assert all(i < 200 for b in no_replay for i in b)
+
+
+def test_fixed_pacing_trains_the_whole_data_each_epoch():
+    _, batches = sampled("fixed", replay=0.0, steps=50)  # 400 draws = two epochs of 200
+    counts = Counter(i for b in batches for i in b)
+    assert set(counts) == set(range(200)) and set(counts.values()) == {2}
+
+
+def test_sampler_order_depends_only_on_the_seed():
+    assert sampled("root")[1] == sampled("root")[1]
+
+
+class Settings:
+    advance_at, min_delta, forgetting_tolerance, replay_boost, max_replay = 0.8, 0.02, 0.1, 0.1, 0.5
+
+
+@pytest.mark.parametrize(
+    "accuracy, previous, left, action, words",
+    [(0.85, 0.5, True, "advance", ">= advance_at"),
+     (0.50, 0.49, True, "advance", "stopped improving"),
+     (0.50, 0.30, True, "extend", "still improving"),
+     (0.50, 0.30, False, "advance", "budget spent")],
+)
+def test_decisions_on_scripted_validation_results(accuracy, previous, left, action, words):
+    decision = decide(accuracy, previous, left, {}, {}, 0.2, Settings)
+    assert decision.action == action and words in decision.reason and decision.next_replay == 0.2
+
+
+def test_forgetting_raises_replay_up_to_the_ceiling():
+    decision = decide(0.9, 0.5, True, {"generic": 0.4, "gsm8k_simple": 0.7}, {"generic": 0.6, "gsm8k_simple": 0.75},
+                      0.2, Settings)
+    assert decision.forgotten == ["generic"] and decision.next_replay == pytest.approx(0.3)
+    assert "generic: 0.60 -> 0.40" in decision.reason
+    assert decide(0.9, 0.5, True, {"a": 0.0}, {"a": 1.0}, 0.45, Settings).next_replay == 0.5
+
+
+TINY = ["stage=curriculum", "model=tiny_random", "curriculum.steps_per_stage=4", "curriculum.save_steps=1",
+        "curriculum.extend_steps=2", "curriculum.val_limit=2", "curriculum.val_max_new_tokens=4",
+        "curriculum.learning_rate=0.01", "data.generic.size_per_level=8", "data.synthetic_size=48",
+        "eval.during_training.limit=2", "eval.during_training.k=2", "eval.during_training.max_new_tokens=4",
+        "eval.during_training.direct_limit=1", "eval.datasets=[generic,synthetic_gsm8k]", "logger=none"]
+
+
+def curriculum_metrics(run_dir):
+    return json.loads((run_dir / "curriculum" / "metrics.json").read_text())
+
+
+def test_tiny_curriculum_writes_every_stage(tmp_path):
+    result = run_cli(*TINY, f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = curriculum_metrics(tmp_path)
+    assert metrics["status"] == "completed" and [s["stage"] for s in metrics["stages"]] == [1, 2, 3, 4]
+    assert [s["data"] for s in metrics["stages"]] == [["generic"], ["gsm8k_simple"], ["gsm8k_medium", "aqua"],
+                                                      ["gsm8k", "aqua", "strategyqa", "generic"]]
+    for k, stage in enumerate(metrics["stages"], 1):
+        assert stage["steps"] >= 4 and 0 <= stage["val_accuracy"] <= 1 and stage["decision"]
+        assert (tmp_path / "curriculum" / f"stage_{k}" / "adapter_config.json").exists()
+        assert set(json.loads((tmp_path / "curriculum" / f"stage_{k}" / "eval_results.json").read_text())[
+            "datasets"]) == {"generic", "synthetic_gsm8k"}
+    assert metrics["stages"][0]["replay_pool"] is None and metrics["stages"][1]["replay_pool"]["examples"] > 0
+    report = (tmp_path / "report.md").read_text()
+    assert "curriculum/stage_1 | curriculum/stage_2 | curriculum/stage_3 | curriculum/stage_4" in report
+
+
+def wait_for(path_glob, root, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = list(root.glob(path_glob))
+        if found:
+            return found
+        time.sleep(0.2)
+    raise TimeoutError(path_glob)
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    assert run_cli(*TINY, f"hydra.run.dir={clean}").returncode == 0
+
+    env = {**os.environ, "WANDB_API_KEY": ""}
+    process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", *TINY, f"hydra.run.dir={killed}"], cwd=ROOT,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for("curriculum/stage_2.work/round_0.work/trainer/checkpoint-2/reasoning_lab.complete", killed)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=120)
+    assert process.returncode != 0
+    assert curriculum_metrics(killed)["status"] == "interrupted"
+    assert not (killed / "curriculum" / "stage_2").exists()
+
+    resumed = run_cli(*TINY, f"hydra.run.dir={killed}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "curriculum stage 1 (warmup_reasoning) already finished" in resumed.stderr
+    assert "resuming from" in resumed.stderr
+    a, b = curriculum_metrics(clean), curriculum_metrics(killed)
+    assert [s["decision"] for s in a["stages"]] == [s["decision"] for s in b["stages"]]
+    assert [s["steps"] for s in a["stages"]] == [s["steps"] for s in b["stages"]]
+    weights_a = load_file(clean / "curriculum" / "stage_4" / "adapter_model.safetensors")
+    weights_b = load_file(killed / "curriculum" / "stage_4" / "adapter_model.safetensors")
+    assert weights_a.keys() == weights_b.keys()
+    for name in weights_a:
+        assert torch.allclose(weights_a[name], weights_b[name], atol=1e-5), name
+
+
+@pytest.mark.slow
+def test_multirun_over_rank_and_pacing_runs_four_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    tiny = [arg for arg in TINY if not arg.startswith("curriculum.steps_per_stage")]
+    result = run_cli("-m", *tiny, "curriculum.steps_per_stage=1", "model.lora.r=4,8", "curriculum.pacing=linear,root",
+                     "warmup.eval_sets=[]", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 4
+    seen = set()
+    for job in jobs:
+        assert curriculum_metrics(job)["status"] == "completed"
+        config = json.loads((job / "curriculum" / "stage_4" / "adapter_config.json").read_text())
+        seen.add((config["r"], curriculum_metrics(job)["pacing"]))
+    assert seen == {(4, "linear"), (4, "root"), (8, "linear"), (8, "root")}
+
+
+def test_merged_export_loads_without_peft(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from reasoning_lab.model import export_merged, load_model, load_tokenizer, save_adapter
+
+    cfg = make_config("model=tiny_random")
+    model = load_model(cfg.model)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.fill_(0.01)
+    adapter = save_adapter(model, load_tokenizer(cfg.model), tmp_path / "adapter", cfg.model)
+    merged_dir = export_merged(cfg.model, adapter, tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(merged(ids).logits, model(ids).logits, atol=1e-4)
+    assert not (merged_dir / "adapter_config.json").exists()

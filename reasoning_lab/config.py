@@ -191,7 +191,7 @@ class CurriculumConfig:
     # replay never exceeds this
     max_replay: float = 0.5
     # optimizer steps per stage (-1: epochs_per_stage passes over the stage's data)
-    steps_per_stage: int = 12
+    steps_per_stage: int = 14
     # passes over a stage's data when steps_per_stage is -1
     epochs_per_stage: float = 1.0
     # examples per step
@@ -199,7 +199,7 @@ class CurriculumConfig:
     # gradient accumulation steps
     grad_accum: int = 1
     # peak learning rate of each stage
-    learning_rate: float = 2e-4
+    learning_rate: float = 3e-4
     # learning-rate schedule within a stage
     lr_scheduler: str = "cosine"
     # share of each stage's steps warming the learning rate up
@@ -215,13 +215,15 @@ class CurriculumConfig:
     # extension budget per stage, in passes over its data
     max_extra_epochs: float = 0.5
     # optimizer steps per extension round
-    extend_steps: int = 6
+    extend_steps: int = 4
+    # extension rounds per stage at most (the max_extra_epochs budget applies too)
+    max_extensions: int = 1
     # drop in an earlier stage's validation accuracy that counts as forgetting
     forgetting_tolerance: float = 0.1
     # validation problems per set for the advancement decisions
-    val_limit: int = 12
+    val_limit: int = 6
     # token budget of those validation answers
-    val_max_new_tokens: int = 96
+    val_max_new_tokens: int = 48
 
 
 @dataclass

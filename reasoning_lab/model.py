@@ -240,6 +240,22 @@ def find_checkpoint(root: str | Path) -> Path | None:
     return max(found, key=lambda p: (p / "adapter_config.json").stat().st_mtime) if found else None
 
 
+def resolve_checkpoint(cfg: DictConfig, default_root: str | Path) -> Path | None:
+    """The adapter `stage=eval` and `stage=answer` use: `eval.checkpoint` (`base`: none), else the newest
+    checkpoint under `run` (or `default_root`), else None for the base model; checked against model."""
+    if cfg.eval.checkpoint == "base":
+        return None
+    if cfg.eval.checkpoint:
+        if not Path(cfg.eval.checkpoint).exists():
+            raise ReasoningLabError(f"eval.checkpoint={cfg.eval.checkpoint} does not exist")
+        return check_checkpoint(cfg.eval.checkpoint, model_cfg=cfg.model)
+    root = Path(cfg.run or default_root)
+    if cfg.run and not root.exists():
+        raise ReasoningLabError(f"run={root} does not exist")
+    found = find_checkpoint(root) if root.exists() else None
+    return check_checkpoint(found, cfg.model) if found else None
+
+
 def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: bool = True):
     """The base model with LoRA adapters: fresh ones, or those saved in `init_from`. Only adapters train."""
     if init_from:

@@ -20,7 +20,7 @@ from transformers import set_seed
 from reasoning_lab.answers import KINDS
 from reasoning_lab.config import ReasoningLabError
 from reasoning_lab.decoding import self_consistency
-from reasoning_lab.model import check_checkpoint, find_checkpoint, load_base_model, load_model, load_tokenizer
+from reasoning_lab.model import load_base_model, load_model, load_tokenizer, resolve_checkpoint
 
 
 def read_questions(cfg: DictConfig) -> list[str]:
@@ -47,20 +47,6 @@ def read_questions(cfg: DictConfig) -> list[str]:
     return [str(cfg.question).strip()]
 
 
-def choose_checkpoint(cfg: DictConfig) -> Path | None:
-    if cfg.eval.checkpoint == "base":
-        return None
-    if cfg.eval.checkpoint:
-        if not Path(cfg.eval.checkpoint).exists():
-            raise ReasoningLabError(f"eval.checkpoint={cfg.eval.checkpoint} does not exist")
-        return check_checkpoint(cfg.eval.checkpoint, cfg.model)
-    root = Path(cfg.run or "logs")
-    if cfg.run and not root.exists():
-        raise ReasoningLabError(f"run={root} does not exist")
-    found = find_checkpoint(root) if root.exists() else None
-    return check_checkpoint(found, cfg.model) if found else None
-
-
 def show(result: dict, reason: bool) -> str:
     votes = ", ".join(f"{answer}: {count}" for answer, count in result["votes"].items())
     lines = [f"answer: {result['answer']}", f"votes ({sum(result['votes'].values())} paths): {votes}"]
@@ -73,7 +59,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     questions = read_questions(cfg)
     if cfg.kind is not None and cfg.kind not in KINDS:
         raise ReasoningLabError(f"kind={cfg.kind} is not one of {', '.join(KINDS)}")
-    checkpoint = choose_checkpoint(cfg)
+    checkpoint = resolve_checkpoint(cfg, default_root="logs")
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
     model = load_base_model(cfg.model) if checkpoint is None else load_model(cfg.model, str(checkpoint), trainable=False)

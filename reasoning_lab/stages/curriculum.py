@@ -6,7 +6,7 @@ round's own):
   load the model from the previous stage's adapter (or init_from) -> tokenize the stage's data and the
   replay pool (earlier stages' data) -> validate (baseline) -> train `steps_per_stage` steps with the
   curriculum sampler -> validate the stage's sets and every earlier stage's sets -> decide: advance,
-  or extend by `extend_steps` while improving and within `max_extra_epochs` -> save
+  or extend by `extend_steps` while improving, within `max_extra_epochs` and `max_extensions` -> save
   `curriculum/stage_k/` (adapter + metrics.json) -> evaluate in memory (eval.during_training).
 Resume: re-running with the same hydra.run.dir skips finished stages and rounds and continues an
 interrupted round from its newest complete trainer checkpoint (optimizer, scheduler, RNG and data
@@ -111,7 +111,8 @@ def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | Non
         accuracy, accuracies = validate()
         spent = sum(x["steps"] for x in rounds[1:]) + (round_steps if extending else 0)
         before = {n: acc for record in earlier for n, acc in record["val_accuracy_per_set"].items()}
-        decision = decide(accuracy, previous, spent + c.extend_steps <= extra_budget,
+        extensions_left = spent + c.extend_steps <= extra_budget and len(rounds) < c.max_extensions
+        decision = decide(accuracy, previous, extensions_left,
                           {n: accuracies[n] for n in earlier_names}, before, replay, c)
         rounds.append({"round": r, "kind": "extension" if extending else "main", "steps": round_steps,
                        "pacing": "fixed" if extending else c.pacing, **train, "val_accuracy": accuracy,

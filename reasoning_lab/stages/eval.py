@@ -14,26 +14,17 @@ from omegaconf import DictConfig
 from transformers import set_seed
 
 from reasoning_lab.evaluation import evaluate, log_to_wandb
-from reasoning_lab.model import find_checkpoint, load_base_model, load_model, load_tokenizer
+from reasoning_lab.model import load_base_model, load_model, load_tokenizer, resolve_checkpoint
 from reasoning_lab.report import write_report
 from reasoning_lab.tracking import stage_run, write_json
 
 log = logging.getLogger(__name__)
 
 
-def choose_checkpoint(cfg: DictConfig, run_dir: str) -> Path | None:
-    """The adapter to evaluate, or None for the base model."""
-    if cfg.eval.checkpoint == "base":
-        return None
-    if cfg.eval.checkpoint:
-        return Path(cfg.eval.checkpoint)
-    return find_checkpoint(cfg.run or run_dir)
-
-
 def run(cfg: DictConfig, run_dir: str) -> dict:
     with stage_run(cfg, run_dir, "eval") as (stage_dir, metrics, wandb_run):
         set_seed(cfg.seed)
-        checkpoint = choose_checkpoint(cfg, run_dir)
+        checkpoint = resolve_checkpoint(cfg, default_root=run_dir)
         tokenizer = load_tokenizer(cfg.model)
         if checkpoint is None:
             model = load_base_model(cfg.model)

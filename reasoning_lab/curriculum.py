@@ -106,7 +106,7 @@ def decide(accuracy: float, previous: float | None, extensions_left: bool, earli
     (up to `max_replay`) when an earlier stage's accuracy dropped by more than `forgetting_tolerance`."""
     forgotten = [name for name, now in earlier_now.items()
                  if earlier_before.get(name, now) - now > settings.forgetting_tolerance]
-    next_replay = min(settings.max_replay, replay + settings.replay_boost) if forgotten else replay
+    next_replay = round(min(settings.max_replay, replay + settings.replay_boost), 4) if forgotten else replay
     drops = ", ".join(f"{n}: {earlier_before[n]:.2f} -> {earlier_now[n]:.2f}" for n in forgotten)
     forgetting = f"; forgetting ({drops}): replay {replay:.2f} -> {next_replay:.2f}" if forgotten else ""
     if accuracy >= settings.advance_at:

@@ -137,8 +137,10 @@ class DataConfig:
 
 @dataclass
 class StageConfig:
-    # which stage module runs: warmup
+    # which stage module runs: warmup | curriculum | eval | answer | pipeline
     name: str = MISSING
+    # stage=pipeline: the stages it runs in order, each from the previous checkpoint
+    stages: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -197,3 +197,18 @@ def test_merged_export_loads_without_peft(tmp_path):
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, model(ids).logits, atol=1e-4)
     assert not (merged_dir / "adapter_config.json").exists()
+
+
+def test_pipeline_chains_warmup_curriculum_and_eval(tmp_path):
+    result = run_cli(*[a.replace("stage=curriculum", "stage=pipeline") for a in TINY], "warmup.max_steps=1",
+                     "warmup.eval_steps=0", "warmup.eval_sets=[]", "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4",
+                     "eval.direct_limit=1", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    warmup = json.loads((tmp_path / "warmup" / "metrics.json").read_text())
+    curriculum = curriculum_metrics(tmp_path)
+    evaluation = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert warmup["status"] == curriculum["status"] == "completed"
+    assert curriculum["init_from"] == warmup["checkpoint"]
+    assert evaluation["checkpoint"] == curriculum["checkpoint"].rstrip("/")
+    assert "| dataset | curriculum/stage_1 |" in (tmp_path / "report.md").read_text()
+    assert "eval: curriculum/stage_4" in (tmp_path / "report.md").read_text()

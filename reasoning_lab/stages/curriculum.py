@@ -146,7 +146,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         all_sets = list(dict.fromkeys(n for stage in c.stages for n in stage.data))
         contamination = contamination_report(cfg.data, all_sets, list(cfg.eval.datasets))
         dropped = frozenset(contamination.pop("dropped_questions"))
-        metrics.update(contamination=contamination, pacing=c.pacing, settings=OmegaConf.to_container(c, resolve=True))
+        metrics.update(contamination=contamination, pacing=c.pacing, init_from=cfg.init_from, settings=OmegaConf.to_container(c, resolve=True))
 
         done = read_json(cur_dir / "progress.json", {"stages": []})["stages"]
         adapter, replay, model = cfg.init_from, c.replay, None

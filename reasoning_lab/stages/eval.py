@@ -32,7 +32,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             model = load_model(cfg.model, init_from=str(checkpoint), trainable=False)
             if cfg.model.quantization == "none":
                 model = model.merge_and_unload()  # same function, about 25% faster generation on the CPU
-        label = "base" if checkpoint is None else checkpoint_label(checkpoint)
+        label = "eval: " + ("base" if checkpoint is None else checkpoint_label(checkpoint))
         log.info("evaluating %s", checkpoint or f"the base model {cfg.model.name}")
         results = evaluate(model, tokenizer, cfg, cfg.eval, label, out_dir=stage_dir)
         results["checkpoint"] = str(checkpoint) if checkpoint else "base"

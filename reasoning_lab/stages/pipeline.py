@@ -1,0 +1,41 @@
+"""Pipeline: several stages in one run directory, each starting from the previous stage's checkpoint.
+
+Recipe: for each name in `stage.stages` (default: warmup, curriculum, eval), run that stage module with
+`init_from` (training stages) or `eval.checkpoint` (evaluation) set to the checkpoint the stage before
+left. All stages write into the same run directory, so `report.md` shows them side by side.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from reasoning_lab.config import ReasoningLabError
+
+log = logging.getLogger(__name__)
+
+TRAINING = {"warmup": "reasoning_lab.stages.warmup", "curriculum": "reasoning_lab.stages.curriculum"}
+EVALUATION = {"eval": "reasoning_lab.stages.eval"}
+
+
+def run(cfg: DictConfig, run_dir: str) -> dict:
+    unknown = [name for name in cfg.stage.stages if name not in TRAINING | EVALUATION]
+    if unknown or not cfg.stage.stages:
+        raise ReasoningLabError(f"stage.stages={list(cfg.stage.stages)}: each must be one of "
+                                f"{', '.join(TRAINING | EVALUATION)}")
+    checkpoint, results = cfg.init_from, {}
+    for name in cfg.stage.stages:
+        stage_cfg = OmegaConf.merge(cfg, {"stage": {"name": name}})
+        if name in TRAINING:
+            stage_cfg.init_from = checkpoint
+        else:
+            stage_cfg.eval.checkpoint = checkpoint or "base"
+        log.info("pipeline: %s (from %s)", name, checkpoint or "the base model")
+        metrics = importlib.import_module((TRAINING | EVALUATION)[name]).run(stage_cfg, run_dir)
+        results[name] = {"status": metrics.get("status", "completed"), "checkpoint": metrics.get("checkpoint")}
+        if name in TRAINING:
+            checkpoint = str(Path(metrics["checkpoint"]))
+    return results

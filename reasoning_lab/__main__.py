@@ -26,6 +26,7 @@ STAGES = {
     "eval": "reasoning_lab.stages.eval",
     "answer": "reasoning_lab.stages.answer",
     "curriculum": "reasoning_lab.stages.curriculum",
+    "rl": "reasoning_lab.stages.rl",
     "pipeline": "reasoning_lab.stages.pipeline",
 }
 

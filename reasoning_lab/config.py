@@ -247,19 +247,60 @@ class RLConfig:
     # grpo | rloo | ppo
     algorithm: str = MISSING
     # optimizer steps
-    max_steps: int = 4
+    max_steps: int = 8
     # prompts per step
     batch_size: int = 4
-    # sampled completions per prompt
+    # sampled completions per prompt (GRPO's and RLOO's group; PPO: rollouts per prompt)
     num_generations: int = 4
-    # token budget per completion
+    # token budget per completion (longer ones are cut and pay the format penalty)
     max_completion_length: int = 64
-    # learning rate of the LoRA parameters
+    # learning rate of the LoRA parameters (and PPO's value head)
     learning_rate: float = 1e-5
-    # KL coefficient against the reference policy (adapters off)
+    # KL coefficient against the reference policy (the adapters as they were at the start of RL)
     beta: float = 0.04
     # sampling temperature of the rollouts
     temperature: float = 0.8
+    # nucleus sampling threshold of the rollouts
+    top_p: float = 1.0
+    # policy ratio clip range (PPO-style clipping in all three algorithms)
+    epsilon: float = 0.2
+    # GRPO loss aggregation: grpo | dr_grpo | dapo | bnpo (TRL's loss_type)
+    loss_type: str = "dapo"
+    # GRPO reward scaling: group | batch | none (Dr. GRPO recommends none)
+    scale_rewards: str = "group"
+    # RLOO: normalize the leave-one-out advantages by their standard deviation
+    normalize_advantages: bool = False
+    # optimisation passes over each batch of rollouts (GRPO/RLOO num_iterations, PPO epochs)
+    num_iterations: int = 1
+    # PPO: rollouts per minibatch in the update passes
+    minibatch_size: int = 8
+    # PPO: discount of the per-token rewards
+    gamma: float = 1.0
+    # PPO: GAE lambda
+    lam: float = 0.95
+    # PPO: value clip range
+    cliprange_value: float = 0.2
+    # PPO: weight of the value loss
+    vf_coef: float = 0.1
+    # PPO: largest gradient norm
+    max_grad_norm: float = 1.0
+    # training sets the prompts come from (null: the last curriculum stage's sets)
+    prompt_sets: list[str] | None = None
+    # AdaRFT adaptive difficulty: the starting target, a quantile of the prompts' difficulty from 0 (easiest)
+    # to 1 (hardest); null: off, prompts drawn at random
+    difficulty_target: float | None = None
+    # AdaRFT step size eta, sensitivity alpha and aimed-at mean reward beta
+    difficulty_eta: float = 0.1
+    difficulty_alpha: float = 2.0
+    difficulty_reward: float = 0.5
+    # leave completions whose group rewards are all equal (zero advantage) out of the loss
+    drop_uniform_groups: bool = False
+    # held-out evaluation every N steps (0: only before and after)
+    eval_every: int = 4
+    # evaluation sets (null: the prompt sets' held-out splits)
+    eval_sets: list[str] | None = None
+    # generate rollouts with vLLM (GPU extra; 4-bit or unquantised bases only, TRL refuses 8-bit)
+    use_vllm: bool = False
     rewards: list[RewardSpec] = field(default_factory=list)
 
 
@@ -345,6 +386,8 @@ CHOICES = {
     "data.overflow": ("drop", "truncate"),
     "data.contamination.action": ("refuse", "drop"),
     "rl.algorithm": ("grpo", "rloo", "ppo"),
+    "rl.loss_type": ("grpo", "dr_grpo", "dapo", "bnpo"),
+    "rl.scale_rewards": ("group", "batch", "none"),
     "curriculum.pacing": ("fixed", "linear", "root", "step"),
     "logger.backend": ("wandb", "none"),
     "logger.mode": ("auto", "online", "offline"),
@@ -358,10 +401,16 @@ RANGES = {
     "curriculum.c0": (0.0, 1.0),
     "curriculum.replay": (0.0, 1.0),
     "curriculum.max_replay": (0.0, 1.0),
+    "rl.top_p": (0.0, 1.0),
+    "rl.epsilon": (0.0, 1.0),
+    "rl.gamma": (0.0, 1.0),
+    "rl.lam": (0.0, 1.0),
+    "rl.beta": (0.0, 10.0),
 }
 
 POSITIVE = ("model.lora.r", "data.max_length", "warmup.batch_size", "warmup.grad_accum", "eval.k",
-            "eval.during_training.k", "eval.batch_size", "curriculum.batch_size", "curriculum.step_levels")
+            "eval.during_training.k", "eval.batch_size", "curriculum.batch_size", "curriculum.step_levels",
+            "rl.batch_size", "rl.num_generations", "rl.max_completion_length", "rl.num_iterations", "rl.minibatch_size")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -380,6 +429,14 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value < 1:
             raise ReasoningLabError(f"{key}={value} must be at least 1")
+    from reasoning_lab.rewards import REWARDS
+
+    for spec in cfg.rl.rewards:
+        if spec.name not in REWARDS:
+            raise ReasoningLabError(f"rl.rewards: unknown reward {spec.name!r}; known: {', '.join(REWARDS)}")
+    if cfg.rl.algorithm in ("grpo", "rloo") and cfg.rl.num_generations < 2:
+        raise ReasoningLabError(f"rl.num_generations={cfg.rl.num_generations}: {cfg.rl.algorithm} compares "
+                                f"completions within a group, set rl.num_generations>=2")
 
 
 def register_configs() -> None:

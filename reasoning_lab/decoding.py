@@ -20,6 +20,17 @@ class Completion:
     hit_cap: bool
 
 
+def left_pad(sequences: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists -> left-padded `input_ids` and `attention_mask` (batch x longest)."""
+    width = max(len(s) for s in sequences)
+    input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, ids in enumerate(sequences):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention[row, width - len(ids) :] = 1
+    return input_ids, attention
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -44,12 +55,8 @@ def generate(
     sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, i in enumerate(batch):
-            input_ids[row, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-            attention[row, width - len(encoded[i]) :] = 1
+        input_ids, attention = left_pad([encoded[i] for i in batch], pad)
+        width = input_ids.shape[1]
         output = model.generate(
             input_ids=input_ids.to(device),
             attention_mask=attention.to(device),

@@ -268,11 +268,15 @@ def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: b
     return model
 
 
-def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: dict | None = None) -> Path:
-    """Write the adapter (and tokenizer) to `target` atomically: complete, or not there at all."""
+def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: dict | None = None,
+                 also=None) -> Path:
+    """Write the adapter (and tokenizer) to `target` atomically: complete, or not there at all.
+    `also(folder)` writes more files into the same checkpoint (e.g. PPO's value head)."""
     def write(out: Path) -> None:
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
+        if also is not None:
+            also(out)
         info = {"model": model_cfg.name, "source": model_cfg.source, **(extra or {})}
         (out / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2))
 

@@ -1,6 +1,6 @@
 """Pipeline: several stages in one run directory, each starting from the previous stage's checkpoint.
 
-Recipe: for each name in `stage.stages` (default: warmup, curriculum, eval), run that stage module with
+Recipe: for each name in `stage.stages` (default: warmup, curriculum, rl, eval), run that stage module with
 `init_from` (training stages) or `eval.checkpoint` (evaluation) set to the checkpoint the stage before
 left. All stages write into the same run directory, so `report.md` shows them side by side.
 """
@@ -17,7 +17,8 @@ from reasoning_lab.config import ReasoningLabError
 
 log = logging.getLogger(__name__)
 
-TRAINING = {"warmup": "reasoning_lab.stages.warmup", "curriculum": "reasoning_lab.stages.curriculum"}
+TRAINING = {"warmup": "reasoning_lab.stages.warmup", "curriculum": "reasoning_lab.stages.curriculum",
+            "rl": "reasoning_lab.stages.rl"}
 EVALUATION = {"eval": "reasoning_lab.stages.eval"}
 
 

@@ -1,0 +1,286 @@
+"""PPO with a value head for a LoRA policy, on verifiable rewards.
+
+TRL removed `PPOTrainer` and `AutoModelForCausalLMWithValueHead`, so this module implements PPO in
+the form of Ouyang et al. 2022 / Huang et al. 2024 ("The N+ implementation details of RLHF with PPO"):
+
+  rollout:  sample completions with `generate` -> score them with the reward functions
+            -> log-probs of the policy (old), of the reference policy, and values, in one pass each
+  rewards:  per token -beta * (log pi_old - log pi_ref); the verifiable reward is added at the last token
+  GAE:      advantages and returns with (gamma, lambda), advantages whitened over the batch
+  update:   `epochs` passes over the rollouts in shuffled minibatches: clipped policy loss
+            + vf_coef * clipped value loss, gradient clipping, AdamW on the adapters and the value head
+
+The value head is a linear layer on the last hidden state of the shared backbone (the LoRA policy).
+The reference policy is the policy as RL found it: a frozen copy of the starting adapter (the same
+as the adapters disabled when they are fresh). Logs: reward, KL, entropy, clip fractions, value
+loss, explained variance, and the seconds spent generating vs updating.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from trl.trainer.utils import use_adapter
+
+from reasoning_lab.decoding import left_pad
+
+VALUE_HEAD_FILE = "value_head.safetensors"
+REF = "ref"
+
+
+@dataclass
+class PPOSettings:
+    # prompts per step
+    batch_size: int = 4
+    # rollouts per prompt
+    num_generations: int = 2
+    max_completion_length: int = 64
+    temperature: float = 0.8
+    top_p: float = 1.0
+    learning_rate: float = 1e-5
+    # per-token KL penalty coefficient
+    beta: float = 0.04
+    gamma: float = 1.0
+    lam: float = 0.95
+    # passes over each rollout batch
+    epochs: int = 2
+    # rollouts per minibatch
+    minibatch_size: int = 4
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+
+class ValueHead(nn.Module):
+    """Scalar value per position from the backbone's last hidden state (starts at zero)."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.summary = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.summary.weight)
+        nn.init.zeros_(self.summary.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.summary(hidden.to(self.summary.weight.dtype)).squeeze(-1)
+
+
+# ------------------------------------------------------------------------------------------------
+# The algorithm's arithmetic, on (batch, completion tokens) tensors with a 0/1 mask
+# ------------------------------------------------------------------------------------------------
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def masked_var(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return masked_mean((x - masked_mean(x, mask)) ** 2, mask)
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x - masked_mean(x, mask)) * torch.rsqrt(masked_var(x, mask) + 1e-8) * mask
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,
+        lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalized advantage estimation over each completion; positions after its end are masked out.
+    Returns (advantages, returns), returns = advantages + values."""
+    rewards, values = rewards * mask, values * mask
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[:, 0])
+    length = rewards.shape[1]
+    for t in reversed(range(length)):
+        next_value = values[:, t + 1] if t + 1 < length else torch.zeros_like(running)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = delta + gamma * lam * running
+        advantages[:, t] = running
+    advantages = advantages * mask
+    return advantages, (advantages + values) * mask
+
+
+def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+                cliprange: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clipped surrogate objective (as a loss) and the share of tokens where the clip was active."""
+    ratio = torch.exp(logprobs - old_logprobs)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
+    return masked_mean(torch.maximum(unclipped, clipped), mask), masked_mean((clipped > unclipped).float(), mask)
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               cliprange_value: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clipped value loss 0.5 * max((V - R)^2, (V_clipped - R)^2) and the clipped share."""
+    clipped_values = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
+    unclipped_error, clipped_error = (values - returns) ** 2, (clipped_values - returns) ** 2
+    loss = 0.5 * masked_mean(torch.maximum(unclipped_error, clipped_error), mask)
+    return loss, masked_mean((clipped_error > unclipped_error).float(), mask)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    variance = masked_var(returns, mask)
+    return float(1.0 - masked_var(returns - values, mask) / variance) if variance > 0 else 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# The trainer
+# ------------------------------------------------------------------------------------------------
+
+class PPO:
+    """PPO on a peft model. `reward_funcs` have TRL's signature; `rows` carry a `prompt` (chat
+    messages or text) plus the columns the rewards read (e.g. `answer`, `kind`)."""
+
+    def __init__(self, model, tokenizer, reward_funcs: list[Callable], reward_weights: list[float],
+                 settings: PPOSettings, value_head: ValueHead | None = None):
+        self.model, self.tokenizer, self.settings = model, tokenizer, settings
+        self.reward_funcs, self.reward_weights = reward_funcs, reward_weights
+        self.device = next(model.parameters()).device
+        self.value_head = (value_head or ValueHead(model.config.get_text_config().hidden_size)).to(self.device)
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        eos = model.generation_config.eos_token_id
+        self.eos_ids = sorted({tokenizer.eos_token_id, *([eos] if isinstance(eos, int) else (eos or []))})
+        # the reference policy: a frozen copy of the adapter RL starts from
+        model.add_adapter(REF, model.peft_config["default"])
+        for name, param in model.named_parameters():
+            if f".{REF}." in name:
+                param.data.copy_(model.get_parameter(name.replace(f".{REF}.", ".default.")).data)
+                param.requires_grad_(False)
+        self.trainable = [p for n, p in model.named_parameters() if p.requires_grad and f".{REF}." not in n]
+        self.trainable += list(self.value_head.parameters())
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.learning_rate)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.step_count = 0
+
+    # -- rollout ---------------------------------------------------------------------------------
+    def encode(self, prompt) -> list[int]:
+        if isinstance(prompt, str):
+            return self.tokenizer(prompt)["input_ids"]
+        return self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"]
+
+    def forward(self, input_ids, attention_mask, prompt_width: int, with_values: bool = True):
+        """Per-token log-probs of the completion tokens (at the sampling temperature), values, logits."""
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                         output_hidden_states=with_values, use_cache=False)
+        logits = out.logits[:, prompt_width - 1 : -1].float() / self.settings.temperature
+        targets = input_ids[:, prompt_width:]
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        values = self.value_head(out.hidden_states[-1][:, prompt_width - 1 : -1]) if with_values else None
+        return logprobs, values, logits
+
+    @torch.no_grad()
+    def rollout(self, rows: list[dict]) -> dict:
+        s = self.settings
+        repeated = [row for row in rows for _ in range(s.num_generations)]
+        input_ids, attention = left_pad([self.encode(r["prompt"]) for r in repeated], self.pad)
+        input_ids, attention = input_ids.to(self.device), attention.to(self.device)
+        width = input_ids.shape[1]
+        self.model.eval()
+        began = time.perf_counter()
+        output = self.model.generate(input_ids=input_ids, attention_mask=attention, do_sample=True,
+                                     temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_completion_length,
+                                     eos_token_id=self.eos_ids, pad_token_id=self.pad)
+        generate_seconds = time.perf_counter() - began
+        completion = output[:, width:]
+        is_eos = torch.isin(completion, torch.tensor(self.eos_ids, device=completion.device))
+        ended = is_eos.any(dim=1)
+        first_eos = torch.where(ended, is_eos.int().argmax(dim=1), completion.shape[1] - 1)
+        mask = (torch.arange(completion.shape[1], device=completion.device)[None, :] <= first_eos[:, None]).float()
+        ids = [row[: int(n)].tolist() for row, n in zip(completion, mask.sum(1))]
+        texts = [self.tokenizer.decode(i, skip_special_tokens=True) for i in ids]
+
+        columns = {key: [r.get(key) for r in repeated] for key in repeated[0] if key != "prompt"}
+        per_func = {}
+        for func, weight in zip(self.reward_funcs, self.reward_weights):
+            values = func(prompts=[r["prompt"] for r in repeated], completions=texts, completion_ids=ids, **columns)
+            per_func[func.__name__] = torch.tensor([float(v) for v in values], dtype=torch.float32)
+        scores = sum(w * per_func[f.__name__] for f, w in zip(self.reward_funcs, self.reward_weights))
+
+        full_ids = output
+        full_mask = torch.cat([attention, mask.long()], dim=1)
+        old_logprobs, old_values, _ = self.forward(full_ids, full_mask, width)
+        with use_adapter(self.model, REF):
+            ref_logprobs, _, _ = self.forward(full_ids, full_mask, width, with_values=False)
+        kl = (old_logprobs - ref_logprobs) * mask
+        rewards = -s.beta * kl
+        last = (mask.sum(1).long() - 1).clamp(min=0)
+        rewards[torch.arange(len(ids)), last] += scores.to(rewards.device)
+        advantages, returns = gae(rewards, old_values, mask, s.gamma, s.lam)
+        return {"input_ids": full_ids, "attention_mask": full_mask, "mask": mask, "prompt_width": width,
+                "old_logprobs": old_logprobs, "old_values": old_values, "advantages": whiten(advantages, mask),
+                "returns": returns, "scores": scores, "per_func": per_func, "kl": kl.sum(1), "texts": texts,
+                "lengths": mask.sum(1), "ended": ended, "generate_seconds": generate_seconds}
+
+    # -- update ----------------------------------------------------------------------------------
+    def update(self, batch: dict) -> dict:
+        s = self.settings
+        self.model.train()
+        n = batch["input_ids"].shape[0]
+        logs = {"policy_loss": [], "value_loss": [], "clipfrac": [], "value_clipfrac": [], "entropy": [],
+                "approx_kl": []}
+        for _ in range(s.epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, s.minibatch_size):
+                sel = order[start : start + s.minibatch_size].to(self.device)
+                mask = batch["mask"][sel]
+                logprobs, values, logits = self.forward(batch["input_ids"][sel], batch["attention_mask"][sel],
+                                                        batch["prompt_width"])
+                pg_loss, clipfrac = policy_loss(logprobs, batch["old_logprobs"][sel], batch["advantages"][sel],
+                                                mask, s.cliprange)
+                vf_loss, vf_clipfrac = value_loss(values, batch["old_values"][sel], batch["returns"][sel], mask,
+                                                  s.cliprange_value)
+                loss = pg_loss + s.vf_coef * vf_loss
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.trainable, s.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    probs = torch.softmax(logits, dim=-1)
+                    entropy = -(probs * torch.log_softmax(logits, dim=-1)).sum(-1)
+                    logs["entropy"].append(masked_mean(entropy, mask).item())
+                    logs["approx_kl"].append(masked_mean(0.5 * (logprobs - batch["old_logprobs"][sel]) ** 2,
+                                                         mask).item())
+                logs["policy_loss"].append(pg_loss.item())
+                logs["value_loss"].append(vf_loss.item())
+                logs["clipfrac"].append(clipfrac.item())
+                logs["value_clipfrac"].append(vf_clipfrac.item())
+        return {key: sum(v) / len(v) for key, v in logs.items()}
+
+    def step(self, rows: list[dict]) -> dict:
+        """One PPO iteration: rollouts for `rows`, then the update passes. Returns the step's logs."""
+        began = time.perf_counter()
+        batch = self.rollout(rows)
+        stats = self.update(batch)
+        self.step_count += 1
+        total = time.perf_counter() - began
+        return {
+            "step": self.step_count,
+            "reward": batch["scores"].mean().item(),
+            "reward_std": batch["scores"].std().item() if len(batch["scores"]) > 1 else 0.0,
+            **{f"rewards/{name}/mean": v.mean().item() for name, v in batch["per_func"].items()},
+            "kl": batch["kl"].mean().item(),
+            **stats,
+            "explained_variance": explained_variance(batch["old_values"], batch["returns"], batch["mask"]),
+            "completion_length": batch["lengths"].mean().item(),
+            "clipped_ratio": 1.0 - batch["ended"].float().mean().item(),
+            "generate_seconds": batch["generate_seconds"],
+            "update_seconds": total - batch["generate_seconds"],
+            "step_seconds": total,
+        }
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save_value_head(self, folder: Path) -> None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()},
+                  str(Path(folder) / VALUE_HEAD_FILE))
+
+
+def load_value_head(folder: str | Path, hidden_size: int) -> ValueHead:
+    head = ValueHead(hidden_size)
+    head.load_state_dict(load_file(str(Path(folder) / VALUE_HEAD_FILE)))
+    return head

@@ -1,0 +1,169 @@
+"""Verifiable rewards for RL, as plain functions with TRL's reward signature.
+
+Each function takes the completions of a batch plus the dataset's columns as keyword lists
+(`answer`: the gold answer, `kind`: number | choice | yesno, `options`: AQuA's option strings or
+None) and returns one float per completion. All are total: any completion (empty, huge, binary
+junk, unbalanced tags, a chat message instead of a string) gives a finite number in the documented
+range and never raises.
+
+| name           | range        | what it pays                                                       |
+|----------------|--------------|--------------------------------------------------------------------|
+| correctness    | {0, 1}       | 1.0 when the final answer (after `</think>`) equals the gold answer |
+| partial_credit | [0, 0.5]     | some credit for a wrong or malformed final answer, see below        |
+| format         | [-1, 1]      | 1.0 for `<think>...</think>` + a final answer, penalties below      |
+
+Partial credit (only when `correctness` is 0; the largest component applies):
+- 0.3 `gold_in_reasoning`: the gold number appears in the reasoning but the final answer is wrong or missing
+- 0.3 `lenient_match`: the right answer can be found by the lenient extractor (e.g. the right option
+  letter in a malformed answer, "so it is yes" instead of "yes")
+- 0.2 `close_number`: the final number is within 10% of the gold number
+
+Format: 1.0 for exactly one closed `<think>` block followed by a non-empty answer; otherwise 0.0
+minus 0.5 for each of: no final answer (empty, or the think block never closed), several think
+blocks, cut off by the token budget (clipped at -1.0).
+
+The gold answer is the dataset's `answer` column, never the prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Callable
+
+from reasoning_lab.answers import NUMBER, canonical_gold, canonical_number, extract_answer, final_region, same_answer
+
+GOLD_IN_REASONING = 0.3
+LENIENT_MATCH = 0.3
+CLOSE_NUMBER = 0.2
+CLOSE_TOLERANCE = 0.10
+FORMAT_OK = 1.0
+FORMAT_PENALTY = 0.5
+MAX_CHARS = 20_000  # longer completions are judged on their first and last 10k characters
+
+
+def text_of(completion) -> str:
+    """The text of a completion: a string, or TRL's conversational `[{"role": ..., "content": ...}]`."""
+    if isinstance(completion, list):
+        completion = "".join(str(m.get("content", "")) if isinstance(m, dict) else str(m) for m in completion)
+    if not isinstance(completion, str):
+        completion = "" if completion is None else str(completion)
+    if len(completion) > MAX_CHARS:
+        completion = completion[: MAX_CHARS // 2] + completion[-MAX_CHARS // 2:]
+    return completion
+
+
+def _column(values, i: int, default=None):
+    if values is None:
+        return default
+    if isinstance(values, (list, tuple)):
+        return values[i] if i < len(values) else default
+    return values
+
+
+def _kind(value) -> str:
+    return value if value in ("number", "choice", "yesno") else "number"
+
+
+def _options(value) -> list[str] | None:
+    return [str(o) for o in value] if isinstance(value, (list, tuple)) and value else None
+
+
+def _correct(text: str, gold, kind: str, options, lenient: bool) -> bool:
+    try:
+        predicted = extract_answer(text, kind, options, lenient)
+        return same_answer(predicted, canonical_gold(str(gold), kind), kind)
+    except Exception:  # noqa: BLE001 - a reward never raises; an unreadable answer earns nothing
+        return False
+
+
+def correctness(completions, answer=None, kind=None, options=None, **kwargs) -> list[float]:
+    """1.0 when the final answer equals the gold `answer`, else 0.0."""
+    return [float(_correct(text_of(c), _column(answer, i, ""), _kind(_column(kind, i)), _options(_column(options, i)),
+                           lenient=False))
+            for i, c in enumerate(completions)]
+
+
+def _close(predicted: str | None, gold: str | None) -> bool:
+    try:
+        a, b = float(Fraction(predicted)), float(Fraction(gold))
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return False
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= CLOSE_TOLERANCE * max(abs(b), 1.0)
+
+
+def _partial(text: str, gold, kind: str, options) -> float:
+    if _correct(text, gold, kind, options, lenient=False):
+        return 0.0
+    credit = 0.0
+    if _correct(text, gold, kind, options, lenient=True):
+        credit = max(credit, LENIENT_MATCH)
+    if kind == "number":
+        canonical = canonical_number(str(gold))
+        region = final_region(text)
+        reasoning = text[: text.rfind("</think>")] if "</think>" in text else text
+        if canonical is not None and any(
+                same_answer(canonical_number(m.group(0)), canonical, kind) for m in NUMBER.finditer(reasoning)):
+            credit = max(credit, GOLD_IN_REASONING)
+        if region is not None and _close(extract_answer(region, kind), canonical):
+            credit = max(credit, CLOSE_NUMBER)
+    return credit
+
+
+def partial_credit(completions, answer=None, kind=None, options=None, **kwargs) -> list[float]:
+    """Credit in [0, 0.5] for near misses when the final answer is not correct (see module docstring)."""
+    out = []
+    for i, c in enumerate(completions):
+        try:
+            out.append(_partial(text_of(c), _column(answer, i, ""), _kind(_column(kind, i)),
+                                _options(_column(options, i))))
+        except Exception:  # noqa: BLE001 - a reward never raises
+            out.append(0.0)
+    return out
+
+
+def _cut_off(ids, max_tokens: int | None, eos_ids: set[int]) -> bool:
+    if not max_tokens or not isinstance(ids, (list, tuple)) or len(ids) < max_tokens:
+        return False
+    return not (ids and ids[-1] in eos_ids)
+
+
+def format_score(text: str, cut_off: bool = False) -> float:
+    opened, closed = text.count("<think>"), text.count("</think>")
+    region = final_region(text)
+    answered = bool(region and region.strip() and "<think>" not in region)
+    if opened == 1 and closed == 1 and text.index("<think>") < text.index("</think>") and answered and not cut_off:
+        return FORMAT_OK
+    penalty = FORMAT_PENALTY * (int(not answered) + int(opened > 1 or closed > 1) + int(cut_off))
+    return max(-1.0, -penalty)
+
+
+def format(completions, completion_ids=None, max_completion_length=None, eos_token_ids=(), **kwargs) -> list[float]:  # noqa: A001
+    """1.0 for one closed think block and a final answer; penalties in [-1, 0] otherwise."""
+    eos = set(eos_token_ids or ())
+    return [format_score(text_of(c), _cut_off(_column(completion_ids, i), max_completion_length, eos))
+            for i, c in enumerate(completions)]
+
+
+REWARDS: dict[str, Callable] = {"correctness": correctness, "partial_credit": partial_credit, "format": format}
+RANGES = {"correctness": (0.0, 1.0), "partial_credit": (0.0, 0.5), "format": (-1.0, 1.0)}
+
+
+def reward_functions(names: list[str], max_completion_length: int | None = None,
+                     eos_token_ids: tuple[int, ...] = ()) -> list[Callable]:
+    """The named reward functions, with the token budget bound (for the cut-off penalty), each keeping
+    its name (TRL logs `rewards/<name>/mean`)."""
+    funcs = []
+    for name in names:
+        if name not in REWARDS:
+            raise KeyError(name)
+        base = REWARDS[name]
+
+        def bound(prompts=None, completions=(), _base=base, **kwargs):
+            kwargs.setdefault("max_completion_length", max_completion_length)
+            kwargs.setdefault("eos_token_ids", eos_token_ids)
+            return _base(completions, **kwargs)
+
+        bound.__name__ = name
+        funcs.append(bound)
+    return funcs

@@ -1,0 +1,188 @@
+"""RL stage: GRPO, RLOO (TRL) or PPO with a value head (reasoning_lab.ppo) on verifiable rewards.
+
+Recipe: start from the last curriculum checkpoint (init_from, else this run's or the newest
+`curriculum/stage_4`) -> prompts from the hardest curriculum stage's training sets, with the gold
+answer as a column -> evaluate (before) -> train `rl.max_steps` steps with the rewards named in
+`rl.rewards` (reasoning_lab.rewards), prompts at random or by AdaRFT's adaptive difficulty, a held-out
+evaluation every `rl.eval_every` steps -> save `rl/checkpoint` (adapter, plus `value_head.safetensors`
+for PPO) -> evaluate (after) -> `rl/metrics.json`, `rl/eval_results.json`, report.md, W&B.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from omegaconf import DictConfig, OmegaConf
+from transformers import set_seed
+from trl import GRPOConfig, RLOOConfig
+
+from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.data import load_problems
+from reasoning_lab.evaluation import evaluate, log_to_wandb, options_of
+from reasoning_lab.model import check_checkpoint, load_model, load_tokenizer, save_adapter
+from reasoning_lab.ppo import PPO, PPOSettings
+from reasoning_lab.report import write_report
+from reasoning_lab.rewards import reward_functions
+from reasoning_lab.rl import GRPO, RLOO, AdaptiveDifficulty, AtSteps, GenerationTimer, PromptSampler, RewardFeedback
+from reasoning_lab.tracking import stage_run, write_json
+
+log = logging.getLogger(__name__)
+
+
+def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
+    """init_from, else this run's last curriculum stage, else the newest last curriculum stage under
+    logs/, else None (fresh adapters on the base model, said in the log)."""
+    if cfg.init_from:
+        return cfg.init_from
+    last = f"curriculum/stage_{len(cfg.curriculum.stages)}"
+    found = [Path(run_dir) / last] if (Path(run_dir) / last / "adapter_config.json").exists() else []
+    found = found or sorted((p.parent for p in Path("logs").glob(f"**/{last}/adapter_config.json")),
+                            key=lambda p: (p / "adapter_config.json").stat().st_mtime)[-1:]
+    if found:
+        return str(check_checkpoint(found[0], cfg.model))
+    log.warning("no curriculum checkpoint found (pass init_from=<adapter dir>): RL starts from fresh adapters")
+    return None
+
+
+def prompt_rows(cfg: DictConfig) -> list[dict]:
+    """One row per training problem of `rl.prompt_sets` (default: the last curriculum stage's sets)."""
+    names = list(cfg.rl.prompt_sets or cfg.curriculum.stages[-1].data)
+    rows = []
+    for name in names:
+        for p in load_problems(cfg.data, name, "train"):
+            rows.append({
+                "prompt": [{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}],
+                "answer": p.answer, "kind": p.kind, "options": options_of(p), "difficulty": p.difficulty, "set": name,
+            })
+    if not rows:
+        raise ReasoningLabError(f"rl.prompt_sets={names} hold no training problems; name sets from data.sets")
+    return rows
+
+
+def trl_trainer(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sampler, stage_dir: Path,
+                report_to: str, callbacks: list):
+    r = cfg.rl
+    common = dict(
+        output_dir=str(stage_dir / "trainer"), max_steps=r.max_steps,
+        per_device_train_batch_size=r.batch_size * r.num_generations,  # completions per step
+        gradient_accumulation_steps=1, num_generations=r.num_generations,
+        max_completion_length=r.max_completion_length, learning_rate=r.learning_rate, beta=r.beta,
+        temperature=r.temperature, top_p=r.top_p, epsilon=r.epsilon, num_iterations=r.num_iterations,
+        reward_weights=[spec.weight for spec in r.rewards], logging_steps=1, save_strategy="no",
+        report_to=report_to, seed=cfg.seed, use_vllm=r.use_vllm, disable_dropout=True,
+        gradient_checkpointing=cfg.model.gradient_checkpointing,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+    )
+    if r.algorithm == "grpo":
+        args, trainer_class = GRPOConfig(**common, loss_type=r.loss_type, scale_rewards=r.scale_rewards), GRPO
+    else:
+        args, trainer_class = RLOOConfig(**common, normalize_advantages=r.normalize_advantages), RLOO
+    return trainer_class(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
+                         processing_class=tokenizer, callbacks=callbacks, prompt_sampler=sampler,
+                         drop_uniform_groups=r.drop_uniform_groups)
+
+
+def run(cfg: DictConfig, run_dir: str) -> dict:
+    r = cfg.rl
+    if r.use_vllm and cfg.model.quantization == "8bit":
+        raise ReasoningLabError("rl.use_vllm=true needs a 4-bit or unquantised base (vLLM cannot run 8-bit "
+                                "layers); set model.quantization=4bit or rl.use_vllm=false")
+    with stage_run(cfg, run_dir, "rl") as (stage_dir, metrics, wandb_run):
+        set_seed(cfg.seed)
+        start = starting_checkpoint(cfg, run_dir)
+        tokenizer = load_tokenizer(cfg.model)
+        model = load_model(cfg.model, init_from=start)
+        rows = prompt_rows(cfg)
+        metrics.update(algorithm=r.algorithm, init_from=start, prompts=len(rows),
+                       settings=OmegaConf.to_container(r, resolve=True))
+        budget, eval_sets = cfg.eval.during_training, list(r.eval_sets or cfg.eval.datasets)
+
+        def held_out(step: int, label: str) -> dict:
+            results = evaluate(model, tokenizer, cfg, budget, label, stage_dir if label == "rl" else None, eval_sets)
+            log_to_wandb(wandb_run, results, f"rl/eval_step_{step}" if label != "rl" else "rl/eval")
+            metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
+            return results
+
+        metrics["before"] = held_out(0, "rl/before")["datasets"]
+
+        adaptive = None
+        if r.difficulty_target is not None:
+            adaptive = AdaptiveDifficulty([row["difficulty"] for row in rows], r.difficulty_target, r.difficulty_eta,
+                                          r.difficulty_alpha, r.difficulty_reward, cfg.seed)
+        eos = model.generation_config.eos_token_id
+        rewards = reward_functions([spec.name for spec in r.rewards], r.max_completion_length,
+                                   tuple(sorted({tokenizer.eos_token_id, *([eos] if isinstance(eos, int) else eos or [])})))
+        timer = GenerationTimer(model)
+        began = time.perf_counter()
+        if r.algorithm == "ppo":
+            history, ppo = train_ppo(cfg, model, tokenizer, rows, rewards, adaptive, wandb_run, held_out)
+            policy = model
+        else:
+            sampler = PromptSampler(len(rows), r.batch_size, r.num_generations, r.num_iterations, cfg.seed, adaptive)
+            callbacks = [AtSteps(r.eval_every, lambda step, m: held_out(step, f"rl/step_{step}"))]
+            if adaptive is not None:
+                callbacks.append(RewardFeedback(adaptive))
+            trainer = trl_trainer(cfg, model, tokenizer, rows, rewards, sampler, stage_dir,
+                                  "wandb" if wandb_run is not None else "none", callbacks)
+            trainer.train()
+            history = [h for h in trainer.state.log_history if "reward" in h]
+            policy = trainer.model
+        train_seconds = time.perf_counter() - began
+        metrics["train"] = {
+            "steps": len(history), "history": history, "train_seconds": round(train_seconds, 1),
+            "generate_seconds": round(timer.seconds, 1), "generate_share": round(timer.seconds / train_seconds, 3),
+            "reward_first": history[0]["reward"] if history else None,
+            "reward_last": history[-1]["reward"] if history else None,
+        }
+        if adaptive is not None:
+            metrics["train"]["difficulty"] = adaptive.history
+
+        for name in [n for n in policy.peft_config if n != "default"]:
+            policy.delete_adapter(name)  # the frozen reference copy is not part of the checkpoint
+        checkpoint = save_adapter(policy, tokenizer, stage_dir / "checkpoint", cfg.model,
+                                  {"stage": "rl", "algorithm": r.algorithm},
+                                  also=ppo.save_value_head if r.algorithm == "ppo" else None)
+        metrics["checkpoint"] = str(checkpoint)
+
+        after = held_out(r.max_steps, "rl")
+        write_json(stage_dir / "eval_results.json", after)
+        metrics["after"] = after["datasets"]
+        write_report(run_dir)
+        log.info("rl (%s) done: reward %s -> %s in %d steps, adapter in %s", r.algorithm,
+                 metrics["train"]["reward_first"], metrics["train"]["reward_last"], len(history), checkpoint)
+    return metrics
+
+
+def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adaptive, wandb_run, held_out) -> list:
+    r = cfg.rl
+    settings = PPOSettings(
+        batch_size=r.batch_size, num_generations=r.num_generations, max_completion_length=r.max_completion_length,
+        temperature=r.temperature, top_p=r.top_p, learning_rate=r.learning_rate, beta=r.beta, gamma=r.gamma,
+        lam=r.lam, epochs=r.num_iterations, minibatch_size=r.minibatch_size, cliprange=r.epsilon,
+        cliprange_value=r.cliprange_value, vf_coef=r.vf_coef, max_grad_norm=r.max_grad_norm, seed=cfg.seed)
+    ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], settings)
+    sampler = iter(PromptSampler(len(rows), r.batch_size, 1, 1, cfg.seed, adaptive))
+    history = []
+    for step in range(1, r.max_steps + 1):
+        batch = []
+        for _ in range(r.batch_size):
+            index = next(sampler, None)
+            if index is None:
+                sampler = iter(PromptSampler(len(rows), r.batch_size, 1, 1, cfg.seed + step, adaptive))
+                index = next(sampler)
+            batch.append(rows[index])
+        logs = ppo.step(batch)
+        if adaptive is not None:
+            logs["difficulty_target"] = adaptive.update(logs.get("rewards/correctness/mean", logs["reward"]))
+        history.append(logs)
+        log.info("ppo step %d: reward %.3f, kl %.4f, entropy %.2f, clipfrac %.2f, value loss %.4f", step,
+                 logs["reward"], logs["kl"], logs["entropy"], logs["clipfrac"], logs["value_loss"])
+        if wandb_run is not None:
+            wandb_run.log({f"train/{k}": v for k, v in logs.items()})
+        if r.eval_every and step % r.eval_every == 0 and step < r.max_steps:
+            held_out(step, f"rl/step_{step}")
+    return history, ppo

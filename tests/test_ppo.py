@@ -1,0 +1,93 @@
+"""PPO (reasoning_lab.ppo): GAE and the clipped losses against hand-worked values; a toy task learns."""
+
+import pytest
+import torch
+
+from reasoning_lab.model import load_model, load_tokenizer
+from reasoning_lab.ppo import PPO, PPOSettings, gae, load_value_head, policy_loss, value_loss, whiten
+from tests.conftest import make_config
+
+
+def test_gae_with_lambda_one_gives_monte_carlo_returns():
+    rewards = torch.tensor([[0.0, 0.0, 1.0]])
+    values = torch.tensor([[0.5, 0.6, 0.7]])
+    advantages, returns = gae(rewards, values, torch.ones(1, 3), gamma=1.0, lam=1.0)
+    assert advantages[0].tolist() == pytest.approx([0.5, 0.4, 0.3])
+    assert returns[0].tolist() == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_gae_hand_worked_with_discount_and_padding():
+    # deltas: t2 = 1 - 0.7 = 0.3; t1 = 0.9 * 0.7 - 0.6 = 0.03; t0 = 0.9 * 0.6 - 0.5 = 0.04
+    # advantages: 0.3; 0.03 + 0.45 * 0.3 = 0.165; 0.04 + 0.45 * 0.165 = 0.11425
+    rewards = torch.tensor([[0.0, 0.0, 1.0, 5.0]])  # the last position is padding: ignored
+    values = torch.tensor([[0.5, 0.6, 0.7, 9.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    advantages, returns = gae(rewards, values, mask, gamma=0.9, lam=0.5)
+    assert advantages[0].tolist() == pytest.approx([0.11425, 0.165, 0.3, 0.0])
+    assert returns[0].tolist() == pytest.approx([0.61425, 0.765, 1.0, 0.0])
+
+
+def test_clipped_policy_loss_hand_computed():
+    ratios = torch.tensor([[1.5, 0.5, 0.5, 3.0]])
+    advantages = torch.tensor([[1.0, 1.0, -1.0, 7.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    # per token max(-A r, -A clip(r)): -1.2 (clipped), -0.5, 0.8 (clipped); the masked token is ignored
+    loss, clipfrac = policy_loss(torch.log(ratios), torch.zeros(1, 4), advantages, mask, cliprange=0.2)
+    assert loss.item() == pytest.approx((-1.2 - 0.5 + 0.8) / 3)
+    assert clipfrac.item() == pytest.approx(2 / 3)
+
+
+def test_clipped_value_loss_hand_computed():
+    values, old, returns = torch.tensor([[1.0, 0.9]]), torch.tensor([[0.5, 0.5]]), torch.tensor([[0.0, 1.0]])
+    # token 0: clipped value 0.7, errors 1.0 vs 0.49 -> 1.0; token 1: clipped 0.7, errors 0.01 vs 0.09 -> 0.09
+    loss, clipfrac = value_loss(values, old, returns, torch.ones(1, 2), cliprange_value=0.2)
+    assert loss.item() == pytest.approx(0.5 * (1.0 + 0.09) / 2)
+    assert clipfrac.item() == pytest.approx(0.5)
+
+
+def test_whiten_is_zero_mean_unit_variance_on_the_mask():
+    x, mask = torch.tensor([[1.0, 2.0, 3.0, 100.0]]), torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    w = whiten(x, mask)
+    assert w[0, :3].mean().item() == pytest.approx(0.0, abs=1e-6)
+    assert (w[0, :3] ** 2).mean().item() == pytest.approx(1.0, rel=1e-4)
+    assert w[0, 3].item() == 0.0
+
+
+def toy_ppo(lr=3e-2):
+    """tiny_random with LoRA on the output layer too, rewarded for the share of token ids divisible by 8."""
+    torch.manual_seed(0)
+    cfg = make_config("model=tiny_random", "model.lora.target_modules=[q_proj,v_proj,lm_head]")
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model)
+
+    def share_of_multiples_of_8(prompts=None, completions=(), completion_ids=(), **kwargs):
+        return [sum(t % 8 == 0 for t in ids) / max(len(ids), 1) for ids in completion_ids]
+
+    settings = PPOSettings(batch_size=4, num_generations=2, max_completion_length=8, temperature=1.0,
+                           learning_rate=lr, beta=0.0, epochs=2, minibatch_size=4, seed=0)
+    return PPO(model, tokenizer, [share_of_multiples_of_8], [1.0], settings)
+
+
+def test_toy_task_mean_reward_rises(tmp_path):
+    ppo = toy_ppo()
+    rows = [{"prompt": p} for p in ("count to ten", "say something", "hello", "abc")]
+    first = ppo.step(rows)
+    assert first["kl"] == pytest.approx(0.0, abs=1e-5)  # the reference is the starting policy
+    rewards = [first["reward"]] + [ppo.step(rows)["reward"] for _ in range(23)]
+    early, late = sum(rewards[:4]) / 4, sum(rewards[-4:]) / 4
+    assert late > early + 0.3 and late > 0.6, rewards
+    assert 0 < ppo.step_count == 24
+
+    ppo.save_value_head(tmp_path)
+    head = load_value_head(tmp_path, ppo.value_head.summary.in_features)
+    assert torch.equal(head.summary.weight, ppo.value_head.summary.weight.cpu())
+    assert head.summary.weight.abs().sum() > 0  # the value head trained
+
+
+def test_reference_adapter_is_frozen_and_not_optimised():
+    ppo = toy_ppo()
+    ref = [p for n, p in ppo.model.named_parameters() if ".ref." in n]
+    assert ref and not any(p.requires_grad for p in ref)
+    optimised = {id(p) for p in ppo.trainable}
+    assert not any(id(p) in optimised for p in ref)
+    assert any(id(p) in optimised for p in ppo.value_head.parameters())

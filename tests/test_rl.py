@@ -1,0 +1,110 @@
+"""RL stage: AdaRFT arithmetic, prompt order, and `stage=rl` with grpo, rloo and ppo on tiny_random."""
+
+import json
+import math
+
+import pytest
+
+from reasoning_lab.rl import AdaptiveDifficulty, PromptSampler, quantiles
+from reasoning_lab.tracking import find_wandb_files, read_wandb_file
+from tests.conftest import run_cli
+
+TINY_RL = ["stage=rl", "model=tiny_random", "rl.max_steps=2", "rl.batch_size=2", "rl.num_generations=2",
+           "rl.max_completion_length=8", "rl.eval_every=1", "rl.eval_sets=[synthetic_gsm8k]",
+           "eval.during_training.limit=2", "eval.during_training.k=2", "eval.during_training.max_new_tokens=8",
+           "eval.during_training.direct_limit=1", "data.generic.size_per_level=8", "data.synthetic_size=48"]
+
+
+def test_difficulties_become_quantiles():
+    assert quantiles([3, 1, 2, 2, 5]) == [0.75, 0.0, 0.375, 0.375, 1.0]
+
+
+def test_adarft_target_follows_the_formula():
+    adaptive = AdaptiveDifficulty([1, 2, 3, 4, 5], target=0.5, eta=0.1, alpha=2.0, beta=0.5, seed=0)
+    assert adaptive.update(0.9) == pytest.approx(0.5 + 0.1 * math.tanh(2.0 * 0.4))  # too easy: harder
+    assert adaptive.update(0.0) == pytest.approx(0.5 + 0.1 * math.tanh(0.8) + 0.1 * math.tanh(-1.0))
+    for _ in range(100):
+        adaptive.update(0.0)
+    assert adaptive.target == 0.0  # clipped at d_min
+
+
+def test_adarft_picks_the_unused_problems_nearest_the_target():
+    # quantiles 0.2, 1.0, 0.6, 0.4, 0.0, 0.8: pairs at distance 0.1, 0.3, 0.5 from the target 0.5
+    adaptive = AdaptiveDifficulty([0.2, 0.9, 0.5, 0.45, 0.0, 0.6], target=0.5, eta=0.1, alpha=2.0, beta=0.5, seed=0)
+    assert sorted(adaptive.pick(2)) == [2, 3]
+    assert sorted(adaptive.pick(2)) == [0, 5]  # the nearest two are spent
+    assert sorted(adaptive.pick(2)) == [1, 4]
+    assert len(adaptive.pick(2)) == 2  # all spent: starts over
+
+
+def test_prompt_sampler_uses_trl_group_order():
+    order = list(PromptSampler(6, batch_size=2, num_generations=3, repeat=2, seed=0))
+    assert len(order) == len(PromptSampler(6, 2, 3, 2, 0)) == 36
+    for start in range(0, 36, 12):  # per step: 2 prompts x 3 generations, the chunk repeated twice
+        chunk = order[start:start + 12]
+        assert chunk[:6] == chunk[6:] and chunk[0] == chunk[1] == chunk[2] and chunk[3] == chunk[4] == chunk[5]
+    assert sorted(set(order)) == list(range(6))
+
+
+def finished(run_dir, result):
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads((run_dir / "rl" / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    return metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo", "ppo"])
+def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm):
+    run_dir = tmp_path / "run"
+    metrics = finished(run_dir, run_cli(f"rl={algorithm}", *TINY_RL, "logger=wandb", f"hydra.run.dir={run_dir}"))
+    assert metrics["algorithm"] == algorithm
+    train = metrics["train"]
+    assert train["steps"] == 2 and len(train["history"]) == 2
+    assert all(math.isfinite(h["reward"]) for h in train["history"])
+    assert 0 < train["generate_share"] < 1
+    assert [e["step"] for e in metrics["eval_history"]] == [0, 1, 2]  # before, every step, after
+    assert metrics["before"].keys() == metrics["after"].keys() == {"synthetic_gsm8k"}
+
+    checkpoint = run_dir / "rl" / "checkpoint"
+    assert (checkpoint / "adapter_model.safetensors").exists()
+    assert not (checkpoint / "ref").exists()  # the frozen reference is not part of the policy
+    assert (checkpoint / "value_head.safetensors").exists() == (algorithm == "ppo")
+    assert json.loads((checkpoint / "reasoning_lab.json").read_text())["algorithm"] == algorithm
+    assert "| dataset | rl |" in (run_dir / "report.md").read_text()
+
+    (wandb_file,) = find_wandb_files(run_dir)
+    logged = read_wandb_file(wandb_file)
+    rewards = [h for h in logged["history"] if "train/reward" in h]
+    assert len(rewards) == 2
+    assert logged["summary"]["rl/status"] == "completed"
+
+    eval_dir = tmp_path / "eval"
+    result = run_cli("stage=eval", "model=tiny_random", f"eval.checkpoint={checkpoint}", "eval.limit=2", "eval.k=2",
+                     "eval.max_new_tokens=4", "eval.direct_limit=1", "eval.datasets=[synthetic_gsm8k]", "logger=none",
+                     "data.synthetic_size=48", f"hydra.run.dir={eval_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((eval_dir / "eval" / "results.json").read_text())
+    assert results["checkpoint"] == str(checkpoint) and results["datasets"]["synthetic_gsm8k"]["n"] == 2
+
+
+@pytest.mark.slow
+def test_adaptive_difficulty_and_dropped_groups_in_grpo(tmp_path):
+    run_dir = tmp_path / "run"
+    metrics = finished(run_dir, run_cli(*TINY_RL, "rl.difficulty_target=0.3", "rl.drop_uniform_groups=true",
+                                        "rl.eval_every=0", "logger=none", f"hydra.run.dir={run_dir}"))
+    targets = [h["target"] for h in metrics["train"]["difficulty"]]
+    assert len(targets) == 2 and targets[0] < 0.3  # tiny_random earns nothing: the target eases
+    assert all("dropped_uniform_share" in h for h in metrics["train"]["history"])
+    assert [e["step"] for e in metrics["eval_history"]] == [0, 2]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("rl.rewards=[{name: nope, weight: 1.0}]", "unknown reward 'nope'"),
+    ("rl.num_generations=1", "rl.num_generations=1"),
+    ("rl.loss_type=magic", "rl.loss_type='magic' is not one of"),
+])
+def test_rl_config_mistakes_are_one_line(override, message):
+    result = run_cli("stage=rl", "model=tiny_random", override)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

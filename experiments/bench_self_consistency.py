@@ -14,32 +14,18 @@ Prints a table and writes experiments/results/self_consistency.md.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from reasoning_lab.bench import machine
 from reasoning_lab.config import register_configs
 from reasoning_lab.decoding import generate
 from reasoning_lab.model import load_model, load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"CPU {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, GPU {gpu}, "
-            f"Python {platform.python_version()}")
 
 
 def questions(n: int) -> list[str]:

@@ -19,9 +19,9 @@ loss, explained variance, and the seconds spent generating vs updating.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -197,7 +197,7 @@ class PPO:
 
         columns = {key: [r.get(key) for r in repeated] for key in repeated[0] if key != "prompt"}
         per_func = {}
-        for func, weight in zip(self.reward_funcs, self.reward_weights):
+        for func in self.reward_funcs:
             values = func(prompts=[r["prompt"] for r in repeated], completions=texts, completion_ids=ids, **columns)
             per_func[func.__name__] = torch.tensor([float(v) for v in values], dtype=torch.float32)
         scores = sum(w * per_func[f.__name__] for f, w in zip(self.reward_funcs, self.reward_weights))

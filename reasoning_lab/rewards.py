@@ -28,10 +28,17 @@ The gold answer is the dataset's `answer` column, never the prompt.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable
 
-from reasoning_lab.answers import NUMBER, canonical_gold, canonical_number, extract_answer, final_region, same_answer
+from reasoning_lab.answers import (
+    NUMBER,
+    canonical_gold,
+    canonical_number,
+    extract_answer,
+    final_region,
+    same_answer,
+)
 
 GOLD_IN_REASONING = 0.3
 LENIENT_MATCH = 0.3

@@ -199,16 +199,21 @@ def test_merged_export_loads_without_peft(tmp_path):
     assert not (merged_dir / "adapter_config.json").exists()
 
 
-def test_pipeline_chains_warmup_curriculum_and_eval(tmp_path):
+def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
     result = run_cli(*[a.replace("stage=curriculum", "stage=pipeline") for a in TINY], "warmup.max_steps=1",
                      "warmup.eval_steps=0", "warmup.eval_sets=[]", "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4",
-                     "eval.direct_limit=1", f"hydra.run.dir={tmp_path}")
+                     "eval.direct_limit=1", "rl.max_steps=1", "rl.batch_size=2", "rl.num_generations=2",
+                     "rl.max_completion_length=4", "rl.eval_every=0", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     warmup = json.loads((tmp_path / "warmup" / "metrics.json").read_text())
     curriculum = curriculum_metrics(tmp_path)
     evaluation = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert warmup["status"] == curriculum["status"] == "completed"
+    rl = json.loads((tmp_path / "rl" / "metrics.json").read_text())
     assert curriculum["init_from"] == warmup["checkpoint"]
-    assert evaluation["checkpoint"] == curriculum["checkpoint"].rstrip("/")
-    assert "| dataset | curriculum/stage_1 |" in (tmp_path / "report.md").read_text()
-    assert "eval: curriculum/stage_4" in (tmp_path / "report.md").read_text()
+    assert rl["status"] == "completed" and rl["init_from"] == curriculum["checkpoint"]
+    assert evaluation["checkpoint"] == rl["checkpoint"]
+    header = next(line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| dataset"))
+    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    assert columns[:4] == ["curriculum/stage_1", "curriculum/stage_2", "curriculum/stage_3", "curriculum/stage_4"]
+    assert columns[4:] == ["rl", "eval: rl"]  # RL is the last training column, then its final evaluation

@@ -27,7 +27,15 @@ from reasoning_lab.model import check_checkpoint, load_model, load_tokenizer, sa
 from reasoning_lab.ppo import PPO, PPOSettings
 from reasoning_lab.report import write_report
 from reasoning_lab.rewards import reward_functions
-from reasoning_lab.rl import GRPO, RLOO, AdaptiveDifficulty, AtSteps, GenerationTimer, PromptSampler, RewardFeedback
+from reasoning_lab.rl import (
+    GRPO,
+    RLOO,
+    AdaptiveDifficulty,
+    AtSteps,
+    GenerationTimer,
+    PromptSampler,
+    RewardFeedback,
+)
 from reasoning_lab.tracking import stage_run, write_json
 
 log = logging.getLogger(__name__)
@@ -99,7 +107,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         rows = prompt_rows(cfg)
         metrics.update(algorithm=r.algorithm, init_from=start, prompts=len(rows),
                        settings=OmegaConf.to_container(r, resolve=True))
-        budget, eval_sets = cfg.eval.during_training, list(r.eval_sets or cfg.eval.datasets)
+        budget = cfg.eval.during_training
+        eval_sets = list(cfg.eval.datasets if r.eval_sets is None else r.eval_sets)
 
         def held_out(step: int, label: str) -> dict:
             results = evaluate(model, tokenizer, cfg, budget, label, stage_dir if label == "rl" else None, eval_sets)

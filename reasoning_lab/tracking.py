@@ -14,6 +14,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -39,16 +41,26 @@ def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
     if mode == "auto":
         mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
     os.environ.setdefault("WANDB_SILENT", "true")
+    group, name = cfg.logger.group, Path(run_dir).name
+    config = OmegaConf.to_container(cfg, resolve=True)
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        config["overrides"] = list(hydra.overrides.task)
+        if hydra.mode == RunMode.MULTIRUN:  # a sweep: one group, each job named by its overrides
+            from reasoning_lab.sweep_report import job_name, sweep_group
+
+            group = group or sweep_group(cfg.stage.name, hydra.sweep.dir)
+            name = job_name(list(hydra.overrides.task), hydra.sweep.dir)
     return wandb.init(
         project=cfg.logger.project,
         entity=cfg.logger.entity,
-        group=cfg.logger.group,
+        group=group,
         tags=list(cfg.logger.tags),
         job_type=job_type,
-        name=Path(run_dir).name,
+        name=name,
         dir=str(run_dir),
         mode=mode,
-        config=OmegaConf.to_container(cfg, resolve=True),
+        config=config,
     )
 
 
@@ -108,8 +120,9 @@ def wandb_records(path: str | Path):
 
 
 def read_wandb_file(path: str | Path) -> dict:
-    """`{"config": {...}, "history": [{key: value}, ...], "summary": {key: value}}` of an offline run."""
-    config, history, summary = {}, [], {}
+    """`{"config": {...}, "history": [{key: value}, ...], "summary": {key: value}, "group": ..., "name": ...}`
+    of an offline run."""
+    config, history, summary, run = {}, [], {}, {}
     for record in wandb_records(path):
         which = record.WhichOneof("record_type")
         if which == "history":
@@ -118,11 +131,13 @@ def read_wandb_file(path: str | Path) -> dict:
         elif which == "summary":
             for item in record.summary.update:
                 summary[item.nested_key[0] if item.nested_key else item.key] = json.loads(item.value_json)
-        elif which in ("config", "run"):  # the initial config travels in the run record
+        if which == "run":
+            run = {"group": record.run.run_group, "name": record.run.display_name, "job_type": record.run.job_type}
+        if which in ("config", "run"):  # the initial config travels in the run record
             updates = record.config.update if which == "config" else record.run.config.update
             for item in updates:
                 config[item.key] = json.loads(item.value_json)
-    return {"config": config, "history": history, "summary": summary}
+    return {"config": config, "history": history, "summary": summary, **run}
 
 
 def find_wandb_files(run_dir: str | Path) -> list[Path]:

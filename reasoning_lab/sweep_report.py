@@ -1,0 +1,186 @@
+"""Sweep summary: one row per multirun job (overrides, status, final accuracy per dataset, wall time).
+
+Written to `<multirun dir>/sweep.md` and `sweep.png` (final mean accuracy against the first numeric
+swept key, e.g. LoRA rank, one line per combination of the other overrides), and as a W&B table in
+the sweep's group. The Hydra callback `SweepReport` (configured in conf/config.yaml) rewrites it after
+every job, so a failed or interrupted sweep still has its summary; by hand:
+
+    python -m reasoning_lab.sweep_report logs/curriculum/multiruns/<time>
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from reasoning_lab.report import collect_results
+
+JOB_ERROR = "job_error.txt"
+
+
+def job_rows(sweep_dir: str | Path) -> list[dict]:
+    rows = []
+    jobs = sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+    for job in jobs:
+        overrides_file = job / ".hydra" / "overrides.yaml"
+        overrides = [line[2:].strip() for line in overrides_file.read_text().splitlines() if line.startswith("- ")] \
+            if overrides_file.exists() else []
+        stages = [json.loads(p.read_text()) for p in job.glob("*/metrics.json")]
+        failed = [m for m in stages if m.get("status") != "completed"]
+        error = (job / JOB_ERROR).read_text().strip() if (job / JOB_ERROR).exists() else ""
+        if failed and not error:
+            error = failed[0].get("error") or failed[0].get("status", "")
+        results = collect_results(job)
+        final = results[-1]["datasets"] if results else {}
+        rows.append({
+            "job": job.name, "overrides": overrides,
+            "status": "failed" if error or failed else ("completed" if stages else "not run"),
+            "error": error.splitlines()[-1] if error else "",
+            "wall_seconds": round(sum(m.get("wall_seconds", 0.0) for m in stages), 1),
+            "accuracy": {name: m["accuracy"] for name, m in final.items()},
+        })
+    return rows
+
+
+def _value(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def write_sweep_report(sweep_dir: str | Path, wandb_group: str | None = None) -> tuple[Path, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep_dir = Path(sweep_dir)
+    rows = job_rows(sweep_dir)
+    datasets = list(dict.fromkeys(name for r in rows for name in r["accuracy"]))
+    # the keys that vary across jobs name each row; the rest are listed once
+    parsed = [dict(o.split("=", 1) for o in r["overrides"] if "=" in o) for r in rows]
+    swept = [k for k in dict.fromkeys(k for p in parsed for k in p) if len({p.get(k) for p in parsed}) > 1]
+    common = [o for o in (rows[0]["overrides"] if rows else []) if o.split("=", 1)[0] not in swept]
+    header = ["job", *swept, "status", "wall s", *datasets, "mean", "error"]
+    lines = [f"# Sweep {sweep_dir}", "", "Final greedy accuracy (strict) per dataset, from each job's last evaluation.",
+             "", f"Common overrides: `{' '.join(common) or '-'}`", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r, p in zip(rows, parsed):
+        acc = [r["accuracy"].get(name) for name in datasets]
+        known = [a for a in acc if a is not None]
+        r["mean"] = sum(known) / len(known) if known else None
+        cells = [r["job"], *[p.get(k, "-") for k in swept], r["status"], f"{r['wall_seconds']:.0f}",
+                 *[f"{a:.3f}" if a is not None else "-" for a in acc],
+                 f"{r['mean']:.3f}" if r["mean"] is not None else "-", r["error"].replace("|", "/")]
+        lines.append("| " + " | ".join(cells) + " |")
+    markdown = sweep_dir / "sweep.md"
+    markdown.write_text("\n".join(lines) + "\n")
+
+    # x: the first swept key whose values are all numbers (e.g. model.lora.r); one line per other combination
+    x_key = next((k for k in swept if all(isinstance(_value(p.get(k, "")), float) for p in parsed)), None)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lines_of: dict[str, list[tuple]] = {}
+    for r, p in zip(rows, parsed):
+        if r["mean"] is None:
+            continue
+        label = " ".join(f"{k}={p[k]}" for k in swept if k != x_key and k in p) or "all jobs"
+        x = _value(p[x_key]) if x_key else int(r["job"])
+        lines_of.setdefault(label, []).append((x, r["mean"]))
+    for label, points in lines_of.items():
+        points.sort()
+        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=label)
+    ax.set_xlabel(x_key or "job")
+    ax.set_ylabel("final accuracy (mean over datasets)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"Sweep: {', '.join(swept) or 'jobs'}")
+    if lines_of:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    chart = sweep_dir / "sweep.png"
+    fig.savefig(chart, dpi=110)
+    plt.close(fig)
+    if wandb_group:
+        log_sweep_table(rows, datasets, sweep_dir, wandb_group, chart)
+    return markdown, chart
+
+
+def log_sweep_table(rows: list[dict], datasets: list[str], sweep_dir: Path, group: str, chart: Path) -> None:
+    """The summary as a W&B table in the sweep's group (offline without WANDB_API_KEY)."""
+    import os
+
+    import wandb
+
+    mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    run = wandb.init(project=os.environ.get("WANDB_PROJECT", "reasoning_lab"), group=group, job_type="sweep_report",
+                     name=f"{group}-summary", dir=str(sweep_dir), mode=mode, reinit="finish_previous")
+    columns = ["job", "overrides", "status", "wall_seconds", *datasets, "mean", "error"]
+    data = [[r["job"], " ".join(r["overrides"]), r["status"], r["wall_seconds"],
+             *[r["accuracy"].get(name) for name in datasets], r["mean"], r["error"]] for r in rows]
+    run.log({"sweep/summary": wandb.Table(columns=columns, data=data), "sweep/chart": wandb.Image(str(chart))})
+    run.finish()
+
+
+def sweep_group(stage: str, sweep_dir: str | Path) -> str:
+    """The W&B group of a sweep: the stage and the multirun directory's name."""
+    return f"{stage}-{Path(sweep_dir).name}"
+
+
+def swept_keys(sweep_dir: str | Path) -> list[str]:
+    """The keys a sweep varies, from the command line Hydra saved in `<sweep dir>/multirun.yaml`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.exists():
+        return []
+    overrides = OmegaConf.load(path).hydra.overrides.task
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
+    return [o.key_or_group for o in parsed if o.is_sweep_override()]
+
+
+def job_name(task_overrides: list[str], sweep_dir: str | Path) -> str:
+    """A sweep job's run name: its values of the swept keys (`model.lora.r=4,curriculum.pacing=linear`)."""
+    keys = swept_keys(sweep_dir)
+    chosen = [o for o in task_overrides if o.split("=", 1)[0] in keys]
+    return ",".join(chosen or task_overrides)
+
+
+class SweepReport(Callback):
+    """Hydra callback: records a failed job's error, rewrites the summary after every job and at the end."""
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        from hydra.core.utils import JobStatus
+        from hydra.types import RunMode
+
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        job_dir = Path(config.hydra.runtime.output_dir)
+        if job_return.status == JobStatus.FAILED:
+            error = job_return._return_value
+            (job_dir / JOB_ERROR).write_text(f"{type(error).__name__}: {error}")
+        write_sweep_report(job_dir.parent)
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.exists():
+            group = None
+            if config.logger.backend == "wandb":
+                group = config.logger.group or sweep_group(config.stage.name, sweep_dir)
+            write_sweep_report(sweep_dir, wandb_group=group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not Path(args[0]).is_dir():
+        raise SystemExit("usage: python -m reasoning_lab.sweep_report <multirun dir>")
+    markdown, chart = write_sweep_report(args[0])
+    print(markdown.read_text())
+    print(f"chart: {chart}")
+
+
+if __name__ == "__main__":
+    main()

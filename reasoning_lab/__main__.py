@@ -39,7 +39,13 @@ def run(cfg: DictConfig) -> dict:
         if name not in STAGES:
             raise ReasoningLabError(f"stage.name={name!r} has no stage module; known stages: {', '.join(STAGES)}")
         stage = importlib.import_module(STAGES[name])
-        return stage.run(cfg, HydraConfig.get().runtime.output_dir)
+        metrics = stage.run(cfg, HydraConfig.get().runtime.output_dir)
+        if cfg.optimized_metric:  # a sweeper (e.g. Optuna) maximises this number
+            if cfg.optimized_metric not in metrics:
+                raise ReasoningLabError(f"optimized_metric={cfg.optimized_metric} is not in the {name} stage's "
+                                        f"metrics; choose one of {', '.join(sorted(metrics))}")
+            return float(metrics[cfg.optimized_metric])
+        return metrics
     except ReasoningLabError as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweep records the failed job and goes on with the others

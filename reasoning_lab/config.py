@@ -377,6 +377,8 @@ class Config:
     kind: str | None = None
     # stage=answer: ask with the reasoning system prompt (false: answer directly)
     reason: bool = True
+    # key of the stage's metrics the run returns to a hyper-parameter sweeper (e.g. final_val_accuracy)
+    optimized_metric: str | None = None
 
 
 CHOICES = {

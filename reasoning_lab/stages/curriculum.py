@@ -171,6 +171,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             adapter, replay = str(stage_dir), record["next_replay"]
 
         metrics["stages"] = done
+        metrics["final_val_accuracy"] = done[-1]["val_accuracy"]  # what hyper-parameter searches maximise
         metrics["checkpoint"] = adapter
         metrics["malformed_rows_skipped"] = dict(SKIPPED)
         if cfg.export.merge:

@@ -77,6 +77,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, interrupt)  # SIGTERM ends a stage like Ctrl-C: metrics say "interrupted"
     user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(a.startswith("hydra.run.dir=") for a in sys.argv):
+        fail(ValueError("a multi-process run (accelerate launch) needs hydra.run.dir=<dir>, so that every "
+                        "process writes into the same run directory"))
     try:
         run()
     except (ReasoningLabError, HydraException, OmegaConfBaseException) as error:

@@ -28,6 +28,7 @@ from reasoning_lab.answers import extract_answer, final_region, same_answer
 from reasoning_lab.config import ReasoningLabError
 from reasoning_lab.data import Problem, source_rows
 from reasoning_lab.decoding import generate, majority_vote, pass_at_k
+from reasoning_lab.tracking import is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
         results["datasets"][source] = metrics
         log.info("[%s] %s: accuracy %.3f, maj@%d %.3f, format %.2f (n=%d)", label, source, metrics["accuracy"],
                  budget.k, metrics[f"maj@{budget.k}"], metrics["format_rate"], metrics["n"])
-        if out_dir is not None:
+        if out_dir is not None and is_main_process():
             path = Path(out_dir) / "predictions" / f"{source}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(json.dumps(row) + "\n" for row in predictions))

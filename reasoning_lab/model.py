@@ -272,6 +272,8 @@ def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: d
                  also=None) -> Path:
     """Write the adapter (and tokenizer) to `target` atomically: complete, or not there at all.
     `also(folder)` writes more files into the same checkpoint (e.g. PPO's value head)."""
+    from reasoning_lab.tracking import is_main_process, wait_for_everyone
+
     def write(out: Path) -> None:
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
@@ -280,7 +282,10 @@ def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: d
         info = {"model": model_cfg.name, "source": model_cfg.source, **(extra or {})}
         (out / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2))
 
-    return build_once(Path(target), write, replace=True)
+    if is_main_process():  # in a distributed job rank 0 writes; the others wait for the checkpoint
+        build_once(Path(target), write, replace=True)
+    wait_for_everyone()
+    return Path(target)
 
 
 def export_merged(model_cfg: DictConfig, adapter_dir: str | Path, target: Path) -> Path:

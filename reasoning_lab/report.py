@@ -23,7 +23,11 @@ def majority_key(metrics: dict) -> str:
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
-    """Write report.md and report.png; None when the run has no evaluation yet."""
+    """Write report.md and report.png; None when the run has no evaluation yet (or not rank 0)."""
+    from reasoning_lab.tracking import is_main_process
+
+    if not is_main_process():
+        return None
     import matplotlib
 
     matplotlib.use("Agg")

@@ -19,8 +19,43 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 
+def is_main_process() -> bool:
+    """Rank 0 of an `accelerate launch` (or torchrun) job, or a plain single process: the one that writes
+    files and logs to W&B."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def wait_for_everyone() -> None:
+    """A barrier across the processes of a distributed job (nothing in a single process)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+
+
+def adapter_digest(model) -> str:
+    """sha256 of the adapter weights as saved (peft's state dict, keys sorted): equal on every rank of a
+    data-parallel job, and equal to the digest of the saved `adapter_model.safetensors`."""
+    from peft import get_peft_model_state_dict
+
+    return tensors_digest(get_peft_model_state_dict(model))
+
+
+def tensors_digest(tensors: dict) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically: a reader sees the old file or the new one, never half of one."""
+    """Write JSON atomically: a reader sees the old file or the new one, never half of one.
+    In a distributed job only rank 0 writes."""
+    if not is_main_process():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -29,8 +64,8 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
-    """Start (or join) the W&B run of this run directory; None when `logger=none`."""
-    if cfg.logger.backend != "wandb":
+    """Start (or join) the W&B run of this run directory; None when `logger=none` and on ranks other than 0."""
+    if cfg.logger.backend != "wandb" or not is_main_process():
         os.environ["WANDB_DISABLED"] = "true"
         return None
     import wandb

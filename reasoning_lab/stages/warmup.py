@@ -19,7 +19,7 @@ from reasoning_lab.evaluation import evaluate, log_to_wandb
 from reasoning_lab.model import load_model, load_tokenizer, save_adapter, trainable_parameters
 from reasoning_lab.report import write_report
 from reasoning_lab.sft import sft_arguments
-from reasoning_lab.tracking import stage_run, write_json
+from reasoning_lab.tracking import adapter_digest, stage_run, write_json
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
 
         checkpoint = save_adapter(trainer.model, tokenizer, stage_dir / "checkpoint", cfg.model, {"stage": "warmup"})
         metrics["checkpoint"] = str(checkpoint)
+        if trainer.args.world_size > 1:  # data parallel: every rank holds the same adapter
+            log.info("rank %d of %d: adapter digest %s", trainer.args.process_index, trainer.args.world_size,
+                     adapter_digest(trainer.model))
 
         if cfg.warmup.eval_sets:
             results = evaluate(trainer.model, tokenizer, cfg, cfg.eval.during_training, "warmup", stage_dir,

@@ -1,0 +1,155 @@
+"""Sweeps, presets and scale-out: the 3x3 LoRA-rank x pacing sweep with its report and W&B group, every
+experiment preset, Optuna and SLURM configs, and two data-parallel CPU processes through accelerate."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from reasoning_lab.sweep_report import write_sweep_report
+from reasoning_lab.tracking import find_wandb_files, read_wandb_file, tensors_digest
+from tests.conftest import ROOT, run_cli
+
+PRESETS = sorted(p.stem for p in (ROOT / "experiments" / "experiment").glob("*.yaml"))
+# the smallest curriculum that still runs every code path
+TINY = ["model=tiny_random", "curriculum.steps_per_stage=1", "curriculum.save_steps=1", "curriculum.extend_steps=1",
+        "curriculum.max_extensions=0", "curriculum.val_limit=1", "curriculum.val_max_new_tokens=4",
+        "data.generic.size_per_level=8", "data.synthetic_size=48", "eval.during_training.limit=1",
+        "eval.during_training.k=2", "eval.during_training.max_new_tokens=4", "eval.during_training.direct_limit=1",
+        "eval.datasets=[generic]"]
+
+
+def test_presets_exist():
+    assert {"quickstart", "llama32_3b", "sweep_lora_pacing", "slurm"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_composes_and_says_what_it_is_for(preset):
+    text = (ROOT / "experiments" / "experiment" / f"{preset}.yaml").read_text()
+    assert text.startswith("# @package _global_\n# " + preset + ":")
+    result = run_cli(f"experiment={preset}", "--cfg", "job" if preset != "slurm" else "hydra")
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_llama32_3b_preset_prints_the_design_values():
+    result = run_cli("experiment=llama32_3b", "--cfg", "job")
+    assert result.returncode == 0, result.stderr
+    import yaml
+
+    cfg = yaml.safe_load(result.stdout)
+    assert cfg["model"]["source"] == "meta-llama/Llama-3.2-3B" and cfg["model"]["quantization"] == "8bit"
+    assert cfg["model"]["lora"] == {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
+    assert (cfg["warmup"]["num_epochs"], cfg["warmup"]["learning_rate"], cfg["warmup"]["batch_size"]) == (2, 5e-5, 4)
+    assert cfg["warmup"]["max_steps"] == -1
+    assert (cfg["curriculum"]["steps_per_stage"], cfg["curriculum"]["epochs_per_stage"]) == (-1, 3.0)
+    assert cfg["stage"]["stages"] == ["warmup", "curriculum", "rl", "eval"]
+    assert cfg["rl"]["algorithm"] == "grpo" and cfg["eval"]["k"] == 8
+
+
+def test_presets_load_from_any_working_directory(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "reasoning_lab", "experiment=quickstart", "--cfg", "job"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "name: curriculum" in result.stdout, result.stderr[-2000:]
+
+
+def test_slurm_preset_uses_the_submitit_launcher():
+    result = run_cli("experiment=slurm", "--cfg", "hydra")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in result.stdout
+    assert "gpus_per_node: 1" in result.stdout and "timeout_min: 720" in result.stdout
+
+
+@pytest.mark.slow
+def test_quickstart_preset_runs_on_tiny_random(tmp_path):
+    result = run_cli("experiment=quickstart", *TINY, "logger=none", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "curriculum" / "metrics.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_llama32_3b_preset_runs_its_pipeline_on_tiny_random(tmp_path, shared_data):
+    result = run_cli("experiment=llama32_3b", *TINY, f"data.root={shared_data}", "warmup.max_steps=1",
+                     "warmup.eval_sets=[]", "warmup.eval_steps=0", "warmup.save_steps=0", "rl.max_steps=1",
+                     "rl.batch_size=2", "rl.num_generations=2", "rl.max_completion_length=4", "rl.eval_every=0",
+                     "eval.limit=1", "eval.k=2", "eval.max_new_tokens=4", "eval.direct_limit=1",
+                     "curriculum.val_max_new_tokens=4", "logger=none", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for stage in ("warmup", "curriculum", "rl", "eval"):
+        assert json.loads((tmp_path / stage / "metrics.json").read_text())["status"] == "completed", stage
+
+
+@pytest.mark.slow
+def test_lora_pacing_sweep_leaves_nine_jobs_one_wandb_group_and_a_summary(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("experiment=sweep_lora_pacing", *TINY, "logger=wandb", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 9
+    runs = [read_wandb_file(f) for job in jobs for f in find_wandb_files(job)]
+    assert len(runs) == 9
+    assert len({r["group"] for r in runs}) == 1 and runs[0]["group"] == f"curriculum-{sweep.name}"
+    names = {r["name"] for r in runs}
+    assert names == {f"model.lora.r={r},curriculum.pacing={p}" for r in (4, 8, 16) for p in ("fixed", "linear", "root")}
+    assert all("model.lora.r" in " ".join(r["config"]["overrides"]) for r in runs)
+
+    table = (sweep / "sweep.md").read_text()
+    rows = [line for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) == 9 and all("| completed |" in row for row in rows)
+    assert "| job | model.lora.r | curriculum.pacing | status | wall s | generic | mean | error |" in table
+    assert (sweep / "sweep.png").stat().st_size > 10_000
+    summary = [f for f in find_wandb_files(sweep)]
+    assert len(summary) == 1 and read_wandb_file(summary[0])["job_type"] == "sweep_report"
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_listed_with_its_error_and_the_others_finish(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", "stage=curriculum", *TINY, "logger=none", "curriculum.pacing=linear,bogus",
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 2  # the sweep reports the failure at the end
+    table = (sweep / "sweep.md").read_text()
+    assert re.search(r"\| 0 \| linear \| completed \|", table)
+    assert re.search(r"\| 1 \| bogus \| failed \| .*curriculum.pacing='bogus' is not one of", table)
+    again, _ = write_sweep_report(sweep)  # python -m reasoning_lab.sweep_report gives the same table
+    assert again.read_text() == table
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
+    sweep = tmp_path / "optuna"
+    result = run_cli("hparams_search=curriculum_optuna", "hydra.sweeper.n_trials=2", *TINY, "logger=none",
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = (sweep / "optimization_results.yaml").read_text()
+    assert "best_params:" in best and "model.lora.r" in best and "best_value: " in best
+    assert len([p for p in sweep.iterdir() if p.name.isdigit()]) == 2
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_one_adapter_and_only_rank_0_writes(tmp_path):
+    run_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "reasoning_lab", "stage=warmup", "model=tiny_random", "warmup.max_steps=2", "warmup.eval_steps=0",
+               "warmup.eval_sets=[]", "data.generic.size_per_level=8", "logger=wandb", f"hydra.run.dir={run_dir}"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "WANDB_API_KEY": ""}
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    digests = dict(re.findall(r"rank (\d) of 2: adapter digest ([0-9a-f]{64})", output))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
+    saved = load_file(str(run_dir / "warmup" / "checkpoint" / "adapter_model.safetensors"))
+    assert tensors_digest(saved) == digests["0"]
+    assert len(find_wandb_files(run_dir)) == 1  # one W&B run, from rank 0
+    metrics = json.loads((run_dir / "warmup" / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["train"]["steps"] == 2
+
+
+def test_multi_process_run_without_a_run_dir_is_refused():
+    result = run_cli("stage=warmup", "model=tiny_random", env={"WORLD_SIZE": "2"})
+    assert result.returncode == 2 and "needs hydra.run.dir=<dir>" in result.stderr

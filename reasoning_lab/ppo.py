@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,31 +31,6 @@ from reasoning_lab.decoding import left_pad
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 REF = "ref"
-
-
-@dataclass
-class PPOSettings:
-    # prompts per step
-    batch_size: int = 4
-    # rollouts per prompt
-    num_generations: int = 2
-    max_completion_length: int = 64
-    temperature: float = 0.8
-    top_p: float = 1.0
-    learning_rate: float = 1e-5
-    # per-token KL penalty coefficient
-    beta: float = 0.04
-    gamma: float = 1.0
-    lam: float = 0.95
-    # passes over each rollout batch
-    epochs: int = 2
-    # rollouts per minibatch
-    minibatch_size: int = 4
-    cliprange: float = 0.2
-    cliprange_value: float = 0.2
-    vf_coef: float = 0.1
-    max_grad_norm: float = 1.0
-    seed: int = 0
 
 
 class ValueHead(nn.Module):
@@ -134,10 +108,13 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
 
 class PPO:
     """PPO on a peft model. `reward_funcs` have TRL's signature; `rows` carry a `prompt` (chat
-    messages or text) plus the columns the rewards read (e.g. `answer`, `kind`)."""
+    messages or text) plus the columns the rewards read (e.g. `answer`, `kind`). `settings` is the `rl`
+    config (reasoning_lab.config.RLConfig): num_generations, max_completion_length, temperature, top_p,
+    learning_rate, beta (KL), gamma, lam, num_iterations (epochs), minibatch_size, epsilon (policy clip),
+    cliprange_value, vf_coef, max_grad_norm."""
 
     def __init__(self, model, tokenizer, reward_funcs: list[Callable], reward_weights: list[float],
-                 settings: PPOSettings, value_head: ValueHead | None = None):
+                 settings, seed: int = 0, value_head: ValueHead | None = None):
         self.model, self.tokenizer, self.settings = model, tokenizer, settings
         self.reward_funcs, self.reward_weights = reward_funcs, reward_weights
         self.device = next(model.parameters()).device
@@ -154,7 +131,7 @@ class PPO:
         self.trainable = [p for n, p in model.named_parameters() if p.requires_grad and f".{REF}." not in n]
         self.trainable += list(self.value_head.parameters())
         self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.learning_rate)
-        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.generator = torch.Generator().manual_seed(seed)
         self.step_count = 0
 
     # -- rollout ---------------------------------------------------------------------------------
@@ -224,7 +201,7 @@ class PPO:
         n = batch["input_ids"].shape[0]
         logs = {"policy_loss": [], "value_loss": [], "clipfrac": [], "value_clipfrac": [], "entropy": [],
                 "approx_kl": []}
-        for _ in range(s.epochs):
+        for _ in range(s.num_iterations):
             order = torch.randperm(n, generator=self.generator)
             for start in range(0, n, s.minibatch_size):
                 sel = order[start : start + s.minibatch_size].to(self.device)
@@ -232,7 +209,7 @@ class PPO:
                 logprobs, values, logits = self.forward(batch["input_ids"][sel], batch["attention_mask"][sel],
                                                         batch["prompt_width"])
                 pg_loss, clipfrac = policy_loss(logprobs, batch["old_logprobs"][sel], batch["advantages"][sel],
-                                                mask, s.cliprange)
+                                                mask, s.epsilon)
                 vf_loss, vf_clipfrac = value_loss(values, batch["old_values"][sel], batch["returns"][sel], mask,
                                                   s.cliprange_value)
                 loss = pg_loss + s.vf_coef * vf_loss

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from reasoning_lab.model import load_model, load_tokenizer
-from reasoning_lab.ppo import PPO, PPOSettings, gae, load_value_head, policy_loss, value_loss, whiten
+from reasoning_lab.ppo import PPO, gae, load_value_head, policy_loss, value_loss, whiten
 from tests.conftest import make_config
 
 
@@ -63,9 +63,10 @@ def toy_ppo(lr=3e-2):
     def share_of_multiples_of_8(prompts=None, completions=(), completion_ids=(), **kwargs):
         return [sum(t % 8 == 0 for t in ids) / max(len(ids), 1) for ids in completion_ids]
 
-    settings = PPOSettings(batch_size=4, num_generations=2, max_completion_length=8, temperature=1.0,
-                           learning_rate=lr, beta=0.0, epochs=2, minibatch_size=4, seed=0)
-    return PPO(model, tokenizer, [share_of_multiples_of_8], [1.0], settings)
+    settings = make_config("rl=ppo", "rl.batch_size=4", "rl.num_generations=2", "rl.max_completion_length=8",
+                           "rl.temperature=1.0", f"rl.learning_rate={lr}", "rl.beta=0.0", "rl.num_iterations=2",
+                           "rl.minibatch_size=4").rl
+    return PPO(model, tokenizer, [share_of_multiples_of_8], [1.0], settings, seed=0)
 
 
 def test_toy_task_mean_reward_rises(tmp_path):

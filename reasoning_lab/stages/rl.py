@@ -24,7 +24,7 @@ from reasoning_lab.config import ReasoningLabError
 from reasoning_lab.data import load_problems
 from reasoning_lab.evaluation import evaluate, log_to_wandb, options_of
 from reasoning_lab.model import check_checkpoint, load_model, load_tokenizer, save_adapter
-from reasoning_lab.ppo import PPO, PPOSettings
+from reasoning_lab.ppo import PPO
 from reasoning_lab.report import write_report
 from reasoning_lab.rewards import reward_functions
 from reasoning_lab.rl import (
@@ -168,12 +168,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
 
 def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adaptive, wandb_run, held_out) -> list:
     r = cfg.rl
-    settings = PPOSettings(
-        batch_size=r.batch_size, num_generations=r.num_generations, max_completion_length=r.max_completion_length,
-        temperature=r.temperature, top_p=r.top_p, learning_rate=r.learning_rate, beta=r.beta, gamma=r.gamma,
-        lam=r.lam, epochs=r.num_iterations, minibatch_size=r.minibatch_size, cliprange=r.epsilon,
-        cliprange_value=r.cliprange_value, vf_coef=r.vf_coef, max_grad_norm=r.max_grad_norm, seed=cfg.seed)
-    ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], settings)
+    ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], r, seed=cfg.seed)
     sampler = iter(PromptSampler(len(rows), r.batch_size, 1, 1, cfg.seed, adaptive))
     history = []
     for step in range(1, r.max_steps + 1):

@@ -14,7 +14,7 @@ from reasoning_lab.sweep_report import write_sweep_report
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file, tensors_digest
 from tests.conftest import ROOT, run_cli
 
-PRESETS = sorted(p.stem for p in (ROOT / "experiments" / "experiment").glob("*.yaml"))
+PRESETS = sorted(p.stem for p in (ROOT / "experiments" / "presets" / "experiment").glob("*.yaml"))
 # the smallest curriculum that still runs every code path
 TINY = ["model=tiny_random", "curriculum.steps_per_stage=1", "curriculum.save_steps=1", "curriculum.extend_steps=1",
         "curriculum.max_extensions=0", "curriculum.val_limit=1", "curriculum.val_max_new_tokens=4",
@@ -29,7 +29,7 @@ def test_presets_exist():
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_and_says_what_it_is_for(preset):
-    text = (ROOT / "experiments" / "experiment" / f"{preset}.yaml").read_text()
+    text = (ROOT / "experiments" / "presets" / "experiment" / f"{preset}.yaml").read_text()
     assert text.startswith("# @package _global_\n# " + preset + ":")
     result = run_cli(f"experiment={preset}", "--cfg", "job" if preset != "slurm" else "hydra")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-fast lint clean
+.PHONY: install test test-fast lint bench clean
 
 install:  ## create .venv and install the project with its dev extras and the embedded model
 	python3 -m venv $(VENV)
@@ -16,6 +16,9 @@ test:  ## every test, the slow end-to-end runs included
 
 test-fast:  ## unit tests only (no end-to-end run on the embedded model)
 	$(PY) -m pytest -m "not slow"
+
+bench:  ## every benchmark on the embedded model; writes experiments/benchmarks/results.md
+	$(PY) -m reasoning_lab.bench
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -1,11 +1,38 @@
-"""Benchmark helpers shared by the scripts under experiments/."""
+"""`make bench` (python -m reasoning_lab.bench): the performance figures of the project on this machine.
+
+Every figure is a median over repeats after a warm-up, and every comparison is a ratio of two paths
+measured side by side in this process, on the embedded model (SmolLM2-135M-Instruct with LoRA):
+
+1. self-consistency decoding: batched k samples (reasoning_lab.decoding) vs one `generate` per sample
+2. SFT throughput: loss-bearing tokens/s of our batches (padded to the batch's longest example, optionally
+   grouped by length) vs the design sketch (every example padded to 256, longer ones cut)
+3. efficiency: model FLOPs/s of a LoRA training step over the measured fp32 matrix-product peak
+4. RL step: seconds per step and the generate share for grpo, rloo and ppo (experiments/bench_rl.py
+   measures the same with more steps)
+5. memory: peak resident memory of `stage=warmup` with quantization none vs 8bit
+6. whole run: the wall time of the newest default `stage=curriculum` under logs/ (a 12-minute run does
+   not fit this benchmark's budget, so it is read from that run's metrics, with its path)
+
+Writes experiments/benchmarks/results.md with the machine description.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def machine() -> str:
@@ -21,3 +48,290 @@ def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return (f"CPU {cpu}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, GPU {gpu}, "
             f"Python {platform.python_version()}")
+
+
+def compose(*overrides: str):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from reasoning_lab.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. self-consistency decoding
+# ------------------------------------------------------------------------------------------------
+
+def bench_self_consistency(model, tokenizer, prompts, k: int, max_new_tokens: int, repeats: int) -> dict:
+    from reasoning_lab.decoding import generate
+
+    def sketch():
+        for prompt in prompts:
+            ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
+                                                return_dict=True)
+            for _ in range(k):
+                model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.7, top_p=0.95,
+                               pad_token_id=tokenizer.pad_token_id)
+
+    def batched():
+        generate(model, tokenizer, prompts, max_new_tokens, k=k, do_sample=True, temperature=0.7, top_p=0.95,
+                 batch_size=len(prompts))
+
+    torch.manual_seed(0)
+    sketch_s, batched_s = median_time(sketch, repeats), median_time(batched, repeats)
+    return {"sketch_s": sketch_s, "batched_s": batched_s, "ratio": sketch_s / batched_s}
+
+
+# ------------------------------------------------------------------------------------------------
+# 2 and 3. SFT throughput and model FLOPs utilisation
+# ------------------------------------------------------------------------------------------------
+
+def gsm8k_examples(cfg, tokenizer, n: int):
+    from reasoning_lab.data import format_example, load_problems, tokenize
+
+    problems = load_problems(cfg.data, "gsm8k", "train")
+    problems = random.Random(0).sample(problems, min(n, len(problems)))
+    examples = [{**format_example(p, True, cfg.data.system_prompt), "source": p.source} for p in problems]
+    dataset, _ = tokenize(examples, tokenizer, max_length=100_000, overflow="drop")
+    return [list(x) for x in dataset["input_ids"]], [list(m) for m in dataset["completion_mask"]]
+
+
+def batches_of(ids, masks, batch_size: int, mode: str, pad: int):
+    """Training batches as the design sketch makes them (`padded_256`) or as we do (`dynamic`: padded to
+    the batch's longest; `grouped`: the same after grouping examples of similar length)."""
+    order = list(range(len(ids)))
+    random.Random(0).shuffle(order)
+    if mode == "grouped":  # sort within windows of 16 batches, then shuffle the batches (as group_by_length)
+        window = 16 * batch_size
+        order = [i for s in range(0, len(order), window) for i in sorted(order[s:s + window], key=lambda j: len(ids[j]))]
+    out, truncated = [], 0
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+        chosen = order[start:start + batch_size]
+        width = 256 if mode == "padded_256" else max(len(ids[i]) for i in chosen)
+        input_ids = torch.full((batch_size, width), pad)
+        attention = torch.zeros((batch_size, width), dtype=torch.long)
+        labels = torch.full((batch_size, width), -100)
+        for row, i in enumerate(chosen):
+            seq, mask = ids[i][:width], masks[i][:width]
+            truncated += len(ids[i]) > width
+            input_ids[row, :len(seq)] = torch.tensor(seq)
+            attention[row, :len(seq)] = 1
+            labels[row, :len(seq)] = torch.tensor([t if m else -100 for t, m in zip(seq, mask)])
+        out.append((input_ids, attention, labels))
+    if mode == "grouped":
+        random.Random(1).shuffle(out)
+    return out, truncated
+
+
+def bench_sft(model, batches, steps: int) -> dict:
+    """Loss-bearing and real tokens per second of LoRA training steps (forward, backward, AdamW)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-5)
+    model.train()
+
+    def step(batch):
+        input_ids, attention, labels = batch
+        loss = model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    step(batches[0])  # warm-up
+    times, loss_tokens, real_tokens = [], 0, 0
+    for batch in batches[1:steps + 1]:
+        began = time.perf_counter()
+        step(batch)
+        times.append(time.perf_counter() - began)
+        loss_tokens += int((batch[2][:, 1:] != -100).sum())
+        real_tokens += int(batch[1].sum())
+    seconds = sum(times)
+    return {"loss_tokens_per_s": loss_tokens / seconds, "tokens_per_s": real_tokens / seconds,
+            "step_s": statistics.median(times)}
+
+
+def matmul_peak(size: int = 1024, repeats: int = 20) -> float:
+    """Measured dense fp32 matrix-product FLOP/s of this machine (torch.mm, all threads)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    seconds = median_time(lambda: [torch.mm(a, b) for _ in range(4)], repeats) / 4
+    return 2 * size**3 / seconds
+
+
+def training_flops_per_token(model) -> float:
+    """Forward 2N + input-gradient 2N per token for the frozen base's matrix weights, 6N for the adapters."""
+    frozen = sum(m.weight.numel() for name, m in model.named_modules()
+                 if isinstance(m, torch.nn.Linear) and "lora_" not in name and not m.weight.requires_grad)
+    lm_head = model.get_output_embeddings()
+    if lm_head is not None and not isinstance(lm_head, torch.nn.Linear):
+        frozen += lm_head.weight.numel()
+    adapters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return 4 * frozen + 6 * adapters
+
+
+# ------------------------------------------------------------------------------------------------
+# 5. memory
+# ------------------------------------------------------------------------------------------------
+
+def peak_rss(command: list[str]) -> tuple[float, int]:
+    """Peak resident memory (GiB) of a command and its children, polled every 0.1 s; and its exit code."""
+    import psutil
+
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env={**__import__("os").environ, "WANDB_API_KEY": ""})
+    peak, parent = 0, psutil.Process(process.pid)
+    stop = threading.Event()
+
+    def poll():
+        nonlocal peak
+        while not stop.is_set():
+            try:
+                rss = parent.memory_info().rss + sum(c.memory_info().rss for c in parent.children(recursive=True))
+                peak = max(peak, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    process.wait()
+    stop.set()
+    thread.join()
+    return peak / 2**30, process.returncode
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. RL step (the stage itself, in this process)
+# ------------------------------------------------------------------------------------------------
+
+def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens: int, init_from: str | None) -> dict:
+    from reasoning_lab.stages import rl
+
+    overrides = [f"rl={algorithm}", "stage=rl", f"rl.max_steps={steps + 1}", f"rl.batch_size={prompts}",
+                 f"rl.num_generations={generations}", f"rl.max_completion_length={tokens}", "rl.num_iterations=1",
+                 f"rl.minibatch_size={prompts * generations}", "rl.eval_every=0", "rl.eval_sets=[]", "logger=none"]
+    if init_from:
+        overrides.append(f"init_from={init_from}")
+    with tempfile.TemporaryDirectory() as run_dir:
+        train = rl.run(compose(*overrides), run_dir)["train"]
+    key = "step_seconds" if algorithm == "ppo" else "step_time"
+    seconds = [float(h[key]) for h in train["history"] if key in h][1:]
+    return {"step_s": statistics.median(seconds), "generate_share": train["generate_share"]}
+
+
+def newest_curriculum_run() -> tuple[float, str] | None:
+    found = []
+    for path in (ROOT / "logs" / "curriculum" / "runs").glob("*/curriculum/metrics.json"):
+        metrics = json.loads(path.read_text())
+        if metrics.get("status") == "completed" and not (path.parents[1] / ".hydra" / "overrides.yaml").read_text().strip("[]\n "):
+            found.append((path.stat().st_mtime, metrics["wall_seconds"], str(path.relative_to(ROOT))))
+    return max(found)[1:] if found else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="reasoning_lab benchmarks")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="fewer problems and steps (a smoke run)")
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "benchmarks" / "results.md"))
+    args = parser.parse_args()
+    quick = args.quick
+
+    from reasoning_lab.model import load_model, load_tokenizer
+
+    cfg = compose("data=real", f"data.root={ROOT.parent / 'shared' / 'data'}")
+    tokenizer = load_tokenizer(cfg.model)
+    began = time.perf_counter()
+    rows = []
+
+    def row(name, baseline, ours, ratio, target, met, note=""):
+        rows.append((name, baseline, ours, ratio, target, "met" if met else "not met", note))
+        print(" | ".join(str(x) for x in rows[-1]), flush=True)
+
+    # 1. self-consistency
+    model = load_model(cfg.model, trainable=False)
+    from reasoning_lab.data import load_problems
+
+    questions = [p.question for p in load_problems(cfg.data, "gsm8k", "test")[: 2 if quick else 4]]
+    prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": q}] for q in questions]
+    sc = bench_self_consistency(model, tokenizer, prompts, k=8, max_new_tokens=32 if quick else 64,
+                                repeats=1 if quick else 2)
+    row("1. self-consistency, k=8", f"{sc['sketch_s']:.1f} s", f"{sc['batched_s']:.1f} s", f"{sc['ratio']:.2f}x",
+        ">= 3x (CPU)", sc["ratio"] >= 3, f"{len(prompts)} GSM8K questions x 8 samples x {32 if quick else 64} tokens")
+
+    # 2. SFT throughput, 3. efficiency
+    model = load_model(cfg.model)
+    ids, masks = gsm8k_examples(cfg, tokenizer, 200 if quick else 400)
+    steps = 3 if quick else 8
+    sketch_batches, truncated = batches_of(ids, masks, 8, "padded_256", tokenizer.pad_token_id)
+    results = {"padded_256": bench_sft(model, sketch_batches, steps)}
+    for mode in ("dynamic", "grouped"):
+        results[mode] = bench_sft(model, batches_of(ids, masks, 8, mode, tokenizer.pad_token_id)[0], steps)
+    base = results["padded_256"]["loss_tokens_per_s"]
+    for mode, label in (("dynamic", "padded to the batch's longest (our default)"), ("grouped", "grouped by length")):
+        ratio = results[mode]["loss_tokens_per_s"] / base
+        row(f"2. SFT loss-bearing tokens/s, {label}", f"{base:.0f}", f"{results[mode]['loss_tokens_per_s']:.0f}",
+            f"{ratio:.2f}x", ">= 1.5x, 0 truncated", ratio >= 1.5,
+            f"sketch truncated {truncated} of {len(ids)} examples at 256 tokens; ours none")
+    peak = matmul_peak()
+    flops = training_flops_per_token(model)
+    best = max(results["dynamic"]["tokens_per_s"], results["grouped"]["tokens_per_s"])
+    mfu = best * flops / peak
+    row("3. MFU of a LoRA training step", f"peak {peak / 1e9:.0f} GFLOP/s (fp32 mm)",
+        f"{best * flops / 1e9:.1f} GFLOP/s", f"{100 * mfu:.1f}%", ">= 30%", mfu >= 0.30,
+        f"{flops / 1e6:.0f} MFLOP per token (4N frozen + 6N adapters); batch 8, "
+        f"{statistics.mean(len(x) for x in ids):.0f} tokens per example on average")
+    del model
+
+    # 4. RL step
+    init = sorted((ROOT / "logs").glob("**/curriculum/stage_4/adapter_config.json"), key=lambda p: p.stat().st_mtime)
+    init_from = str(init[-1].parent) if init else None
+    rl_steps = 1 if quick else 2
+    timings = {a: bench_rl(a, rl_steps, 2 if quick else 4, 4, 32 if quick else 64, init_from) for a in ("grpo", "rloo", "ppo")}
+    for algorithm, t in timings.items():
+        row(f"4. RL step, {algorithm}", f"grpo {timings['grpo']['step_s']:.1f} s", f"{t['step_s']:.1f} s",
+            f"{t['step_s'] / timings['grpo']['step_s']:.2f}x", "recorded", True,
+            f"generating {100 * t['generate_share']:.0f}%, updating {100 * (1 - t['generate_share']):.0f}%")
+
+    # 5. memory
+    warm = [sys.executable, "-m", "reasoning_lab", "stage=warmup", "warmup.max_steps=2", "warmup.eval_steps=0",
+            "warmup.eval_sets=[]", "logger=none"]
+    with tempfile.TemporaryDirectory() as tmp:
+        none_gib, rc1 = peak_rss([*warm, "model.quantization=none", f"hydra.run.dir={tmp}/none"])
+        q8_gib, rc2 = peak_rss([*warm, "model.quantization=8bit", f"hydra.run.dir={tmp}/8bit"])
+    row("5. peak RSS of stage=warmup", f"none {none_gib:.2f} GiB", f"8bit {q8_gib:.2f} GiB",
+        f"{q8_gib / none_gib:.2f}x", "recorded", rc1 == rc2 == 0,
+        "CPU: bitsandbytes 8-bit saves GPU memory on CUDA; on the CPU see the note")
+
+    # 6. whole run
+    whole = newest_curriculum_run()
+    if whole:
+        row("6. python -m reasoning_lab stage=curriculum", "-", f"{whole[0] / 60:.1f} min", "-", "<= 15 min",
+            whole[0] <= 900, f"from {whole[1]}")
+    else:
+        row("6. python -m reasoning_lab stage=curriculum", "-", "not run", "-", "<= 15 min", False,
+            "no completed default curriculum run under logs/; run it to record this")
+
+    total = time.perf_counter() - began
+    lines = ["# Benchmarks", "", f"Machine: {machine()}",
+             f"Command: python -m reasoning_lab.bench{' --quick' if quick else ''} (took {total / 60:.1f} min)", "",
+             "| benchmark | baseline | ours | ratio | target | result | notes |", "|---|---|---|---|---|---|---|",
+             *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""]
+    text = "\n".join(lines)
+    print(text)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from contextlib import contextmanager
 
 from torch.utils.data import Sampler
 from transformers import TrainerCallback
@@ -145,10 +146,11 @@ class RLOO(_Selection, RLOOTrainer):
 
 
 class GenerationTimer:
-    """Wraps `model.generate` to add up the seconds spent in it."""
+    """Wraps `model.generate` to add up the seconds spent in it; time inside `excluded()` (held-out
+    evaluations during training) is counted apart, in `excluded_seconds`."""
 
     def __init__(self, model):
-        self.seconds, self.calls = 0.0, 0
+        self.seconds, self.calls, self.excluded_seconds, self.paused = 0.0, 0, 0.0, False
         inner = model.generate
 
         def timed(*args, **kwargs):
@@ -156,7 +158,17 @@ class GenerationTimer:
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - began
-                self.calls += 1
+                if not self.paused:
+                    self.seconds += time.perf_counter() - began
+                    self.calls += 1
 
         model.generate = timed
+
+    @contextmanager
+    def excluded(self):
+        self.paused, began = True, time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused = False
+            self.excluded_seconds += time.perf_counter() - began

@@ -110,8 +110,12 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         budget = cfg.eval.during_training
         eval_sets = list(cfg.eval.datasets if r.eval_sets is None else r.eval_sets)
 
+        timer = GenerationTimer(model)  # generation time of training steps, evaluations apart
+
         def held_out(step: int, label: str) -> dict:
-            results = evaluate(model, tokenizer, cfg, budget, label, stage_dir if label == "rl" else None, eval_sets)
+            with timer.excluded():
+                results = evaluate(model, tokenizer, cfg, budget, label, stage_dir if label == "rl" else None,
+                                   eval_sets)
             log_to_wandb(wandb_run, results, f"rl/eval_step_{step}" if label != "rl" else "rl/eval")
             metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
             return results
@@ -125,7 +129,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         eos = model.generation_config.eos_token_id
         rewards = reward_functions([spec.name for spec in r.rewards], r.max_completion_length,
                                    tuple(sorted({tokenizer.eos_token_id, *([eos] if isinstance(eos, int) else eos or [])})))
-        timer = GenerationTimer(model)
+        timer.excluded_seconds = 0.0
         began = time.perf_counter()
         if r.algorithm == "ppo":
             history, ppo = train_ppo(cfg, model, tokenizer, rows, rewards, adaptive, wandb_run, held_out)
@@ -140,9 +144,10 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             trainer.train()
             history = [h for h in trainer.state.log_history if "reward" in h]
             policy = trainer.model
-        train_seconds = time.perf_counter() - began
+        train_seconds = time.perf_counter() - began - timer.excluded_seconds
         metrics["train"] = {
             "steps": len(history), "history": history, "train_seconds": round(train_seconds, 1),
+            "eval_seconds_during_training": round(timer.excluded_seconds, 1),
             "generate_seconds": round(timer.seconds, 1), "generate_share": round(timer.seconds / train_seconds, 3),
             "reward_first": history[0]["reward"] if history else None,
             "reward_last": history[-1]["reward"] if history else None,

@@ -12,27 +12,15 @@ Prints a table and writes experiments/results/rl_step.md.
 from __future__ import annotations
 
 import argparse
-import statistics
-import tempfile
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from reasoning_lab.config import register_configs
-from reasoning_lab.stages import rl
+from reasoning_lab.bench import bench_rl, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = ("grpo", "rloo", "ppo")
 
 
-def step_seconds(history: list[dict], algorithm: str) -> list[float]:
-    key = "step_seconds" if algorithm == "ppo" else "step_time"
-    return [float(h[key]) for h in history if key in h]
-
-
 def main() -> None:
-    from reasoning_lab.bench import machine
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=4, help="measured steps per algorithm (plus one warm-up)")
     parser.add_argument("--prompts", type=int, default=4)
@@ -42,23 +30,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "rl_step.md"))
     args = parser.parse_args()
 
-    register_configs()
     rows = []
     for algorithm in ALGORITHMS:
-        overrides = [f"rl={algorithm}", "stage=rl", f"rl.max_steps={args.steps + 1}", f"rl.batch_size={args.prompts}",
-                     f"rl.num_generations={args.generations}", f"rl.max_completion_length={args.tokens}",
-                     "rl.num_iterations=1", f"rl.minibatch_size={args.prompts * args.generations}",
-                     "rl.eval_every=0", "rl.eval_sets=[]", "logger=none"]
-        if args.init_from:
-            overrides.append(f"init_from={args.init_from}")
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
-        with tempfile.TemporaryDirectory() as run_dir:
-            train = rl.run(cfg, run_dir)["train"]
-        seconds = step_seconds(train["history"], algorithm)[1:]
-        tokens = statistics.mean(float(h.get("completions/mean_length", h.get("completion_length", 0)))
-                                 for h in train["history"])
-        rows.append((algorithm, statistics.median(seconds), train["generate_share"], tokens))
+        result = bench_rl(algorithm, args.steps, args.prompts, args.generations, args.tokens, args.init_from)
+        rows.append((algorithm, result["step_s"], result["generate_share"], result["completion_tokens"]))
         print(f"{algorithm}: median {rows[-1][1]:.2f} s/step, generating {100 * rows[-1][2]:.0f}%", flush=True)
 
     command = (f"python experiments/bench_rl.py --steps {args.steps} --prompts {args.prompts} "

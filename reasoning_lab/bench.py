@@ -226,8 +226,10 @@ def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens:
     with tempfile.TemporaryDirectory() as run_dir:
         train = rl.run(compose(*overrides), run_dir)["train"]
     key = "step_seconds" if algorithm == "ppo" else "step_time"
-    seconds = [float(h[key]) for h in train["history"] if key in h][1:]
-    return {"step_s": statistics.median(seconds), "generate_share": train["generate_share"]}
+    seconds = [float(h[key]) for h in train["history"] if key in h][1:]  # the first step is a warm-up
+    tokens = [float(h.get("completions/mean_length", h.get("completion_length", 0))) for h in train["history"]]
+    return {"step_s": statistics.median(seconds), "generate_share": train["generate_share"],
+            "completion_tokens": statistics.mean(tokens)}
 
 
 def newest_curriculum_run() -> tuple[float, str] | None:

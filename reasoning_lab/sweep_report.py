@@ -137,9 +137,11 @@ def swept_keys(sweep_dir: str | Path) -> list[str]:
     path = Path(sweep_dir) / "multirun.yaml"
     if not path.exists():
         return []
-    overrides = OmegaConf.load(path).hydra.overrides.task
-    parsed = OverridesParser.create().parse_overrides([str(o) for o in overrides])
-    return [o.key_or_group for o in parsed if o.is_sweep_override()]
+    saved = OmegaConf.load(path)
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in saved.hydra.overrides.task])
+    from_command_line = [o.key_or_group for o in parsed if o.is_sweep_override()]
+    params = OmegaConf.select(saved, "hydra.sweeper.params") or {}  # sweeps defined in a preset's YAML
+    return list(dict.fromkeys([*params.keys(), *from_command_line]))
 
 
 def job_name(task_overrides: list[str], sweep_dir: str | Path) -> str:

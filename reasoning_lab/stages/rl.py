@@ -10,6 +10,7 @@ for PPO) -> evaluate (after) -> `rl/metrics.json`, `rl/eval_results.json`, repor
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from trl import GRPOConfig, RLOOConfig
 from reasoning_lab.config import ReasoningLabError
 from reasoning_lab.data import load_problems
 from reasoning_lab.evaluation import evaluate, log_to_wandb, options_of
-from reasoning_lab.model import check_checkpoint, load_model, load_tokenizer, save_adapter
+from reasoning_lab.model import CHECKPOINT_INFO, check_checkpoint, load_model, load_tokenizer, save_adapter
 from reasoning_lab.ppo import PPO
 from reasoning_lab.report import write_report
 from reasoning_lab.rewards import reward_functions
@@ -42,17 +43,19 @@ log = logging.getLogger(__name__)
 
 
 def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
-    """init_from, else this run's last curriculum stage, else the newest last curriculum stage under
-    logs/, else None (fresh adapters on the base model, said in the log)."""
+    """init_from, else this run's last curriculum stage, else the newest last curriculum stage of the same
+    model under logs/, else None (fresh adapters on the base model, said in the log)."""
     if cfg.init_from:
         return cfg.init_from
     last = f"curriculum/stage_{len(cfg.curriculum.stages)}"
-    found = [Path(run_dir) / last] if (Path(run_dir) / last / "adapter_config.json").exists() else []
-    found = found or sorted((p.parent for p in Path("logs").glob(f"**/{last}/adapter_config.json")),
-                            key=lambda p: (p / "adapter_config.json").stat().st_mtime)[-1:]
-    if found:
-        return str(check_checkpoint(found[0], cfg.model))
-    log.warning("no curriculum checkpoint found (pass init_from=<adapter dir>): RL starts from fresh adapters")
+    if (Path(run_dir) / last / "adapter_config.json").exists():
+        return str(check_checkpoint(Path(run_dir) / last, cfg.model))
+    same_model = [p.parent for p in Path("logs").glob(f"**/{last}/{CHECKPOINT_INFO}")
+                  if json.loads(p.read_text()).get("model") == cfg.model.name]
+    if same_model:
+        return str(max(same_model, key=lambda p: (p / CHECKPOINT_INFO).stat().st_mtime))
+    log.warning("no curriculum checkpoint of model=%s found (pass init_from=<adapter dir>): RL starts from "
+                "fresh adapters", cfg.model.name)
     return None
 
 

@@ -157,9 +157,10 @@ def wandb_records(path: str | Path):
 def read_wandb_file(path: str | Path) -> dict:
     """`{"config": {...}, "history": [{key: value}, ...], "summary": {key: value}, "group": ..., "name": ...}`
     of an offline run."""
-    config, history, summary, run = {}, [], {}, {}
+    config, history, summary, run, finished = {}, [], {}, {}, False
     for record in wandb_records(path):
         which = record.WhichOneof("record_type")
+        finished = finished or which == "exit"
         if which == "history":
             history.append({item.nested_key[0] if item.nested_key else item.key: json.loads(item.value_json)
                             for item in record.history.item})
@@ -172,7 +173,8 @@ def read_wandb_file(path: str | Path) -> dict:
             updates = record.config.update if which == "config" else record.run.config.update
             for item in updates:
                 config[item.key] = json.loads(item.value_json)
-    return {"config": config, "history": history, "summary": summary, **run}
+    # finished: the exit record is there (W&B's writer may still be flushing just after run.finish())
+    return {"config": config, "history": history, "summary": summary, "finished": finished, **run}
 
 
 def find_wandb_files(run_dir: str | Path) -> list[Path]:

@@ -1,6 +1,7 @@
 """Run-directory files and W&B offline runs (reasoning_lab.tracking)."""
 
 import json
+import time
 
 import pytest
 
@@ -26,6 +27,11 @@ def test_wandb_offline_run_reads_back(tmp_path, monkeypatch):
     run.finish()
     (path,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
     logged = read_wandb_file(path)
+    for _ in range(100):  # the background writer may still be flushing the file
+        if logged["finished"]:
+            break
+        time.sleep(0.1)
+        logged = read_wandb_file(path)
     assert [h["loss"] for h in logged["history"]] == pytest.approx([1.0, 0.5, 1 / 3])
     assert logged["summary"]["warmup/status"] == "completed"
     assert logged["config"]["model"] == {"name": "x"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reasoning_lab.bench import bench_rl, machine
+from reasoning_lab.bench import bench_rl, machine, save_table
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = ("grpo", "rloo", "ppo")
@@ -59,10 +59,7 @@ def main() -> None:
         "included). PPO's update also runs the value head and a second reference pass per rollout batch.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    save_table(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from reasoning_lab.bench import machine
+from reasoning_lab.bench import machine, save_table
 from reasoning_lab.config import register_configs
 from reasoning_lab.decoding import generate
 from reasoning_lab.model import load_model, load_tokenizer
@@ -125,10 +125,7 @@ def main() -> None:
         f"({'met' if sketch_s / batch_s >= 3 else 'not met'}).",
         "",
     ]
-    text = "\n".join(table)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    save_table(table, args.out)
 
 
 if __name__ == "__main__":

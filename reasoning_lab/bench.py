@@ -50,6 +50,14 @@ def machine() -> str:
             f"Python {platform.python_version()}")
 
 
+def save_table(lines: list[str], out: str | Path) -> None:
+    """Print a result table and write it to `out`."""
+    text = "\n".join(lines)
+    print(text)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(text)
+
+
 def compose(*overrides: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -331,10 +339,7 @@ def main() -> None:
              f"Command: python -m reasoning_lab.bench{' --quick' if quick else ''} (took {total / 60:.1f} min)", "",
              "| benchmark | baseline | ours | ratio | target | result | notes |", "|---|---|---|---|---|---|---|",
              *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""]
-    text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    save_table(lines, args.out)
 
 
 if __name__ == "__main__":

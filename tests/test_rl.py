@@ -108,3 +108,18 @@ def test_rl_config_mistakes_are_one_line(override, message):
     result = run_cli("stage=rl", "model=tiny_random", override)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
+    from reasoning_lab.config import ReasoningLabError
+    from reasoning_lab.stages.rl import prompt_batches, prompt_rows
+    from tests.conftest import make_config
+
+    rows = [{"i": i} for i in range(5)]
+    batches = prompt_batches(rows, 2, seed=0, adaptive=None)
+    seen = [next(batches) for _ in range(6)]  # 2 batches per pass, so three seeded passes
+    assert all(len(b) == 2 for b in seen)
+    assert len({row["i"] for b in seen[:2] for row in b}) == 4  # no repeat within a pass
+    cfg = make_config("stage=rl", "rl.prompt_sets=[generic]", "data.generic.size_per_level=8", "rl.batch_size=1000")
+    with pytest.raises(ReasoningLabError, match="fewer than rl.batch_size=1000"):
+        prompt_rows(cfg)

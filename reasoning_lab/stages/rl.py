@@ -69,8 +69,9 @@ def prompt_rows(cfg: DictConfig) -> list[dict]:
                 "prompt": [{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}],
                 "answer": p.answer, "kind": p.kind, "options": options_of(p), "difficulty": p.difficulty, "set": name,
             })
-    if not rows:
-        raise ReasoningLabError(f"rl.prompt_sets={names} hold no training problems; name sets from data.sets")
+    if len(rows) < cfg.rl.batch_size:
+        raise ReasoningLabError(f"rl.prompt_sets={names} hold {len(rows)} training problems, fewer than "
+                                f"rl.batch_size={cfg.rl.batch_size}; add sets or lower rl.batch_size")
     return rows
 
 
@@ -174,20 +175,23 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     return metrics
 
 
-def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adaptive, wandb_run, held_out) -> list:
+def prompt_batches(rows: list[dict], batch_size: int, seed: int, adaptive):
+    """Endless batches of prompt rows: a fresh seeded pass over the prompts each time one is spent."""
+    passes = 0
+    while True:
+        for chunk in PromptSampler(len(rows), batch_size, 1, 1, seed + passes, adaptive).chunks():
+            yield [rows[i] for i in chunk]
+        passes += 1
+
+
+def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adaptive, wandb_run,
+              held_out) -> tuple[list[dict], PPO]:
     r = cfg.rl
     ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], r, seed=cfg.seed)
-    sampler = iter(PromptSampler(len(rows), r.batch_size, 1, 1, cfg.seed, adaptive))
+    batches = prompt_batches(rows, r.batch_size, cfg.seed, adaptive)
     history = []
     for step in range(1, r.max_steps + 1):
-        batch = []
-        for _ in range(r.batch_size):
-            index = next(sampler, None)
-            if index is None:
-                sampler = iter(PromptSampler(len(rows), r.batch_size, 1, 1, cfg.seed + step, adaptive))
-                index = next(sampler)
-            batch.append(rows[index])
-        logs = ppo.step(batch)
+        logs = ppo.step(next(batches))
         if adaptive is not None:
             logs["difficulty_target"] = adaptive.update(logs.get("rewards/correctness/mean", logs["reward"]))
         history.append(logs)

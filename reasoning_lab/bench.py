@@ -4,8 +4,9 @@ Every figure is a median over repeats after a warm-up, and every comparison is a
 measured side by side in this process, on the embedded model (SmolLM2-135M-Instruct with LoRA):
 
 1. self-consistency decoding: batched k samples (reasoning_lab.decoding) vs one `generate` per sample
-2. SFT throughput: loss-bearing tokens/s of our batches (padded to the batch's longest example, optionally
-   grouped by length) vs the design sketch (every example padded to 256, longer ones cut)
+2. SFT throughput: loss-bearing tokens/s of the batches our stages' Trainers draw (padded to the batch's
+   longest example; before and after length grouping) vs the design sketch (every example padded to 256,
+   longer ones cut)
 3. efficiency: model FLOPs/s of a LoRA training step over the measured fp32 matrix-product peak
 4. RL step: seconds per step and the generate share for grpo, rloo and ppo (experiments/bench_rl.py
    measures the same with more steps)
@@ -109,40 +110,49 @@ def bench_self_consistency(model, tokenizer, prompts, k: int, max_new_tokens: in
 # ------------------------------------------------------------------------------------------------
 
 def gsm8k_examples(cfg, tokenizer, n: int):
+    """`n` GSM8K training examples in our chat format, tokenized whole (with their difficulty scores)."""
     from reasoning_lab.data import format_example, load_problems, tokenize
 
     problems = load_problems(cfg.data, "gsm8k", "train")
     problems = random.Random(0).sample(problems, min(n, len(problems)))
     examples = [{**format_example(p, True, cfg.data.system_prompt), "source": p.source} for p in problems]
     dataset, _ = tokenize(examples, tokenizer, max_length=100_000, overflow="drop")
-    return [list(x) for x in dataset["input_ids"]], [list(m) for m in dataset["completion_mask"]]
+    return dataset, [p.difficulty for p in problems]
 
 
-def batches_of(ids, masks, batch_size: int, mode: str, pad: int):
-    """Training batches as the design sketch makes them (`padded_256`) or as we do (`dynamic`: padded to
-    the batch's longest; `grouped`: the same after grouping examples of similar length)."""
-    order = list(range(len(ids)))
+def sketch_batches(dataset, batch_size: int, pad: int, width: int = 256):
+    """The design sketch's batches: random order, every example padded to `width` and cut beyond it."""
+    order = list(range(len(dataset)))
     random.Random(0).shuffle(order)
-    if mode == "grouped":  # sort within windows of 16 batches, then shuffle the batches (as group_by_length)
-        window = 16 * batch_size
-        order = [i for s in range(0, len(order), window) for i in sorted(order[s:s + window], key=lambda j: len(ids[j]))]
     out, truncated = [], 0
     for start in range(0, len(order) - batch_size + 1, batch_size):
-        chosen = order[start:start + batch_size]
-        width = 256 if mode == "padded_256" else max(len(ids[i]) for i in chosen)
         input_ids = torch.full((batch_size, width), pad)
         attention = torch.zeros((batch_size, width), dtype=torch.long)
         labels = torch.full((batch_size, width), -100)
-        for row, i in enumerate(chosen):
-            seq, mask = ids[i][:width], masks[i][:width]
-            truncated += len(ids[i]) > width
+        for row, i in enumerate(order[start:start + batch_size]):
+            ids, mask = dataset[i]["input_ids"], dataset[i]["completion_mask"]
+            truncated += len(ids) > width
+            seq, mask = ids[:width], mask[:width]
             input_ids[row, :len(seq)] = torch.tensor(seq)
             attention[row, :len(seq)] = 1
             labels[row, :len(seq)] = torch.tensor([t if m else -100 for t, m in zip(seq, mask)])
         out.append((input_ids, attention, labels))
-    if mode == "grouped":
-        random.Random(1).shuffle(out)
     return out, truncated
+
+
+def stage_batches(model, tokenizer, dataset, n: int, batch_size: int, *, group_by_length=False, sampler=None):
+    """The first `n` batches that a stage's Trainer draws (our sft_arguments, TRL's collator, the sampler)."""
+    from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = sft_arguments(Path(tmp), max_steps=n, batch_size=batch_size, grad_accum=1, learning_rate=1e-5,
+                             lr_scheduler="constant", warmup_ratio=0.0, logging_steps=1, seed=0, report_to="none",
+                             group_by_length=group_by_length)
+        trainer = OrderedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                    sampler=sampler)
+        loader = trainer.get_train_dataloader()
+        return [(b["input_ids"], b["attention_mask"], b["labels"]) for b, _ in zip(loader, range(n))]
 
 
 def bench_sft(model, batches, steps: int) -> dict:
@@ -281,28 +291,41 @@ def main() -> None:
     row("1. self-consistency, k=8", f"{sc['sketch_s']:.1f} s", f"{sc['batched_s']:.1f} s", f"{sc['ratio']:.2f}x",
         ">= 3x (CPU)", sc["ratio"] >= 3, f"{len(prompts)} GSM8K questions x 8 samples x {32 if quick else 64} tokens")
 
-    # 2. SFT throughput, 3. efficiency
+    # 2. SFT throughput (the sketch vs the batches our stages draw, before and after length grouping), 3. efficiency
+    from reasoning_lab.curriculum import CurriculumSampler
+
     model = load_model(cfg.model)
-    ids, masks = gsm8k_examples(cfg, tokenizer, 200 if quick else 400)
-    steps = 3 if quick else 8
-    sketch_batches, truncated = batches_of(ids, masks, 8, "padded_256", tokenizer.pad_token_id)
-    results = {"padded_256": bench_sft(model, sketch_batches, steps)}
-    for mode in ("dynamic", "grouped"):
-        results[mode] = bench_sft(model, batches_of(ids, masks, 8, mode, tokenizer.pad_token_id)[0], steps)
-    base = results["padded_256"]["loss_tokens_per_s"]
-    for mode, label in (("dynamic", "padded to the batch's longest (our default)"), ("grouped", "grouped by length")):
-        ratio = results[mode]["loss_tokens_per_s"] / base
-        row(f"2. SFT loss-bearing tokens/s, {label}", f"{base:.0f}", f"{results[mode]['loss_tokens_per_s']:.0f}",
+    dataset, difficulties = gsm8k_examples(cfg, tokenizer, 200 if quick else 400)
+    steps, batch = (3 if quick else 8), 8
+    sketch, truncated = sketch_batches(dataset, batch, tokenizer.pad_token_id)
+    base = bench_sft(model, sketch, steps)["loss_tokens_per_s"]
+    window = cfg.curriculum.length_window
+
+    def curriculum(length_window):
+        return CurriculumSampler(difficulties, 0, batch, steps + 1, "root", cfg.curriculum.c0, 0.0, 0,
+                                 lengths=[len(x) for x in dataset["input_ids"]], length_window=length_window)
+
+    variants = {
+        "warm-up, random order (before)": dict(group_by_length=False),
+        "warm-up, grouped by length (now the default)": dict(group_by_length=True),
+        "curriculum, per-step batches (before)": dict(sampler=curriculum(1)),
+        f"curriculum, length_window={window} (now the default)": dict(sampler=curriculum(window)),
+    }
+    results = {}
+    for label, how in variants.items():
+        results[label] = bench_sft(model, stage_batches(model, tokenizer, dataset, steps + 1, batch, **how), steps)
+        ratio = results[label]["loss_tokens_per_s"] / base
+        row(f"2. SFT loss-bearing tokens/s, {label}", f"{base:.0f}", f"{results[label]['loss_tokens_per_s']:.0f}",
             f"{ratio:.2f}x", ">= 1.5x, 0 truncated", ratio >= 1.5,
-            f"sketch truncated {truncated} of {len(ids)} examples at 256 tokens; ours none")
+            f"sketch (padded to 256) truncated {truncated} of {len(dataset)} examples; ours none")
     peak = matmul_peak()
     flops = training_flops_per_token(model)
-    best = max(results["dynamic"]["tokens_per_s"], results["grouped"]["tokens_per_s"])
+    best = max(r["tokens_per_s"] for r in results.values())
     mfu = best * flops / peak
     row("3. MFU of a LoRA training step", f"peak {peak / 1e9:.0f} GFLOP/s (fp32 mm)",
         f"{best * flops / 1e9:.1f} GFLOP/s", f"{100 * mfu:.1f}%", ">= 30%", mfu >= 0.30,
         f"{flops / 1e6:.0f} MFLOP per token (4N frozen + 6N adapters); batch 8, "
-        f"{statistics.mean(len(x) for x in ids):.0f} tokens per example on average")
+        f"{statistics.mean(len(x) for x in dataset['input_ids']):.0f} tokens per example on average")
     del model
 
     # 4. RL step

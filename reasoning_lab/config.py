@@ -151,6 +151,8 @@ class SFTSettings:
     num_epochs: float = 1.0
     # examples per device per step
     batch_size: int = 8
+    # batches of examples of similar length (less padding; transformers' LengthGroupedSampler)
+    group_by_length: bool = True
     # steps whose gradients are summed before an optimizer step
     grad_accum: int = 1
     # peak learning rate of the LoRA parameters
@@ -198,6 +200,8 @@ class CurriculumConfig:
     epochs_per_stage: float = 1.0
     # examples per step
     batch_size: int = 8
+    # batches pooled and regrouped by example length (less padding; the pacing holds per window); 1: off
+    length_window: int = 4
     # gradient accumulation steps
     grad_accum: int = 1
     # peak learning rate of each stage
@@ -412,6 +416,7 @@ RANGES = {
 
 POSITIVE = ("model.lora.r", "data.max_length", "warmup.batch_size", "warmup.grad_accum", "eval.k",
             "eval.during_training.k", "eval.batch_size", "curriculum.batch_size", "curriculum.step_levels",
+            "curriculum.length_window",
             "rl.batch_size", "rl.num_generations", "rl.max_completion_length", "rl.num_iterations", "rl.minibatch_size")
 
 

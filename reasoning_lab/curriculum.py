@@ -42,15 +42,21 @@ def competence(pacing: str, step: int, total_steps: int, c0: float, levels: int 
 
 class CurriculumSampler(Sampler[int]):
     """Indices for `total_steps` batches of `batch_size`: current-stage examples `0..n_current-1` by
-    competence, replay examples `n_current..` uniformly for a `replay` share of each batch."""
+    competence, replay examples `n_current..` uniformly for a `replay` share of each batch.
+
+    With `lengths` (of all examples, replay included) and `length_window` > 1, each run of `length_window`
+    batches is pooled, sorted by length, cut into batches again and shuffled: the same examples in the
+    same window, with less padding."""
 
     def __init__(self, difficulties: list[float], n_replay: int, batch_size: int, total_steps: int, pacing: str,
-                 c0: float, replay: float, seed: int, levels: int = 4):
+                 c0: float, replay: float, seed: int, levels: int = 4, lengths: list[int] | None = None,
+                 length_window: int = 1):
         self.n_current, self.n_replay = len(difficulties), n_replay
         self.batch_size, self.total_steps = batch_size, total_steps
         self.pacing, self.c0, self.levels = pacing, c0, levels
         self.replay = replay if n_replay else 0.0
         self.seed = seed
+        self.lengths, self.length_window = lengths, length_window if lengths is not None else 1
         rng = random.Random(seed)
         shuffled = list(range(self.n_current))
         rng.shuffle(shuffled)  # seeded tie-breaking among equal difficulties
@@ -60,6 +66,24 @@ class CurriculumSampler(Sampler[int]):
         return self.total_steps * self.batch_size
 
     def batches(self) -> Iterator[list[int]]:
+        if self.length_window <= 1:
+            yield from self.paced_batches()
+            return
+        rng, window = random.Random(self.seed + 2), []
+        for batch in self.paced_batches():
+            window.append(batch)
+            if len(window) == self.length_window:
+                yield from self.regrouped(window, rng)
+                window = []
+        yield from self.regrouped(window, rng)
+
+    def regrouped(self, window: list[list[int]], rng: random.Random) -> list[list[int]]:
+        pool = sorted((i for batch in window for i in batch), key=lambda i: self.lengths[i])
+        grouped = [pool[start : start + self.batch_size] for start in range(0, len(pool), self.batch_size)]
+        rng.shuffle(grouped)
+        return grouped
+
+    def paced_batches(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed + 1)
         owed = 0.0  # error diffusion: the replay share is exact over the stage, not only on average
         epoch_order: list[int] = []

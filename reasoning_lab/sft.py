@@ -21,13 +21,15 @@ COMPLETE = "reasoning_lab.complete"
 def sft_arguments(output_dir: Path, *, max_steps: int, batch_size: int, grad_accum: int, learning_rate: float,
                   lr_scheduler: str, warmup_ratio: float, logging_steps: int, seed: int, report_to: str,
                   num_epochs: float = 1.0, eval_steps: int = 0, save_steps: int = 0,
-                  eval_on_start: bool = False) -> SFTConfig:
+                  eval_on_start: bool = False, group_by_length: bool = False) -> SFTConfig:
     return SFTConfig(
         output_dir=str(output_dir),
         max_steps=max_steps,
         num_train_epochs=num_epochs,
         per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=batch_size,
+        # batches of similar lengths pad less (make bench, benchmark 2); order stays random across batches
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
         gradient_accumulation_steps=grad_accum,
         learning_rate=learning_rate,
         lr_scheduler_type=lr_scheduler,

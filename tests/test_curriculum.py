@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -47,6 +48,24 @@ def test_batches_draw_only_within_competence_and_get_harder(pacing):
     assert max(difficulties[i] for i in batches[0] if i < 200) <= 1  # the easiest 20%: levels 0 and 1
     mean = [sum(difficulties[i] for i in b if i < 200) / sum(1 for i in b if i < 200) for b in batches]
     assert sum(mean[-10:]) > sum(mean[:10]) + 20
+
+
+def test_length_windows_regroup_the_same_examples_with_less_padding():
+    n, n_replay, batch, steps, window = 200, 50, 8, 40, 4
+    lengths = [random.Random(i).randint(40, 400) for i in range(n + n_replay)]
+    difficulties = [i % 10 for i in range(n)]
+    plain = list(CurriculumSampler(difficulties, n_replay, batch, steps, "root", 0.2, 0.25, seed=3).batches())
+    grouped = list(CurriculumSampler(difficulties, n_replay, batch, steps, "root", 0.2, 0.25, seed=3,
+                                     lengths=lengths, length_window=window).batches())
+    assert len(grouped) == steps and all(len(b) == batch for b in grouped)
+    for start in range(0, steps, window):  # each window holds the very same examples, so pacing and replay hold
+        assert sorted(i for b in plain[start:start + window] for i in b) == \
+               sorted(i for b in grouped[start:start + window] for i in b)
+    def padded(batches):
+        return sum(batch * max(lengths[i] for i in b) for b in batches)
+    assert padded(grouped) < 0.8 * padded(plain)
+    assert list(CurriculumSampler(difficulties, n_replay, batch, steps, "root", 0.2, 0.25, seed=3, lengths=lengths,
+                                  length_window=1).batches()) == plain
 
 
 @pytest.mark.parametrize("pacing", ["fixed", "linear", "root", "step"])

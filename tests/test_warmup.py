@@ -95,3 +95,34 @@ def test_embedded_model_in_8bit_on_the_cpu(tmp_path):
     config = json.loads((run_dir / "warmup" / "checkpoint" / "adapter_config.json").read_text())
     assert config["r"] == 16
     assert torch.isfinite(torch.tensor(metrics["train"]["train_loss"]))
+
+
+def test_length_grouped_batches_pad_less_than_random_ones(tmp_path):
+    """warmup.group_by_length: the Trainer draws batches of similar lengths, every example once per epoch."""
+    import random
+
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from reasoning_lab.model import load_model, load_tokenizer
+    from reasoning_lab.sft import sft_arguments
+
+    cfg = make_config("model=tiny_random")
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model)
+    rng = random.Random(0)
+    lengths = [rng.randint(20, 300) for _ in range(128)]
+    data = Dataset.from_dict({"input_ids": [[5] * n for n in lengths],
+                              "completion_mask": [[0] * (n // 2) + [1] * (n - n // 2) for n in lengths]})
+    padded = {}
+    for grouped in (False, True):
+        args = sft_arguments(tmp_path / str(grouped), max_steps=16, batch_size=8, grad_accum=1, learning_rate=1e-4,
+                             lr_scheduler="constant", warmup_ratio=0.0, logging_steps=1, seed=0, report_to="none",
+                             group_by_length=grouped)
+        batches = list(SFTTrainer(model=model, args=args, train_dataset=data,
+                                  processing_class=tokenizer).get_train_dataloader())
+        assert sorted(int(b["attention_mask"][i].sum()) for b in batches for i in range(len(b["input_ids"]))) \
+            == sorted(lengths)
+        padded[grouped] = sum(b["input_ids"].numel() for b in batches)
+    assert padded[True] < 0.7 * padded[False], padded
+    assert make_config().warmup.group_by_length is True

@@ -44,7 +44,8 @@ def train_round(model, tokenizer, cfg: DictConfig, work: Path, dataset, difficul
     """One trainer over `steps` optimizer steps, resumed from its newest complete checkpoint if any."""
     c = cfg.curriculum
     sampler = CurriculumSampler(difficulties, n_replay, c.batch_size, steps * c.grad_accum, pacing, c.c0, replay,
-                                seed, c.step_levels)
+                                seed, c.step_levels, lengths=[len(ids) for ids in dataset["input_ids"]],
+                                length_window=c.length_window)
     trainer = OrderedSFTTrainer(
         model=model,
         args=sft_arguments(work / "trainer", max_steps=steps, batch_size=c.batch_size, grad_accum=c.grad_accum,

@@ -48,7 +48,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
                 stage_dir / "trainer", max_steps=w.max_steps, num_epochs=w.num_epochs, batch_size=w.batch_size,
                 grad_accum=w.grad_accum, learning_rate=w.learning_rate, lr_scheduler=w.lr_scheduler,
                 warmup_ratio=w.warmup_ratio, logging_steps=w.logging_steps, eval_steps=w.eval_steps,
-                save_steps=w.save_steps, eval_on_start=True, seed=cfg.seed,
+                save_steps=w.save_steps, eval_on_start=True, seed=cfg.seed, group_by_length=w.group_by_length,
                 report_to="wandb" if wandb_run is not None else "none",
             ),
             train_dataset=train_set,

@@ -1,0 +1,43 @@
+"""The arithmetic behind `make bench`: the sketch's batches, FLOPs per token, and the stage batches."""
+
+import torch
+from datasets import Dataset
+
+from reasoning_lab.bench import sketch_batches, stage_batches, training_flops_per_token
+from reasoning_lab.model import load_model, load_tokenizer
+from tests.conftest import make_config
+
+
+def test_sketch_batches_pad_to_256_and_count_what_they_cut():
+    lengths = [10, 300, 40, 257, 256, 5, 80, 120]
+    data = Dataset.from_dict({"input_ids": [list(range(1, n + 1)) for n in lengths],
+                              "completion_mask": [[0] * 3 + [1] * (n - 3) for n in lengths]})
+    batches, truncated = sketch_batches(data, 4, pad=0)
+    assert truncated == 2  # 300 and 257 tokens
+    assert [b[0].shape for b in batches] == [torch.Size([4, 256])] * 2
+    real = sorted(int(m.sum()) for _, attention, _ in batches for m in attention)
+    assert real == sorted(min(n, 256) for n in lengths)
+    assert sum(int((labels != -100).sum()) for _, _, labels in batches) == sum(min(n, 256) - 3 for n in lengths)
+
+
+def test_flops_per_token_count_frozen_matrices_twice_over_and_adapters_three_times():
+    cfg = make_config("model=tiny_random")
+    model = load_model(cfg.model)
+    c = model.config  # LLaMA shape: q, k, v, o, gate, up, down per layer, plus the output head
+    kv = c.num_key_value_heads * (c.hidden_size // c.num_attention_heads)
+    per_layer = 2 * c.hidden_size**2 + 2 * c.hidden_size * kv + 3 * c.hidden_size * c.intermediate_size
+    frozen = c.num_hidden_layers * per_layer + c.vocab_size * c.hidden_size
+    adapters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert adapters > 0 and training_flops_per_token(model) == 4 * frozen + 6 * adapters
+
+
+def test_stage_batches_are_the_trainers_batches_padded_to_their_longest():
+    cfg = make_config("model=tiny_random")
+    tokenizer, model = load_tokenizer(cfg.model), load_model(cfg.model)
+    lengths = [12, 30, 7, 50, 22, 9, 41, 16]
+    data = Dataset.from_dict({"input_ids": [[5] * n for n in lengths], "completion_mask": [[1] * n for n in lengths]})
+    batches = stage_batches(model, tokenizer, data, 2, 4, group_by_length=True)
+    assert len(batches) == 2
+    assert sorted(int(m.sum()) for b in batches for m in b[1]) == sorted(lengths)  # every example, whole
+    assert [b[0].shape[1] for b in batches] == [int(b[1].sum(1).max()) for b in batches]  # padded to the longest
+    assert all(((labels != -100) == attention.bool()).all() for _, attention, labels in batches)

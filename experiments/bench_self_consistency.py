@@ -20,9 +20,8 @@ from pathlib import Path
 
 import torch
 
-from reasoning_lab.bench import machine, save_table
+from reasoning_lab.bench import batched_sampling, machine, save_table, sketch_loop
 from reasoning_lab.config import register_configs
-from reasoning_lab.decoding import generate
 from reasoning_lab.model import load_model, load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,27 +36,6 @@ def questions(n: int) -> list[str]:
     from reasoning_lab.synthetic import synthetic_gsm8k
 
     return [p.question for p in synthetic_gsm8k(n, 0)]
-
-
-@torch.no_grad()
-def sketch_loop(model, tokenizer, prompts, k, max_new_tokens, temperature, top_p) -> int:
-    """The design sketch: one generate call per sample, per problem. Returns generated tokens."""
-    tokens = 0
-    for prompt in prompts:
-        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)
-        for _ in range(k):
-            out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
-                                 top_p=top_p, pad_token_id=tokenizer.pad_token_id)
-            new = out[0, ids["input_ids"].shape[1]:].tolist()
-            tokens += new.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in new else len(new)
-    return tokens
-
-
-def batched(model, tokenizer, prompts, k, max_new_tokens, temperature, top_p, batch_size) -> int:
-    out = generate(model, tokenizer, prompts, max_new_tokens, k=k, do_sample=True, temperature=temperature,
-                   top_p=top_p, batch_size=batch_size)
-    return sum(c.tokens for group in out for c in group)
 
 
 def main() -> None:
@@ -82,7 +60,7 @@ def main() -> None:
     settings = dict(k=args.k, max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95)
 
     runs = {"sketch loop (generate per sample)": lambda: sketch_loop(model, tokenizer, prompts[:1], **{**settings, "k": 1}),
-            "batched (num_return_sequences, batches)": lambda: batched(model, tokenizer, prompts[:1], **{**settings, "k": 1},
+            "batched (num_return_sequences, batches)": lambda: batched_sampling(model, tokenizer, prompts[:1], **{**settings, "k": 1},
                                                                       batch_size=args.batch_size)}
     for warm in runs.values():  # warm-up: allocator, kernels, caches
         warm()
@@ -94,7 +72,7 @@ def main() -> None:
         timings["sketch"].append((time.perf_counter() - began, sketch_tokens))
         torch.manual_seed(repeat)
         began = time.perf_counter()
-        batch_tokens = batched(model, tokenizer, prompts, **settings, batch_size=args.batch_size)
+        batch_tokens = batched_sampling(model, tokenizer, prompts, **settings, batch_size=args.batch_size)
         timings["batched"].append((time.perf_counter() - began, batch_tokens))
         print(f"repeat {repeat}: sketch {timings['sketch'][-1][0]:.1f} s, batched {timings['batched'][-1][0]:.1f} s",
               flush=True)

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -84,24 +85,37 @@ def median_time(fn, repeats: int, warm_up=None) -> float:
 # 1. self-consistency decoding
 # ------------------------------------------------------------------------------------------------
 
-def bench_self_consistency(model, tokenizer, prompts, k: int, max_new_tokens: int, repeats: int) -> dict:
+@torch.no_grad()
+def sketch_loop(model, tokenizer, prompts, k: int, max_new_tokens: int, temperature=0.7, top_p=0.95) -> int:
+    """The design sketch: one `generate` call per sample, per problem. Returns the tokens generated."""
+    tokens = 0
+    for prompt in prompts:
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
+                                            return_dict=True)
+        for _ in range(k):
+            out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature,
+                                 top_p=top_p, pad_token_id=tokenizer.pad_token_id)
+            new = out[0, ids["input_ids"].shape[1]:].tolist()
+            tokens += new.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in new else len(new)
+    return tokens
+
+
+def batched_sampling(model, tokenizer, prompts, k: int, max_new_tokens: int, temperature=0.7, top_p=0.95,
+                     batch_size: int | None = None) -> int:
+    """Ours (reasoning_lab.decoding.generate): k samples per prompt from one call, problems batched."""
     from reasoning_lab.decoding import generate
 
-    def sketch(prompts=prompts, k=k, max_new_tokens=max_new_tokens):
-        for prompt in prompts:
-            ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
-                                                return_dict=True)
-            for _ in range(k):
-                model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=True, temperature=0.7, top_p=0.95,
-                               pad_token_id=tokenizer.pad_token_id)
+    out = generate(model, tokenizer, prompts, max_new_tokens, k=k, do_sample=True, temperature=temperature,
+                   top_p=top_p, batch_size=batch_size or len(prompts))
+    return sum(c.tokens for group in out for c in group)
 
-    def batched(prompts=prompts, k=k, max_new_tokens=max_new_tokens):
-        generate(model, tokenizer, prompts, max_new_tokens, k=k, do_sample=True, temperature=0.7, top_p=0.95,
-                 batch_size=len(prompts))
 
+def bench_self_consistency(model, tokenizer, prompts, k: int, max_new_tokens: int, repeats: int) -> dict:
     torch.manual_seed(0)
-    sketch_s = median_time(sketch, repeats, warm_up=lambda: sketch(prompts[:1], 2, 8))
-    batched_s = median_time(batched, repeats, warm_up=lambda: batched(prompts[:1], 2, 8))
+    sketch_s = median_time(lambda: sketch_loop(model, tokenizer, prompts, k, max_new_tokens), repeats,
+                           warm_up=lambda: sketch_loop(model, tokenizer, prompts[:1], 2, 8))
+    batched_s = median_time(lambda: batched_sampling(model, tokenizer, prompts, k, max_new_tokens), repeats,
+                            warm_up=lambda: batched_sampling(model, tokenizer, prompts[:1], 2, 8))
     return {"sketch_s": sketch_s, "batched_s": batched_s, "ratio": sketch_s / batched_s}
 
 
@@ -234,10 +248,12 @@ def peak_rss(command: list[str]) -> tuple[float, int]:
 # 4. RL step (the stage itself, in this process)
 # ------------------------------------------------------------------------------------------------
 
-def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens: int, init_from: str | None) -> dict:
+def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens: int, init_from: str | None,
+             warm_up: bool = True) -> dict:
+    """Median seconds per step of `steps` RL steps (after one warm-up step when `warm_up`) and the generate share."""
     from reasoning_lab.stages import rl
 
-    overrides = [f"rl={algorithm}", "stage=rl", f"rl.max_steps={steps + 1}", f"rl.batch_size={prompts}",
+    overrides = [f"rl={algorithm}", "stage=rl", f"rl.max_steps={steps + warm_up}", f"rl.batch_size={prompts}",
                  f"rl.num_generations={generations}", f"rl.max_completion_length={tokens}", "rl.num_iterations=1",
                  f"rl.minibatch_size={prompts * generations}", "rl.eval_every=0", "rl.eval_sets=[]", "logger=none"]
     if init_from:
@@ -245,7 +261,7 @@ def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens:
     with tempfile.TemporaryDirectory() as run_dir:
         train = rl.run(compose(*overrides), run_dir)["train"]
     key = "step_seconds" if algorithm == "ppo" else "step_time"
-    seconds = [float(h[key]) for h in train["history"] if key in h][1:]  # the first step is a warm-up
+    seconds = [float(h[key]) for h in train["history"] if key in h][int(warm_up):]
     tokens = [float(h.get("completions/mean_length", h.get("completion_length", 0))) for h in train["history"]]
     return {"step_s": statistics.median(seconds), "generate_share": train["generate_share"],
             "completion_tokens": statistics.mean(tokens)}
@@ -296,7 +312,7 @@ def main() -> None:
 
     model = load_model(cfg.model)
     dataset, difficulties = gsm8k_examples(cfg, tokenizer, 200 if quick else 400)
-    steps, batch = (3 if quick else 8), 8
+    steps, batch = (3 if quick else 6), 8
     sketch, truncated = sketch_batches(dataset, batch, tokenizer.pad_token_id)
     base = bench_sft(model, sketch, steps)["loss_tokens_per_s"]
     window = cfg.curriculum.length_window
@@ -332,7 +348,9 @@ def main() -> None:
     init = sorted((ROOT / "logs").glob("**/curriculum/stage_4/adapter_config.json"), key=lambda p: p.stat().st_mtime)
     init_from = str(init[-1].parent) if init else None
     rl_steps = 1 if quick else 2
-    timings = {a: bench_rl(a, rl_steps, 2 if quick else 4, 4, 32 if quick else 64, init_from) for a in ("grpo", "rloo", "ppo")}
+    # one warm-up step for the process (allocator, kernels), then every step of every algorithm counts
+    timings = {a: bench_rl(a, rl_steps, 2 if quick else 4, 4, 32 if quick else 64, init_from, warm_up=a == "grpo")
+               for a in ("grpo", "rloo", "ppo")}
     for algorithm, t in timings.items():
         row(f"4. RL step, {algorithm}", f"grpo {timings['grpo']['step_s']:.1f} s", f"{t['step_s']:.1f} s",
             f"{t['step_s'] / timings['grpo']['step_s']:.2f}x", "recorded", True,
@@ -341,9 +359,10 @@ def main() -> None:
     # 5. memory
     warm = [sys.executable, "-m", "reasoning_lab", "stage=warmup", "warmup.max_steps=2", "warmup.eval_steps=0",
             "warmup.eval_sets=[]", "logger=none"]
-    with tempfile.TemporaryDirectory() as tmp:
-        none_gib, rc1 = peak_rss([*warm, "model.quantization=none", f"hydra.run.dir={tmp}/none"])
-        q8_gib, rc2 = peak_rss([*warm, "model.quantization=8bit", f"hydra.run.dir={tmp}/8bit"])
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:  # side by side: memory, not time
+        runs = [pool.submit(peak_rss, [*warm, f"model.quantization={q}", f"hydra.run.dir={tmp}/{q}"])
+                for q in ("none", "8bit")]
+        (none_gib, rc1), (q8_gib, rc2) = [run.result() for run in runs]
     row("5. peak RSS of stage=warmup", f"none {none_gib:.2f} GiB", f"8bit {q8_gib:.2f} GiB",
         f"{q8_gib / none_gib:.2f}x", "recorded", rc1 == rc2 == 0,
         "measured on the CPU; the saving 8-bit is for is GPU memory, not measured here (no GPU)")

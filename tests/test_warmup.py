@@ -97,15 +97,14 @@ def test_embedded_model_in_8bit_on_the_cpu(tmp_path):
     assert torch.isfinite(torch.tensor(metrics["train"]["train_loss"]))
 
 
-def test_length_grouped_batches_pad_less_than_random_ones(tmp_path):
+def test_length_grouped_batches_pad_less_than_random_ones():
     """warmup.group_by_length: the Trainer draws batches of similar lengths, every example once per epoch."""
     import random
 
     from datasets import Dataset
-    from trl import SFTTrainer
 
+    from reasoning_lab.bench import stage_batches
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.sft import sft_arguments
 
     cfg = make_config("model=tiny_random")
     tokenizer = load_tokenizer(cfg.model)
@@ -116,13 +115,8 @@ def test_length_grouped_batches_pad_less_than_random_ones(tmp_path):
                               "completion_mask": [[0] * (n // 2) + [1] * (n - n // 2) for n in lengths]})
     padded = {}
     for grouped in (False, True):
-        args = sft_arguments(tmp_path / str(grouped), max_steps=16, batch_size=8, grad_accum=1, learning_rate=1e-4,
-                             lr_scheduler="constant", warmup_ratio=0.0, logging_steps=1, seed=0, report_to="none",
-                             group_by_length=grouped)
-        batches = list(SFTTrainer(model=model, args=args, train_dataset=data,
-                                  processing_class=tokenizer).get_train_dataloader())
-        assert sorted(int(b["attention_mask"][i].sum()) for b in batches for i in range(len(b["input_ids"]))) \
-            == sorted(lengths)
-        padded[grouped] = sum(b["input_ids"].numel() for b in batches)
+        batches = stage_batches(model, tokenizer, data, 16, 8, group_by_length=grouped)  # the whole epoch
+        assert sorted(int(m.sum()) for _, attention, _ in batches for m in attention) == sorted(lengths)
+        padded[grouped] = sum(input_ids.numel() for input_ids, _, _ in batches)
     assert padded[True] < 0.7 * padded[False], padded
     assert make_config().warmup.group_by_length is True

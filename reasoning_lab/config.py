@@ -67,7 +67,7 @@ class GenericSettings:
     # generators of the generic reasoning set: chain_sum | leg_counting | compare_sum | gsm_symbolic
     tasks: list[str] = field(default_factory=lambda: ["chain_sum", "leg_counting", "compare_sum"])
     # difficulty levels to draw from (1 = easiest); each example records its level as difficulty
-    levels: list[int] = field(default_factory=lambda: [1, 2, 3])
+    levels: list[int] = field(default_factory=lambda: [1, 2])
     # rows generated per task and level for training (validation rows come on top)
     size_per_level: int = 100
 
@@ -214,9 +214,9 @@ class CurriculumConfig:
     logging_steps: int = 4
     # intra-stage checkpoints every this many steps (resume restarts from the newest)
     save_steps: int = 4
-    # validation accuracy at which a stage ends
-    advance_at: float = 0.8
-    # a gain at or below this counts as "stopped improving"
+    # significance level of every decision (paired sign-flip test on the same validation examples)
+    alpha: float = 0.05
+    # a fall in mean validation loss (nats per completion token) at or below this: "stopped improving"
     min_delta: float = 0.02
     # extension budget per stage, in passes over its data
     max_extra_epochs: float = 0.5
@@ -224,12 +224,14 @@ class CurriculumConfig:
     extend_steps: int = 4
     # extension rounds per stage at most (the max_extra_epochs budget applies too)
     max_extensions: int = 1
-    # drop in an earlier stage's validation accuracy that counts as forgetting
-    forgetting_tolerance: float = 0.1
-    # validation problems per set for the advancement decisions
-    val_limit: int = 6
-    # token budget of those validation answers
-    val_max_new_tokens: int = 48
+    # rise in an earlier stage's mean validation loss that counts as forgetting (when p < alpha)
+    forgetting_tolerance: float = 0.05
+    # validation problems per set for the greedy validation accuracy recorded after each stage
+    val_limit: int = 32
+    # token budget of those validation answers (null: from the data)
+    val_max_new_tokens: int | None = None
+    # after the last stage: the full `eval` budget on its adapter, beside the base model's numbers
+    final_eval: bool = True
 
 
 @dataclass
@@ -311,23 +313,25 @@ class RLConfig:
 @dataclass
 class EvalBudget:
     # problems per evaluation set (null: all), a seeded subset
-    limit: int | None = None
+    limit: int | None = 100
     # sampled answers per problem for self-consistency and pass@k
-    k: int = 8
+    k: int = 4
     # sampling temperature of those answers
     temperature: float = 0.7
     # nucleus sampling threshold
     top_p: float = 0.95
-    # token budget per answer
-    max_new_tokens: int = 256
-    # problems per set also asked without the reasoning prompt (reason-or-answer rates)
-    direct_limit: int = 16
-    # token budget of those answers (enough to see whether the model opens a <think> block)
-    direct_max_new_tokens: int = 32
-    # problems per generate call
-    batch_size: int = 8
+    # token budget per answer (null: from the set's reference completions, 99th percentile + 25%)
+    max_new_tokens: int | None = None
+    # problems per set also asked without the reasoning prompt (null: all of them)
+    direct_limit: int | None = None
+    # token budget of those answers (null: from the reference direct answers, at least 16)
+    direct_max_new_tokens: int | None = None
+    # sequences per generate call (prompts x k)
+    batch_size: int = 128
     # bootstrap resamples for the 95% interval of accuracy
     bootstrap_samples: int = 1000
+    # dtype of the merged copy that generates (bfloat16: about 2x float32 on CPUs with bf16 units)
+    dtype: str = "bfloat16"
 
 
 @dataclass
@@ -388,6 +392,8 @@ class Config:
 CHOICES = {
     "model.quantization": ("none", "8bit", "4bit"),
     "model.dtype": ("float32", "bfloat16", "float16"),
+    "eval.dtype": ("float32", "bfloat16", "float16"),
+    "eval.during_training.dtype": ("float32", "bfloat16", "float16"),
     "model.attn_implementation": ("sdpa", "eager"),
     "data.overflow": ("drop", "truncate"),
     "data.contamination.action": ("refuse", "drop"),
@@ -405,6 +411,7 @@ RANGES = {
     "eval.top_p": (0.0, 1.0),
     "warmup.warmup_ratio": (0.0, 1.0),
     "curriculum.c0": (0.0, 1.0),
+    "curriculum.alpha": (0.0, 1.0),
     "curriculum.replay": (0.0, 1.0),
     "curriculum.max_replay": (0.0, 1.0),
     "rl.top_p": (0.0, 1.0),

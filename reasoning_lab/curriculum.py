@@ -10,7 +10,8 @@
   uniformly, without replacement, from the examples whose difficulty CDF is <= c(t) (ties in
   difficulty broken by a seeded shuffle), and a `replay` share of every batch comes from earlier stages.
   The order depends only on the seed, so a resumed run sees the same batches.
-- `decide`: advance / extend / raise replay from validation accuracies.
+- `decide`: advance / extend / raise replay from per-example validation losses, each change tested on
+  the same examples (reasoning_lab.stats.paired_p_value) so that decisions do not follow noise.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from torch.utils.data import Sampler
+
+from reasoning_lab.stats import paired_p_value
 
 PACINGS = ("fixed", "linear", "root", "step")
 
@@ -119,29 +122,38 @@ class Decision:
     reason: str
     # replay share for the next stage (raised when an earlier stage was forgotten)
     next_replay: float
-    # earlier stages whose validation accuracy dropped by more than the tolerance
+    # earlier stages whose validation loss rose by more than the tolerance, beyond its noise
     forgotten: list[str]
 
 
-def decide(accuracy: float, previous: float | None, extensions_left: bool, earlier_now: dict[str, float],
-           earlier_before: dict[str, float], replay: float, settings) -> Decision:
-    """Advance when validation accuracy reaches `advance_at` or stops improving (gain <= min_delta);
-    otherwise extend while the extension budget lasts. Raise replay for the next stage by `replay_boost`
-    (up to `max_replay`) when an earlier stage's accuracy dropped by more than `forgetting_tolerance`."""
-    forgotten = [name for name, now in earlier_now.items()
-                 if earlier_before.get(name, now) - now > settings.forgetting_tolerance]
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def decide(now: list[float], previous: list[float], extensions_left: bool, earlier_now: dict[str, list[float]],
+           earlier_before: dict[str, list[float]], replay: float, settings) -> Decision:
+    """Decisions on per-example validation losses (completion NLL), each change tested on the same examples
+    before and after (`paired_p_value`, one-sided sign flips) so that noise does not drive them.
+
+    Extend while the stage's loss still falls by more than `min_delta` with p < `alpha` and the extension
+    budget lasts; otherwise advance. An earlier stage counts as forgotten when its loss rose by more than
+    `forgetting_tolerance` with p < `alpha`: replay for the next stage rises by `replay_boost` (up to
+    `max_replay`). On pure noise each rule fires at most `alpha` of the time."""
+    forgotten, drops = [], []
+    for name, values in earlier_now.items():
+        rise = mean(values) - mean(earlier_before[name])
+        p = paired_p_value(values, earlier_before[name])
+        if rise > settings.forgetting_tolerance and p < settings.alpha:
+            forgotten.append(name)
+            drops.append(f"{name}: loss {mean(earlier_before[name]):.3f} -> {mean(values):.3f}, p={p:.3g}")
     next_replay = round(min(settings.max_replay, replay + settings.replay_boost), 4) if forgotten else replay
-    drops = ", ".join(f"{n}: {earlier_before[n]:.2f} -> {earlier_now[n]:.2f}" for n in forgotten)
-    forgetting = f"; forgetting ({drops}): replay {replay:.2f} -> {next_replay:.2f}" if forgotten else ""
-    if accuracy >= settings.advance_at:
-        return Decision("advance", f"accuracy {accuracy:.3f} >= advance_at {settings.advance_at}{forgetting}",
-                        next_replay, forgotten)
-    if previous is not None and accuracy - previous <= settings.min_delta:
-        return Decision("advance", f"accuracy {accuracy:.3f} stopped improving (was {previous:.3f}, "
-                        f"min_delta {settings.min_delta}){forgetting}", next_replay, forgotten)
+    forgetting = f"; forgetting ({'; '.join(drops)}): replay {replay:.2f} -> {next_replay:.2f}" if forgotten else ""
+    gain, p = mean(previous) - mean(now), paired_p_value(previous, now)
+    change = f"validation loss {mean(previous):.3f} -> {mean(now):.3f} (p={p:.3g})"
+    if gain <= settings.min_delta or p >= settings.alpha:
+        return Decision("advance", f"{change}: stopped improving (needs a fall > min_delta {settings.min_delta} "
+                        f"with p < {settings.alpha}){forgetting}", next_replay, forgotten)
     if not extensions_left:
-        return Decision("advance", f"accuracy {accuracy:.3f} < advance_at {settings.advance_at}, extension "
-                        f"budget spent{forgetting}", next_replay, forgotten)
-    gain = "" if previous is None else f" (up from {previous:.3f})"
-    return Decision("extend", f"accuracy {accuracy:.3f}{gain} < advance_at {settings.advance_at} and still "
-                    f"improving{forgetting}", next_replay, forgotten)
+        return Decision("advance", f"{change}: still improving, extension budget spent{forgetting}", next_replay,
+                        forgotten)
+    return Decision("extend", f"{change}: still improving{forgetting}", next_replay, forgotten)

@@ -20,6 +20,7 @@ Difficulty:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -231,26 +232,35 @@ def source_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
         rows = benchmark_rows(source, "train", data_cfg)
         held_out = set(random.Random(data_cfg.seed).sample(range(len(rows)), min(data_cfg.val_size, len(rows) // 10)))
         return [r for i, r in enumerate(rows) if (i in held_out) == (split == "val")]
-    offset = {"train": 0, "val": 1, "test": 2}[split]
     if source == "generic":
         g = data_cfg.generic
-        spec, size = (source, tuple(g.tasks), tuple(g.levels)), g.size_per_level
-        cells = len(g.tasks) * len(g.levels)
-        held_size = -(-(data_cfg.val_size if split == "val" else data_cfg.test_size) // cells)
+        spec, size, cells = (source, tuple(g.tasks), tuple(g.levels)), g.size_per_level, len(g.tasks) * len(g.levels)
     elif source in synthetic.STAND_INS:
-        spec, size = (source, (), ()), data_cfg.synthetic_size
-        held_size = data_cfg.val_size if split == "val" else data_cfg.test_size
+        spec, size, cells = (source, (), ()), data_cfg.synthetic_size, 1
     else:
         known = ", ".join(BENCHMARKS + ("generic",) + tuple(synthetic.STAND_INS))
         raise ReasoningLabError(f"unknown data source {source!r}; known: {known}")
-    train = procedural(*spec, size, data_cfg.seed)
     if split == "train":
-        return list(train)
-    seen = {p.question for p in train}
-    fresh = [p for p in procedural(*spec, held_size * 2, data_cfg.seed + 7919 * offset) if p.question not in seen]
-    fresh = list({p.question: p for p in fresh}.values())
+        return [p for p in procedural(*spec, size, data_cfg.seed) if split_of(p.question) == "train"]
     wanted = data_cfg.val_size if split == "val" else data_cfg.test_size
-    return random.Random(data_cfg.seed + offset).sample(fresh, min(wanted, len(fresh)))
+    offset = {"val": 1, "test": 2}[split]
+    fresh: dict[str, Problem] = {}
+    for attempt in range(4):  # held-out buckets are a small share of the question space: draw until enough
+        per_cell = -(-wanted // cells) * 10 * (attempt + 1)
+        for p in procedural(*spec, per_cell, data_cfg.seed + 7919 * offset + 104729 * attempt):
+            if split_of(p.question) == split:
+                fresh.setdefault(p.question, p)
+        if len(fresh) >= 2 * wanted:
+            break
+    return random.Random(data_cfg.seed + offset).sample(list(fresh.values()), min(wanted, len(fresh)))
+
+
+def split_of(question: str) -> str:
+    """The split a generated question belongs to, from a hash of its text: 15% test, 5% validation, 80%
+    training. Held out by construction: a test question is never a training question, whatever
+    `data.seed` each side was generated with."""
+    bucket = int(hashlib.sha256(question.encode()).hexdigest()[:8], 16) % 20
+    return "test" if bucket < 3 else "val" if bucket < 4 else "train"
 
 
 @lru_cache(maxsize=64)
@@ -357,8 +367,11 @@ def is_procedural(data_cfg: DictConfig, name: str) -> bool:
     return data_cfg.sets[name].source not in BENCHMARKS
 
 
-def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_names: list[str]) -> dict:
-    """`train_names` are sets of data.sets; `eval_names` are sources (what evaluation reads).
+def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_names: list[str],
+                         eval_data_cfg: DictConfig | None = None) -> dict:
+    """`train_names` are sets of data.sets; `eval_names` are sources (what evaluation reads), drawn with
+    `eval_data_cfg` (default: the same data settings; `stage=eval` passes its own against the settings a
+    checkpoint recorded it was trained with).
 
     For each (training set, evaluation set) pair: how many training questions share an n-gram with
     an evaluation question (for two splits of one generator: how many questions are identical).
@@ -369,10 +382,11 @@ def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_name
     are listed as skipped.
     """
     settings, n = data_cfg.contamination, data_cfg.contamination.ngram
+    eval_data_cfg = eval_data_cfg if eval_data_cfg is not None else data_cfg
     eval_sets, skipped = {}, {}
     for name in eval_names:
         try:
-            problems = source_rows(name, "test", data_cfg)
+            problems = source_rows(name, "test", eval_data_cfg)
             eval_sets[name] = ({p.question for p in problems}, set().union(*(ngrams(p.question, n) for p in problems)))
         except ReasoningLabError as error:
             skipped[name] = str(error)

@@ -7,9 +7,13 @@ or at `max_new_tokens`; each completion records whether it hit that cap.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,8 +46,10 @@ def generate(
     temperature: float = 1.0,
     top_p: float = 1.0,
     batch_size: int = 8,
+    progress: str | None = None,
 ) -> list[list[Completion]]:
-    """`k` completions for each chat prompt, in the order of `prompts`."""
+    """`k` completions for each chat prompt, in the order of `prompts`. `batch_size` counts sequences
+    (prompts x k); with `progress`, one log line per batch (prompts done, tokens/s)."""
     encoded = [tokenizer.apply_chat_template(p, add_generation_prompt=True)["input_ids"] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
     results: list[list[Completion]] = [[] for _ in prompts]
@@ -53,8 +59,10 @@ def generate(
     was_training = model.training
     model.eval()
     sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
+    per_call = max(1, batch_size // k)
+    began, generated = time.perf_counter(), 0
+    for start in range(0, len(order), per_call):
+        batch = order[start : start + per_call]
         input_ids, attention = left_pad([encoded[i] for i in batch], pad)
         width = input_ids.shape[1]
         output = model.generate(
@@ -73,6 +81,10 @@ def generate(
             length = ids.index(eos) + 1 if ended else len(ids)
             text = tokenizer.decode(ids[:length], skip_special_tokens=True)
             results[batch[row // k]].append(Completion(text=text, tokens=length, hit_cap=not ended))
+            generated += length
+        if progress:
+            log.info("%s: %d/%d prompts, %.0f tokens/s", progress, start + len(batch), len(order),
+                     generated / (time.perf_counter() - began))
     model.train(was_training)
     return results
 

@@ -1,33 +1,43 @@
 """Evaluation: greedy and self-consistency accuracy per dataset, with the reason-or-answer rates.
 
 For each evaluation source (`eval.datasets`): the test split (a seeded `eval.limit` subset), asked with
-the reasoning system prompt greedily and with k samples; a subset (`eval.direct_limit`) is also asked
-without the prompt. Per dataset:
+the reasoning system prompt greedily and with k samples, and (the first `eval.direct_limit`, null: all)
+without the prompt. Token budgets come from the data when not set: the 99th percentile of the set's own
+reference completions, tokenized, plus a quarter (`token_budget`). Generation runs on a merged copy of
+the model in `eval.dtype` (bfloat16 uses the CPU's bf16 matrix units: about 2x float32). Per dataset:
 - accuracy: greedy, strict extraction (reasoning_lab.answers); accuracy_lenient: last candidate anywhere
 - maj@k: majority vote over the k sampled canonical answers (reasoning_lab.decoding.majority_vote)
 - pass@1, pass@k: the unbiased estimator of Chen et al. (2021) from the k samples
 - format_rate: greedy answers with a complete <think>...</think> followed by an answer
 - think_rate_with_prompt, think_rate_without_prompt, direct_rate (no <think> without the prompt)
-- mean_completion_tokens, cap_rate (share stopped by max_new_tokens), ci95 (bootstrap of accuracy)
+- accuracy_direct: greedy strict accuracy without the reasoning prompt, on the same problems
+- mean_completion_tokens, cap_rate (share stopped by max_new_tokens), ci95 (bootstrap of accuracy), and a
+  Wilson 95% interval for every rate (`intervals`)
+The base model's numbers under the same settings are computed once per model and settings and cached
+(`base_results`), so every report has "before" beside "after".
 Every completion is kept in `predictions/<dataset>.jsonl`, so each number can be audited.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
+import math
 import random
 import re
 import time
 from pathlib import Path
 
-import numpy as np
-from omegaconf import DictConfig
+import torch
+from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.answers import extract_answer, final_region, same_answer
 from reasoning_lab.config import ReasoningLabError
-from reasoning_lab.data import Problem, source_rows
+from reasoning_lab.data import Problem, format_example, source_rows
 from reasoning_lab.decoding import generate, majority_vote, pass_at_k
+from reasoning_lab.stats import bootstrap_ci, wilson
 from reasoning_lab.tracking import is_main_process
 
 log = logging.getLogger(__name__)
@@ -50,28 +60,34 @@ def well_formed(text: str) -> bool:
         "</think>") and bool(region and region.strip())
 
 
-def bootstrap_ci(values: list[float], samples: int, seed: int) -> list[float]:
-    """95% percentile bootstrap interval of the mean, resampling problems."""
-    if not values:
-        return [0.0, 0.0]
-    rng = np.random.default_rng(seed)
-    data = np.asarray(values, dtype=float)
-    means = data[rng.integers(0, len(data), size=(samples, len(data)))].mean(axis=1)
-    return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
+def token_budget(tokenizer, problems: list[Problem], reason: bool, floor: int = 16) -> int:
+    """A generation budget from the set's own reference completions: the 99th percentile of their token
+    counts (end of turn included) plus a quarter, rounded up to a multiple of 8, at least `floor`. A model
+    that answers like the references then stops well before the cap."""
+    lengths = sorted(len(tokenizer(format_example(p, reason, "")["completion"][0]["content"],
+                                   add_special_tokens=False)["input_ids"]) + 1 for p in problems)
+    p99 = lengths[min(len(lengths) - 1, math.ceil(0.99 * len(lengths)) - 1)] if lengths else floor
+    return max(floor, 8 * math.ceil(p99 * 1.25 / 8))
 
 
 def evaluate_problems(model, tokenizer, problems: list[Problem], budget: DictConfig, system_prompt: str,
-                      seed: int) -> tuple[dict, list[dict]]:
+                      seed: int, name: str = "") -> tuple[dict, list[dict]]:
     """Metrics and per-problem predictions for one evaluation set."""
     k = budget.k
+    max_new = budget.max_new_tokens or token_budget(tokenizer, problems, reason=True)
+    direct_max_new = budget.direct_max_new_tokens or token_budget(tokenizer, problems, reason=False)
     with_prompt = [[{"role": "system", "content": system_prompt}, {"role": "user", "content": p.question}]
                    for p in problems]
-    greedy = generate(model, tokenizer, with_prompt, budget.max_new_tokens, batch_size=budget.batch_size)
-    sampled = generate(model, tokenizer, with_prompt, budget.max_new_tokens, k=k, do_sample=True,
-                       temperature=budget.temperature, top_p=budget.top_p, batch_size=budget.batch_size)
-    direct_problems = problems[: budget.direct_limit]
+    greedy = generate(model, tokenizer, with_prompt, max_new, batch_size=budget.batch_size,
+                      progress=f"{name} greedy")
+    sampled = generate(model, tokenizer, with_prompt, max_new, k=k, do_sample=True,
+                       temperature=budget.temperature, top_p=budget.top_p, batch_size=budget.batch_size,
+                       progress=f"{name} {k} samples each")
+    direct_problems = problems if budget.direct_limit is None else problems[: budget.direct_limit]
     direct = generate(model, tokenizer, [[{"role": "user", "content": p.question}] for p in direct_problems],
-                      min(budget.max_new_tokens, budget.direct_max_new_tokens), batch_size=budget.batch_size)
+                      direct_max_new, batch_size=budget.batch_size, progress=f"{name} without the prompt")
+    direct_correct = [float(same_answer(extract_answer(d.text, p.kind, options_of(p)), p.answer, p.kind))
+                      for p, (d,) in zip(direct_problems, direct)]
 
     predictions, strict, lenient, majority, pass1, passk, formatted = [], [], [], [], [], [], []
     for i, (problem, (g,), samples) in enumerate(zip(problems, greedy, sampled)):
@@ -95,10 +111,12 @@ def evaluate_problems(model, tokenizer, problems: list[Problem], budget: DictCon
                "vote": vote, "vote_correct": bool(majority[-1])}
         if i < len(direct):
             row["direct"] = direct[i][0].text
+            row["direct_correct"] = bool(direct_correct[i])
         predictions.append(row)
 
     all_completions = [g for (g,) in greedy] + [s for group in sampled for s in group]
     direct_think = [float("<think>" in d.text) for (d,) in direct]
+    n = len(problems)
     metrics = {
         "n": len(problems),
         "accuracy": mean(strict),
@@ -113,8 +131,16 @@ def evaluate_problems(model, tokenizer, problems: list[Problem], budget: DictCon
         "direct_n": len(direct),
         "mean_completion_tokens": mean([c.tokens for c in all_completions]),
         "cap_rate": mean([float(c.hit_cap) for c in all_completions]),
+        "accuracy_direct": mean(direct_correct),
+        "max_new_tokens": max_new,
+        "direct_max_new_tokens": direct_max_new,
         "ci95": bootstrap_ci(strict, budget.bootstrap_samples, seed),
     }
+    counts = {"accuracy": (sum(strict), n), f"maj@{k}": (sum(majority), n), "format_rate": (sum(formatted), n),
+              "accuracy_direct": (sum(direct_correct), len(direct)),
+              "think_rate_without_prompt": (sum(direct_think), len(direct)),
+              "cap_rate": (sum(float(c.hit_cap) for c in all_completions), len(all_completions))}
+    metrics["intervals"] = {key: wilson(x, m) for key, (x, m) in counts.items()}
     return metrics, predictions
 
 
@@ -136,9 +162,11 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     Sets that cannot be loaded (a benchmark without data.root or hub) are listed under "skipped"."""
     results = {"label": label, "datasets": {}, "skipped": {},
                "decoding": {"k": budget.k, "temperature": budget.temperature, "top_p": budget.top_p,
-                            "max_new_tokens": budget.max_new_tokens, "limit": budget.limit,
-                            "direct_limit": budget.direct_limit, "system_prompt": cfg.data.system_prompt}}
+                            "max_new_tokens": budget.max_new_tokens or "from the data", "limit": budget.limit,
+                            "direct_limit": budget.direct_limit, "dtype": budget.dtype,
+                            "system_prompt": cfg.data.system_prompt}}
     began = time.perf_counter()
+    model = inference_model(model, cfg.model.quantization, budget.dtype)
     for source in datasets if datasets is not None else cfg.eval.datasets:
         try:
             problems = eval_problems(cfg, source, budget.limit)
@@ -147,10 +175,11 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
             log.warning("evaluation skips %s: %s", source, error)
             continue
         metrics, predictions = evaluate_problems(model, tokenizer, problems, budget, cfg.data.system_prompt,
-                                                 cfg.seed)
+                                                 cfg.seed, name=f"[{label}] {source}")
         results["datasets"][source] = metrics
-        log.info("[%s] %s: accuracy %.3f, maj@%d %.3f, format %.2f (n=%d)", label, source, metrics["accuracy"],
-                 budget.k, metrics[f"maj@{budget.k}"], metrics["format_rate"], metrics["n"])
+        log.info("[%s] %s (n=%d): accuracy %.3f %s, maj@%d %.3f, direct %.3f, format %.2f, cap rate %.3f", label,
+                 source, metrics["n"], metrics["accuracy"], metrics["intervals"]["accuracy"], budget.k,
+                 metrics[f"maj@{budget.k}"], metrics["accuracy_direct"], metrics["format_rate"], metrics["cap_rate"])
         if out_dir is not None and is_main_process():
             path = Path(out_dir) / "predictions" / f"{source}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,10 +193,77 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     return results
 
 
+def inference_model(model, quantization: str, dtype: str):
+    """The model to generate with: the LoRA weights merged into a copy, cast to `dtype` (the training
+    model is left as it is). A quantized base is used as it is (its weights cannot be merged exactly)."""
+    from peft import PeftModel
+
+    target = getattr(torch, dtype)
+    if quantization != "none" or (not isinstance(model, PeftModel) and model.dtype == target):
+        return model
+    twin = copy.deepcopy(model)
+    if isinstance(twin, PeftModel):
+        twin = twin.merge_and_unload()
+    return twin.to(target).eval()
+
+
+def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
+                 datasets: list[str] | None = None) -> dict:
+    """The base model's evaluation under `budget`, computed once per model, data and settings (cached under
+    $REASONING_LAB_CACHE/base_eval/) and written to `<out_dir>/eval_results.json`, so that every report
+    shows "before" beside "after"."""
+    from reasoning_lab.model import cache_dir, load_base_model
+    from reasoning_lab.tracking import write_json
+
+    settings = {"model": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
+                "data": OmegaConf.to_container(cfg.data, resolve=True),
+                "datasets": list(cfg.eval.datasets if datasets is None else datasets),
+                "budget": OmegaConf.to_container(budget, resolve=True), "seed": cfg.seed}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    cached = cache_dir() / "base_eval" / f"{cfg.model.name}-{key}.json"
+    if cached.exists():
+        results = json.loads(cached.read_text())
+        log.info("base model results under these settings: %s (cached)", cached)
+    else:
+        log.info("evaluating the base model %s under the same settings (once; cached in %s)", cfg.model.name, cached)
+        results = evaluate(load_base_model(cfg.model), tokenizer, cfg, budget, "base", out_dir, datasets)
+        results.pop("examples", None)
+        write_json(cached, results)
+    results.update(label="base", finished=0, checkpoint="base")
+    write_json(out_dir / "eval_results.json", results)
+    return results
+
+
+def held_out_check(cfg: DictConfig, checkpoint: Path) -> list[dict]:
+    """The contamination guard between this evaluation's sets (drawn with this run's data settings) and
+    what the checkpoint records it was trained on (`trained_on`, with the data settings of each stage).
+    Overlap above `data.contamination.max_share` stops the evaluation unless data.allow_contamination=true."""
+    from reasoning_lab.data import contamination_report
+    from reasoning_lab.model import CHECKPOINT_INFO
+
+    info_path = Path(checkpoint) / CHECKPOINT_INFO
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    if "trained_on" not in info:
+        log.warning("%s records no training data: the held-out check is skipped", checkpoint)
+        return []
+    reports = []
+    for entry in info["trained_on"]:
+        trained = OmegaConf.create(entry["data"])
+        trained.contamination.action, trained.allow_contamination = "refuse", cfg.data.allow_contamination
+        try:
+            report = contamination_report(trained, entry["sets"], list(cfg.eval.datasets), cfg.data)
+        except ReasoningLabError as error:
+            raise ReasoningLabError(f"{checkpoint} was trained on problems this evaluation would test ({error}); "
+                                    "evaluate on other sets, or set data.allow_contamination=true to report anyway") from None
+        report.pop("dropped_questions", None)
+        reports.append({"sets": entry["sets"], **report})
+    return reports
+
+
 def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], limit: int,
-                        max_new_tokens: int) -> dict[str, float]:
+                        max_new_tokens: int | None) -> dict[str, float]:
     """Greedy strict accuracy on the validation split of each named training set (a seeded `limit`
-    subset): the curriculum's signal for advancing. One batched generate pass over all sets."""
+    subset), recorded after each curriculum stage. One batched generate pass over all sets."""
     from reasoning_lab.data import load_problems
 
     problems = {}
@@ -177,12 +273,44 @@ def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], lim
     flat = [(name, p) for name, rows in problems.items() for p in rows]
     prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}]
                for _, p in flat]
-    outputs = generate(model, tokenizer, prompts, max_new_tokens, batch_size=cfg.eval.batch_size)
+    budget = max_new_tokens or token_budget(tokenizer, [p for _, p in flat], reason=True)
+    twin = inference_model(model, cfg.model.quantization, cfg.eval.during_training.dtype)
+    outputs = generate(twin, tokenizer, prompts, budget, batch_size=cfg.eval.batch_size, progress="validation")
     correct: dict[str, list[float]] = {name: [] for name in names}
     for (name, problem), (completion,) in zip(flat, outputs):
         answer = extract_answer(completion.text, problem.kind, options_of(problem))
         correct[name].append(float(same_answer(answer, problem.answer, problem.kind)))
     return {name: mean(values) for name, values in correct.items()}
+
+
+@torch.no_grad()
+def validation_losses(model, tokenizer, cfg: DictConfig, names: list[str], batch_size: int = 16) -> dict[str, list[float]]:
+    """Per-example completion loss (mean NLL per completion token, what SFT minimises) on the validation
+    split of each named set: the curriculum's signal for its decisions. No generation, and far less
+    noisy than the accuracy of a few dozen greedy answers; paired across checkpoints by example."""
+    from reasoning_lab.data import build_examples, tokenize
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    losses = {}
+    for name in names:
+        dataset, _ = tokenize(build_examples(cfg.data, [name], "val"), tokenizer, cfg.data.max_length, "truncate")
+        values = []
+        for start in range(0, len(dataset), batch_size):
+            rows = dataset[start : start + batch_size]
+            width = max(len(ids) for ids in rows["input_ids"])
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            ids = torch.tensor([x + [pad] * (width - len(x)) for x in rows["input_ids"]], device=device)
+            mask = torch.tensor([m + [0] * (width - len(m)) for m in rows["completion_mask"]], device=device)
+            attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows["input_ids"]], device=device)
+            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+            target = mask[:, 1:].float()
+            values += ((nll * target).sum(1) / target.sum(1).clamp(min=1)).tolist()
+        losses[name] = [round(v, 5) for v in values]
+    model.train(was_training)
+    return losses
 
 
 def log_to_wandb(run, results: dict, prefix: str) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerBase
 
 from reasoning_lab.config import ReasoningLabError
@@ -110,12 +110,15 @@ def embedded_model_dir() -> Path:
     return build_once(cache_dir() / "smollm2-135m-instruct", convert)
 
 
-def tiny_random_dir(tiny: DictConfig) -> Path:
-    """A tiny random LLaMA with the embedded tokenizer, cached per shape and seed."""
+def tiny_random_dir(tiny: DictConfig, dtype: str = "float32") -> Path:
+    """A random LLaMA of the `tiny` shape with the embedded tokenizer, cached per shape, seed and dtype
+    (`model=tiny_random` for tests; `model=llama3_2_3b_shape` for the design's 3B shape, built on the GPU
+    when there is one, to smoke-test a device without hub access)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     shape = OmegaConf.to_container(tiny)
-    key = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps({**shape, **({"dtype": dtype} if dtype != "float32" else {})},
+                                    sort_keys=True).encode()).hexdigest()[:12]
 
     def build(out: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
@@ -133,7 +136,9 @@ def tiny_random_dir(tiny: DictConfig) -> Path:
             pad_token_id=tokenizer.pad_token_id,
         )
         torch.manual_seed(tiny.seed)
-        LlamaForCausalLM(config).save_pretrained(out)
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+            model = LlamaForCausalLM(config)
+        model.to(getattr(torch, dtype)).save_pretrained(out)
         tokenizer.save_pretrained(out)
 
     return build_once(cache_dir() / f"tiny-random-{key}", build)
@@ -143,7 +148,7 @@ def base_model_path(model_cfg: DictConfig) -> str:
     if model_cfg.source == "embedded":
         return str(embedded_model_dir())
     if model_cfg.source == "tiny_random":
-        return str(tiny_random_dir(model_cfg.tiny))
+        return str(tiny_random_dir(model_cfg.tiny, model_cfg.dtype))
     return model_cfg.source  # hub id or local folder
 
 
@@ -193,12 +198,34 @@ def load_base_model(model_cfg: DictConfig):
             "(gated hub models need `huggingface-cli login`; offline, use model=smollm2_135m)"
         ) from error
     if quantization is not None:
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=model_cfg.gradient_checkpointing
-        )
-    elif model_cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        # peft's prepare_model_for_kbit_training would cast every non-quantized weight (embeddings, norms) to
+        # float32, so the activations would run in float32: slower, and more memory than the int8 weights
+        # save. Here they stay in model.dtype; RMSNorm already computes its variance in float32 and the loss
+        # is taken in float32. bitsandbytes logs its cast of the inputs to float16 once per process, not per call.
+        once = logging.getLogger("bitsandbytes.autograd._functions")
+        if not any(isinstance(f, OncePerProcess) for f in once.filters):
+            once.addFilter(OncePerProcess("MatMul8bitLt: inputs will be cast"))
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+    if model_cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if quantization is not None:
+            model.enable_input_require_grads()
     return model
+
+
+class OncePerProcess(logging.Filter):
+    """Lets a log message that starts with `prefix` through the first time only."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix, self.seen = prefix, False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(self.prefix):
+            return True
+        seen, self.seen = self.seen, True
+        return not seen
 
 
 def lora_config(model_cfg: DictConfig) -> LoraConfig:
@@ -254,6 +281,16 @@ def resolve_checkpoint(cfg: DictConfig, default_root: str | Path) -> Path | None
         raise ReasoningLabError(f"run={root} does not exist")
     found = find_checkpoint(root) if root.exists() else None
     return check_checkpoint(found, cfg.model) if found else None
+
+
+def training_record(init_from: str | None, data_cfg: DictConfig, sets: list[str]) -> list[dict]:
+    """What an adapter was trained on: the record of the adapter it started from plus these sets, with the
+    data settings that define them. Saved in every checkpoint (`trained_on`), so that evaluation can check
+    that its test problems were held out, whichever data settings it uses."""
+    inherited = []
+    if init_from and (Path(init_from) / CHECKPOINT_INFO).exists():
+        inherited = json.loads((Path(init_from) / CHECKPOINT_INFO).read_text()).get("trained_on", [])
+    return inherited + [{"sets": list(sets), "data": OmegaConf.to_container(data_cfg, resolve=True)}]
 
 
 def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: bool = True):

@@ -1,14 +1,22 @@
-"""Reports: a table and a chart of each dataset's accuracy across the stages of one run directory.
+"""Reports: each dataset's numbers across the evaluations of one run directory, with n and intervals.
 
 Every evaluation writes a results file (`<stage>/eval_results.json` after a training stage,
-`eval/results.json` for `stage=eval`); `write_report` collects them in the order they finished and
-writes `report.md` and `report.png` in the run directory.
+`curriculum/base/` and `curriculum/final/` for the curriculum's base and final evaluations,
+`eval/results.json` for `stage=eval`); `write_report` collects them in the order they finished (the base
+model first) and writes `report.md` and `report.png` (accuracy with 95% error bars) in the run directory.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from reasoning_lab.tracking import is_main_process
+
+CAP_LIMIT = 0.05  # a set whose answers hit the token budget more often than this is flagged
+FINAL_METRICS = [("accuracy", "accuracy (greedy)"), ("maj", "maj@k"), ("accuracy_direct", "accuracy, answering directly"),
+                 ("format_rate", "format rate (with the prompt)"),
+                 ("think_rate_without_prompt", "<think> without the prompt"), ("cap_rate", "cap rate")]
 
 
 def collect_results(run_dir: str | Path) -> list[dict]:
@@ -22,10 +30,23 @@ def majority_key(metrics: dict) -> str:
     return next((key for key in metrics if key.startswith("maj@")), "maj@k")
 
 
+def value(metrics: dict, key: str) -> tuple[float, list[float] | None]:
+    """A metric and its 95% interval (Wilson for rates; the bootstrap `ci95` for older result files)."""
+    key = majority_key(metrics) if key == "maj" else key
+    intervals = metrics.get("intervals", {})
+    interval = intervals.get(key) or (metrics.get("ci95") if key == "accuracy" else None)
+    return metrics.get(key, float("nan")), interval
+
+
+def cell(metrics: dict | None, key: str) -> str:
+    if not metrics or key not in metrics and key != "maj":
+        return "-"
+    v, interval = value(metrics, key)
+    return f"{v:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else f"{v:.3f}"
+
+
 def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
     """Write report.md and report.png; None when the run has no evaluation yet (or not rank 0)."""
-    from reasoning_lab.tracking import is_main_process
-
     if not is_main_process():
         return None
     import matplotlib
@@ -41,34 +62,55 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
     datasets = list(dict.fromkeys(name for r in results for name in r["datasets"]))
 
     lines = ["# Accuracy across stages", "",
-             "Each cell: greedy accuracy (strict) / self-consistency maj@k, on the evaluation sets named in the row.",
-             "", "| dataset | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+             "Greedy strict accuracy with its 95% interval (Wilson) and, below, n per evaluation. Differences "
+             "between columns are real only where the intervals (or, better, a paired test: "
+             "`python -m reasoning_lab.compare`) say so.", "",
+             "| dataset | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
     for name in datasets:
-        cells = []
-        for r in results:
-            m = r["datasets"].get(name)
-            cells.append(f"{m['accuracy']:.3f} / {m[majority_key(m)]:.3f} (n={m['n']})" if m else "-")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(r["datasets"].get(name), "accuracy") for r in results) + " |")
+    lines.append("| n | " + " | ".join(str(max((m["n"] for m in r["datasets"].values()), default=0))
+                                         for r in results) + " |")
+    last = results[-1]
+    base = next((r for r in results if r["label"] == "base"), None)
+    lines += ["", f"## {last['label']}: every number", "",
+              "| dataset | n | " + " | ".join(title for _, title in FINAL_METRICS) + " | budget |",
+              "|---|---:|" + "---:|" * (len(FINAL_METRICS) + 1)]
+    for name, m in last["datasets"].items():
+        lines.append(f"| {name} | {m['n']} | " + " | ".join(cell(m, key) for key, _ in FINAL_METRICS)
+                     + f" | {m.get('max_new_tokens', '-')} |")
+        if base is not None and base is not last and name in base["datasets"]:
+            b = base["datasets"][name]
+            lines.append(f"| (base) | {b['n']} | " + " | ".join(cell(b, key) for key, _ in FINAL_METRICS)
+                         + f" | {b.get('max_new_tokens', '-')} |")
+    capped = [f"{name} ({r['label']}: {m['cap_rate']:.1%})" for r in results for name, m in r["datasets"].items()
+              if m.get("cap_rate", 0) > CAP_LIMIT and r["label"] != "base"]
+    if capped:
+        lines += ["", f"**Flagged: cap rate above {CAP_LIMIT:.0%}** (answers cut by the token budget, so accuracy "
+                  "and format measure the budget): " + ", ".join(capped)]
+    if base is not None:
+        lines += ["", "The base model rarely ends its answer within the budget, so its cap rate is expected to be high."]
     skipped = {name: reason for r in results for name, reason in r.get("skipped", {}).items()}
     if skipped:
         lines += ["", "Skipped (not available): " + ", ".join(sorted(skipped))]
-    lines += ["", f"Decoding of the last evaluation: {json.dumps(results[-1]['decoding'])}", ""]
+    lines += ["", f"Decoding of the last evaluation: {json.dumps(last['decoding'])}", ""]
     markdown = run_dir / "report.md"
     markdown.write_text("\n".join(lines))
 
     fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(labels) + 3), 4.5))
     x = list(range(len(labels)))
     for i, name in enumerate(datasets):
-        color = f"C{i % 10}"
-        greedy = [r["datasets"].get(name, {}).get("accuracy", float("nan")) for r in results]
-        vote = [(lambda m: m.get(majority_key(m), float("nan")))(r["datasets"].get(name, {})) for r in results]
-        ax.plot(x, greedy, marker="o", color=color, label=f"{name} greedy")
-        ax.plot(x, vote, marker="s", linestyle="--", color=color, label=f"{name} maj@k")
-    ax.set_xticks(x, labels, rotation=20)
+        points = [(j, *value(r["datasets"][name], "accuracy")) for j, r in enumerate(results) if name in r["datasets"]]
+        xs = [j + (i - len(datasets) / 2) * 0.04 for j, _, _ in points]
+        ys = [v for _, v, _ in points]
+        errors = [[max(0.0, v - (ci or [v, v])[0]) for _, v, ci in points],
+                  [max(0.0, (ci or [v, v])[1] - v) for _, v, ci in points]]
+        ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, color=f"C{i % 10}", label=name)
+    ax.set_xticks(x, [f"{label}\n(n={max((m['n'] for m in r['datasets'].values()), default=0)})"
+                      for label, r in zip(labels, results)], rotation=20)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_ylabel("accuracy")
+    ax.set_ylabel("greedy accuracy, 95% interval")
     ax.set_title("Accuracy after each stage")
-    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     chart = run_dir / "report.png"
     fig.savefig(chart, dpi=110)

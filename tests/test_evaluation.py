@@ -5,8 +5,9 @@ import json
 import pytest
 
 from reasoning_lab.data import Problem
-from reasoning_lab.evaluation import bootstrap_ci, evaluate_problems, options_of, well_formed
+from reasoning_lab.evaluation import evaluate_problems, options_of, well_formed
 from reasoning_lab.report import write_report
+from reasoning_lab.stats import bootstrap_ci
 from tests.conftest import make_config, run_cli
 
 

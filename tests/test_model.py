@@ -106,3 +106,48 @@ def test_adapter_round_trip_and_wrong_base_is_refused(tmp_path):
         M.check_checkpoint(checkpoint, other.model)
     with pytest.raises(ReasoningLabError, match="not an adapter checkpoint"):
         M.check_checkpoint(tmp_path, cfg.model)
+
+
+EIGHT_BIT_PROBE = """
+import torch
+from tests.conftest import make_config
+from reasoning_lab.model import load_model
+cfg = make_config("model=tiny_random", "model.quantization=8bit", "model.dtype=bfloat16")
+model = load_model(cfg.model)
+ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+for _ in range(3):
+    out = model(input_ids=ids, labels=ids, output_hidden_states=True)
+    out.loss.backward()
+print("hidden", out.hidden_states[-1].dtype, "logits", out.logits.dtype,
+      "lora grads", all(p.grad is not None for n, p in model.named_parameters() if "lora_" in n))
+"""
+
+
+def test_eight_bit_path_runs_activations_in_the_compute_dtype_and_warns_once():
+    """No float32 cast of the non-quantized weights (peft's prepare_model_for_kbit_training did it): hidden
+    states stay in bfloat16, LoRA trains, and bitsandbytes' cast warning prints at most once per process."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-c", EIGHT_BIT_PROBE], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "hidden torch.bfloat16" in result.stdout and "lora grads True" in result.stdout, result.stdout
+    assert result.stderr.count("MatMul8bitLt: inputs will be cast") <= 1
+
+
+def test_llama3_2_3b_shape_composes_and_builds_at_a_shrunk_size():
+    from reasoning_lab.model import load_model
+
+    cfg = make_config("model=llama3_2_3b_shape")
+    assert (cfg.model.tiny.hidden_size, cfg.model.tiny.num_hidden_layers, cfg.model.tiny.num_attention_heads,
+            cfg.model.tiny.num_key_value_heads, cfg.model.tiny.intermediate_size) == (3072, 28, 24, 8, 8192)
+    assert cfg.model.quantization == "8bit" and cfg.model.dtype == "bfloat16"
+    shrunk = make_config("model=llama3_2_3b_shape", "model.quantization=none", "model.tiny.hidden_size=96",
+                         "model.tiny.num_hidden_layers=2", "model.tiny.intermediate_size=256")
+    model = load_model(shrunk.model)
+    config = model.base_model.model.config
+    assert (config.num_attention_heads, config.num_key_value_heads) == (24, 8)
+    assert model.base_model.model.dtype == torch.bfloat16

@@ -4,10 +4,14 @@ validation-driven advancement.
 Recipe, per stage k (one fresh trainer per round, so data order, optimizer and schedule are each
 round's own):
   load the model from the previous stage's adapter (or init_from) -> tokenize the stage's data and the
-  replay pool (earlier stages' data) -> validate (baseline) -> train `steps_per_stage` steps with the
-  curriculum sampler -> validate the stage's sets and every earlier stage's sets -> decide: advance,
-  or extend by `extend_steps` while improving, within `max_extra_epochs` and `max_extensions` -> save
-  `curriculum/stage_k/` (adapter + metrics.json) -> evaluate in memory (eval.during_training).
+  replay pool (earlier stages' data) -> per-example validation losses of the stage's and every earlier
+  stage's sets (baseline) -> train `steps_per_stage` steps with the curriculum sampler -> losses again
+  -> decide on paired tests (reasoning_lab.curriculum.decide): advance, or extend by `extend_steps` while
+  the loss still falls beyond its noise, within `max_extra_epochs` and `max_extensions`; raise replay on
+  forgetting -> greedy validation accuracy (recorded) -> save `curriculum/stage_k/` (adapter +
+  metrics.json) -> evaluate in memory (eval.during_training).
+After stage 4: the final evaluation (the full `eval` budget) of the last adapter beside the base model's
+under the same settings (`curriculum.final_eval`).
 Resume: re-running with the same hydra.run.dir skips finished stages and rounds and continues an
 interrupted round from its newest complete trainer checkpoint (optimizer, scheduler, RNG and data
 position restored by the Trainer; the sampler's order depends only on the seed).
@@ -24,15 +28,26 @@ from datasets import concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from reasoning_lab.curriculum import CurriculumSampler, decide
+from reasoning_lab.curriculum import CurriculumSampler, decide, mean
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
-from reasoning_lab.evaluation import evaluate, log_to_wandb, validation_accuracy
-from reasoning_lab.model import export_merged, load_model, load_tokenizer, save_adapter
+from reasoning_lab.evaluation import (
+    base_results,
+    evaluate,
+    log_to_wandb,
+    validation_accuracy,
+    validation_losses,
+)
+from reasoning_lab.model import export_merged, load_model, load_tokenizer, save_adapter, training_record
 from reasoning_lab.report import write_report
 from reasoning_lab.sft import MarkComplete, OrderedSFTTrainer, latest_complete_checkpoint, sft_arguments
 from reasoning_lab.tracking import stage_run, write_json
 
 log = logging.getLogger(__name__)
+
+
+def own(losses: dict[str, list[float]], names: list[str]) -> list[float]:
+    """The per-example losses of the stage's own sets, in one paired list."""
+    return [v for n in names for v in losses[n]]
 
 
 def read_json(path: Path, default):
@@ -90,17 +105,11 @@ def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | Non
     steps = c.steps_per_stage if c.steps_per_stage > 0 else math.ceil(c.epochs_per_stage * steps_per_epoch)
     extra_budget = math.floor(c.max_extra_epochs * steps_per_epoch)
 
-    def validate(with_earlier: bool = True) -> tuple[float, dict[str, float]]:
-        sets = names + [n for n in earlier_names if n not in names and with_earlier]
-        accuracies = validation_accuracy(model, tokenizer, cfg, sets, c.val_limit, c.val_max_new_tokens)
-        return sum(accuracies[n] for n in names) / len(names), accuracies
-
-    if "baseline" not in state:  # the stage's own sets before it trains: the first "previous" accuracy
-        state["baseline"] = validate(with_earlier=False)
+    val_names = names + [n for n in earlier_names if n not in names]
+    if "baseline" not in state:  # per-example validation losses of every set before the stage trains
+        state["baseline"] = validation_losses(model, tokenizer, cfg, val_names)
         write_json(work / "rounds.json", state)
-    previous = state["baseline"][0]
-    if rounds:
-        previous = rounds[-1]["val_accuracy"]
+    previous = rounds[-1]["val_losses"] if rounds else state["baseline"]
     report_to = "wandb" if wandb_run is not None else "none"
     while not rounds or rounds[-1]["decision"] == "extend":
         r = len(rounds)
@@ -109,31 +118,35 @@ def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | Non
         seed = cfg.seed + 1000 * k + r
         train = train_round(model, tokenizer, cfg, work / f"round_{r}.work", dataset, difficulties, n_replay,
                             round_steps, "fixed" if extending else c.pacing, replay, seed, report_to)
-        accuracy, accuracies = validate()
+        now = validation_losses(model, tokenizer, cfg, val_names)
         spent = sum(x["steps"] for x in rounds[1:]) + (round_steps if extending else 0)
-        before = {n: acc for record in earlier for n, acc in record["val_accuracy_per_set"].items()}
         extensions_left = spent + c.extend_steps <= extra_budget and len(rounds) < c.max_extensions
-        decision = decide(accuracy, previous, extensions_left,
-                          {n: accuracies[n] for n in earlier_names}, before, replay, c)
+        decision = decide(own(now, names), own(previous, names), extensions_left,
+                          {n: now[n] for n in earlier_names}, {n: state["baseline"][n] for n in earlier_names},
+                          replay, c)
+        val_loss = {n: round(mean(v), 4) for n, v in now.items()}
         rounds.append({"round": r, "kind": "extension" if extending else "main", "steps": round_steps,
-                       "pacing": "fixed" if extending else c.pacing, **train, "val_accuracy": accuracy,
-                       "val_accuracy_per_set": accuracies, "decision": decision.action, "reason": decision.reason,
+                       "pacing": "fixed" if extending else c.pacing, **train, "val_loss": val_loss,
+                       "val_losses": now, "decision": decision.action, "reason": decision.reason,
                        "next_replay": decision.next_replay, "forgotten": decision.forgotten})
         log.info("curriculum stage %d (%s) round %d: %s: %s", k, stage.name, r, decision.action, decision.reason)
         if wandb_run is not None:
-            wandb_run.log({"curriculum/stage": k, "curriculum/val_accuracy": accuracy,
+            wandb_run.log({"curriculum/stage": k, "curriculum/val_loss": mean(own(now, names)),
                            "curriculum/extended": int(decision.action == "extend"), "curriculum/replay": replay,
-                           **{f"curriculum/val/{n}": a for n, a in accuracies.items()}})
+                           **{f"curriculum/val_loss/{n}": v for n, v in val_loss.items()}})
         save_adapter(model, tokenizer, work / f"round_{r}", cfg.model, {"stage": f"curriculum/stage_{k}", "round": r})
         write_json(work / "rounds.json", state)
-        previous = accuracy
+        previous = now
 
+    accuracies = validation_accuracy(model, tokenizer, cfg, val_names, c.val_limit, c.val_max_new_tokens)
     last = rounds[-1]
     record = {"stage": k, "name": stage.name, "data": names, "examples": stats, "replay_pool": replay_stats,
-              "replay": replay, "steps": sum(x["steps"] for x in rounds), "baseline_val_accuracy": state["baseline"][0],
-              "val_accuracy": last["val_accuracy"], "val_accuracy_per_set": {n: last["val_accuracy_per_set"][n]
-                                                                             for n in names},
-              "earlier_val_accuracy": {n: last["val_accuracy_per_set"][n] for n in earlier_names},
+              "replay": replay, "steps": sum(x["steps"] for x in rounds),
+              "baseline_val_loss": {n: round(mean(v), 4) for n, v in state["baseline"].items()},
+              "val_loss": last["val_loss"], "val_limit": c.val_limit,
+              "val_accuracy": sum(accuracies[n] for n in names) / len(names),
+              "val_accuracy_per_set": {n: accuracies[n] for n in names},
+              "earlier_val_accuracy": {n: accuracies[n] for n in earlier_names},
               "decision": last["reason"], "extensions": len(rounds) - 1, "next_replay": last["next_replay"],
               "forgotten": last["forgotten"], "rounds": rounds}
     return record, model
@@ -159,7 +172,10 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
                 continue
             set_seed(cfg.seed + k)
             record, model = run_stage(k, stage, done, adapter, replay, cfg, tokenizer, dropped, cur_dir, wandb_run)
-            save_adapter(model, tokenizer, stage_dir, cfg.model, {"stage": f"curriculum/stage_{k}"})
+            trained_on = training_record(cfg.init_from, cfg.data,
+                                         list(dict.fromkeys(n for st in c.stages[:k] for n in st.data)))
+            save_adapter(model, tokenizer, stage_dir, cfg.model, {"stage": f"curriculum/stage_{k}",
+                                                                  "trained_on": trained_on})
             write_json(stage_dir / "metrics.json", record)
             results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, f"curriculum/stage_{k}", stage_dir)
             write_json(stage_dir / "eval_results.json", results)
@@ -175,6 +191,16 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         metrics["final_val_accuracy"] = done[-1]["val_accuracy"]  # what hyper-parameter searches maximise
         metrics["checkpoint"] = adapter
         metrics["malformed_rows_skipped"] = dict(SKIPPED)
+        if c.final_eval:  # the full eval budget on the last adapter, beside the base model's numbers
+            metrics["base_eval"] = base_results(cfg, tokenizer, cfg.eval, cur_dir / "base")["datasets"]
+            final_dir = cur_dir / "final"
+            if not (final_dir / "eval_results.json").exists():
+                model = model if model is not None else load_model(cfg.model, init_from=adapter, trainable=False)
+                final = evaluate(model, tokenizer, cfg, cfg.eval, "final", final_dir)
+                final["checkpoint"] = adapter
+                write_json(final_dir / "eval_results.json", final)
+                log_to_wandb(wandb_run, final, "curriculum/final")
+            metrics["final_eval"] = read_json(final_dir / "eval_results.json", {})["datasets"]
         if cfg.export.merge:
             metrics["merged"] = str(export_merged(cfg.model, adapter, cur_dir / "merged"))
         report = write_report(run_dir)

@@ -1,8 +1,10 @@
 """Evaluation stage: the base model or an adapter on every evaluation set.
 
 Recipe: pick the checkpoint (eval.checkpoint, else the newest one under `run` or this run
-directory, else the base model) -> load -> evaluate (reasoning_lab.evaluation) -> write
-`eval/results.json`, `eval/predictions/<set>.jsonl`, `report.md` and `report.png` -> log to W&B.
+directory, else the base model) -> check that the evaluation sets were held out from what the checkpoint
+records it was trained on -> load -> evaluate (reasoning_lab.evaluation) -> write `eval/results.json`,
+`eval/predictions/<set>.jsonl`, the base model's numbers under the same settings (`base/`, cached),
+`report.md` and `report.png` -> log to W&B.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from transformers import set_seed
 
-from reasoning_lab.evaluation import evaluate, log_to_wandb
+from reasoning_lab.evaluation import base_results, evaluate, held_out_check, log_to_wandb
 from reasoning_lab.model import load_base_model, load_model, load_tokenizer, resolve_checkpoint
 from reasoning_lab.report import write_report
 from reasoning_lab.tracking import stage_run, write_json
@@ -25,6 +27,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     with stage_run(cfg, run_dir, "eval") as (stage_dir, metrics, wandb_run):
         set_seed(cfg.seed)
         checkpoint = resolve_checkpoint(cfg, default_root=run_dir)
+        held_out = held_out_check(cfg, checkpoint) if checkpoint is not None else []
         tokenizer = load_tokenizer(cfg.model)
         if checkpoint is None:
             model = load_base_model(cfg.model)
@@ -36,7 +39,10 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         log.info("evaluating %s", checkpoint or f"the base model {cfg.model.name}")
         results = evaluate(model, tokenizer, cfg, cfg.eval, label, out_dir=stage_dir)
         results["checkpoint"] = str(checkpoint) if checkpoint else "base"
+        results["contamination"] = held_out
         write_json(stage_dir / "results.json", results)
+        if checkpoint is not None:  # "before" beside "after", under the same settings
+            base_results(cfg, tokenizer, cfg.eval, Path(run_dir) / "base")
         report = write_report(run_dir)
         log_to_wandb(wandb_run, results, "eval")
         if wandb_run is not None and report is not None:

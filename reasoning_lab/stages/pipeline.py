@@ -32,6 +32,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         stage_cfg = OmegaConf.merge(cfg, {"stage": {"name": name}})
         if name in TRAINING:
             stage_cfg.init_from = checkpoint
+            if name == "curriculum" and "eval" in cfg.stage.stages:
+                stage_cfg.curriculum.final_eval = False  # the pipeline's own eval stage evaluates at the end
         else:
             stage_cfg.eval.checkpoint = checkpoint or "base"
         log.info("pipeline: %s (from %s)", name, checkpoint or "the base model")

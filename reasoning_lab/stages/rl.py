@@ -24,7 +24,14 @@ from trl import GRPOConfig, RLOOConfig
 from reasoning_lab.config import ReasoningLabError
 from reasoning_lab.data import load_problems
 from reasoning_lab.evaluation import evaluate, log_to_wandb, options_of
-from reasoning_lab.model import CHECKPOINT_INFO, check_checkpoint, load_model, load_tokenizer, save_adapter
+from reasoning_lab.model import (
+    CHECKPOINT_INFO,
+    check_checkpoint,
+    load_model,
+    load_tokenizer,
+    save_adapter,
+    training_record,
+)
 from reasoning_lab.ppo import PPO
 from reasoning_lab.report import write_report
 from reasoning_lab.rewards import reward_functions
@@ -162,7 +169,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         for name in [n for n in policy.peft_config if n != "default"]:
             policy.delete_adapter(name)  # the frozen reference copy is not part of the checkpoint
         checkpoint = save_adapter(policy, tokenizer, stage_dir / "checkpoint", cfg.model,
-                                  {"stage": "rl", "algorithm": r.algorithm},
+                                  {"stage": "rl", "algorithm": r.algorithm,
+                                   "trained_on": training_record(start, cfg.data, sorted({row["set"] for row in rows}))},
                                   also=ppo.save_value_head if r.algorithm == "ppo" else None)
         metrics["checkpoint"] = str(checkpoint)
 

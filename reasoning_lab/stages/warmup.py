@@ -16,7 +16,13 @@ from trl import SFTTrainer
 
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.evaluation import evaluate, log_to_wandb
-from reasoning_lab.model import load_model, load_tokenizer, save_adapter, trainable_parameters
+from reasoning_lab.model import (
+    load_model,
+    load_tokenizer,
+    save_adapter,
+    trainable_parameters,
+    training_record,
+)
 from reasoning_lab.report import write_report
 from reasoning_lab.sft import sft_arguments
 from reasoning_lab.tracking import adapter_digest, stage_run, write_json
@@ -66,7 +72,9 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             "history": history,
         }
 
-        checkpoint = save_adapter(trainer.model, tokenizer, stage_dir / "checkpoint", cfg.model, {"stage": "warmup"})
+        checkpoint = save_adapter(trainer.model, tokenizer, stage_dir / "checkpoint", cfg.model,
+                                  {"stage": "warmup", "trained_on": training_record(cfg.init_from, cfg.data,
+                                                                                    list(cfg.data.train))})
         metrics["checkpoint"] = str(checkpoint)
         if trainer.args.world_size > 1:  # data parallel: every rank holds the same adapter
             log.info("rank %d of %d: adapter digest %s", trainer.args.process_index, trainer.args.world_size,

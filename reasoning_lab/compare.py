@@ -1,0 +1,211 @@
+"""Paired comparison of evaluated runs: is a difference larger than its noise?
+
+    python -m reasoning_lab.compare RUN_A RUN_B [RUN_C ...] [--out DIR] [--wandb]
+
+Each argument is a run directory or an evaluation folder inside one (a folder with `predictions/`). Two
+runs evaluated on the same problems are compared problem by problem, which detects far smaller
+differences than two independent intervals. For every dataset that both evaluated on the same problems
+(matched by question text):
+- the difference of greedy accuracy and of maj@k (B - A),
+- a paired bootstrap 95% interval of that difference (problems resampled, pairs kept together),
+- the exact McNemar p-value: a two-sided binomial test on the discordant pairs (A right and B wrong vs
+  A wrong and B right); it ignores the problems both get right or both get wrong.
+With more than two runs, each is compared with the first (the baseline) and the p-values are corrected
+for the number of comparisons with Holm's step-down method (`p_holm`). Datasets whose problem sets differ
+are not compared, and a line says so. Writes `compare.json`, `compare.md` and `compare.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from math import comb
+from pathlib import Path
+
+import numpy as np
+
+from reasoning_lab.config import ReasoningLabError
+
+# where a run directory keeps its evaluations, the preferred first
+EVALUATION_FOLDERS = ("eval", "curriculum/final", "rl", "warmup")
+
+
+def mcnemar_p(a: list[bool], b: list[bool]) -> float:
+    """Exact two-sided McNemar p-value of paired outcomes: binomial test of the discordant pairs at 1/2."""
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_bootstrap(a: list[bool], b: list[bool], samples: int = 10000, seed: int = 0) -> list[float]:
+    """95% percentile interval of mean(b) - mean(a), resampling problems with their pairs kept together."""
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    if len(d) == 0:
+        return [0.0, 0.0]
+    means = d[np.random.default_rng(seed).integers(0, len(d), size=(samples, len(d)))].mean(axis=1)
+    return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment: controls the family-wise error rate over all the comparisons."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def evaluation_folder(path: str | Path) -> Path:
+    """The folder holding `predictions/` for a run directory or an evaluation folder."""
+    path = Path(path)
+    if not path.exists():
+        raise ReasoningLabError(f"{path} does not exist; pass a run directory or an evaluation folder")
+    if (path / "predictions").is_dir():
+        return path
+    for name in EVALUATION_FOLDERS:
+        if (path / name / "predictions").is_dir():
+            return path / name
+    found = sorted(path.glob("**/predictions"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise ReasoningLabError(f"{path} holds no evaluation (no predictions/ folder); run stage=eval on it first")
+    return found[-1].parent
+
+
+def read_predictions(folder: Path) -> dict[str, dict[str, dict]]:
+    """dataset -> question -> its prediction row."""
+    sets = {}
+    for file in sorted((folder / "predictions").glob("*.jsonl")):
+        rows = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        sets[file.stem] = {row["question"]: row for row in rows}
+    return sets
+
+
+def compare_pair(a: dict[str, dict], b: dict[str, dict], seed: int = 0) -> dict:
+    """Paired statistics of one dataset evaluated by two runs on the same problems."""
+    questions = sorted(a)
+    result = {"n": len(questions)}
+    for metric, key in (("accuracy", "correct"), ("maj", "vote_correct")):
+        xa = [bool(a[q].get(key)) for q in questions]
+        xb = [bool(b[q].get(key)) for q in questions]
+        mean_a, mean_b = sum(xa) / len(xa), sum(xb) / len(xb)
+        prefix = "" if metric == "accuracy" else "maj_"
+        result.update({f"{prefix}accuracy_a": round(mean_a, 4), f"{prefix}accuracy_b": round(mean_b, 4),
+                       f"{prefix}delta": round(mean_b - mean_a, 4), f"{prefix}ci95": paired_bootstrap(xa, xb, seed=seed),
+                       f"{prefix}p_value": mcnemar_p(xa, xb),
+                       f"{prefix}discordant": [sum(x and not y for x, y in zip(xa, xb)),
+                                               sum(y and not x for x, y in zip(xa, xb))]})
+    return result
+
+
+def compare_runs(paths: list[str | Path], seed: int = 0) -> dict:
+    """Every run against the first, per dataset evaluated on the same problems; Holm-corrected p-values."""
+    if len(paths) < 2:
+        raise ReasoningLabError("compare needs at least two runs: python -m reasoning_lab.compare RUN_A RUN_B")
+    folders = [evaluation_folder(p) for p in paths]
+    predictions = [read_predictions(f) for f in folders]
+    comparisons, refused = [], []
+    for folder, preds in zip(folders[1:], predictions[1:]):
+        for name in sorted(set(predictions[0]) | set(preds)):
+            a, b = predictions[0].get(name), preds.get(name)
+            if a is None or b is None:
+                refused.append(f"{name}: evaluated by only one of {folders[0]} and {folder}; not compared")
+                continue
+            if set(a) != set(b):
+                refused.append(f"{name}: different problems ({len(a)} in {folders[0]}, {len(b)} in {folder}, "
+                               f"{len(set(a) & set(b))} shared); not compared, evaluate both with the same "
+                               "data.seed and eval.limit")
+                continue
+            comparisons.append({"dataset": name, "a": str(folders[0]), "b": str(folder), **compare_pair(a, b, seed)})
+    for prefix in ("", "maj_"):
+        for c, p in zip(comparisons, holm([c[f"{prefix}p_value"] for c in comparisons])):
+            c[f"{prefix}p_holm"] = p
+    return {"baseline": str(folders[0]), "runs": [str(f) for f in folders], "comparisons": comparisons,
+            "not_compared": refused}
+
+
+def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps(result, indent=2))
+    lines = [f"# Paired comparison against {result['baseline']}", "",
+             "delta = B - A on the same problems; 95% interval from a paired bootstrap; p from the exact McNemar "
+             "test on the discordant pairs (A only right, B only right); p_holm corrected for all comparisons.", "",
+             "| dataset | B | n | accuracy A | accuracy B | delta [95% CI] | p | p_holm | maj A | maj B | "
+             "maj delta [95% CI] | maj p |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in result["comparisons"]:
+        lines.append(f"| {c['dataset']} | {c['b']} | {c['n']} | {c['accuracy_a']:.3f} | {c['accuracy_b']:.3f} | "
+                     f"{c['delta']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | {c['p_value']:.3g} | "
+                     f"{c['p_holm']:.3g} | {c['maj_accuracy_a']:.3f} | {c['maj_accuracy_b']:.3f} | "
+                     f"{c['maj_delta']:+.3f} [{c['maj_ci95'][0]:+.3f}, {c['maj_ci95'][1]:+.3f}] | {c['maj_p_value']:.3g} |")
+    for line in result["not_compared"]:
+        lines.append(f"\nNot compared: {line}")
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
+
+    fig, ax = plt.subplots(figsize=(7, 0.5 * max(3, len(result["comparisons"])) + 1.5))
+    labels = [f"{c['dataset']} ({Path(c['b']).parent.name}/{Path(c['b']).name})" for c in result["comparisons"]]
+    for offset, prefix, name in ((-0.15, "", "greedy"), (0.15, "maj_", "maj@k")):
+        ys = [i + offset for i in range(len(labels))]
+        deltas = [c[f"{prefix}delta"] for c in result["comparisons"]]
+        errors = [[d - c[f"{prefix}ci95"][0] for d, c in zip(deltas, result["comparisons"])],
+                  [c[f"{prefix}ci95"][1] - d for d, c in zip(deltas, result["comparisons"])]]
+        ax.errorbar(deltas, ys, xerr=errors, fmt="o", capsize=3, label=name)
+    ax.axvline(0, color="grey", linewidth=1)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("accuracy difference B - A (paired bootstrap 95% interval)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "compare.png", dpi=110)
+    plt.close(fig)
+    return out / "compare.json", out / "compare.md", out / "compare.png"
+
+
+def log_to_wandb(result: dict, out: Path) -> None:
+    import os
+
+    import wandb
+
+    columns = ["dataset", "b", "n", "accuracy_a", "accuracy_b", "delta", "ci_low", "ci_high", "p_value", "p_holm"]
+    rows = [[c["dataset"], c["b"], c["n"], c["accuracy_a"], c["accuracy_b"], c["delta"], *c["ci95"], c["p_value"],
+             c["p_holm"]] for c in result["comparisons"]]
+    run = wandb.init(project="reasoning_lab", job_type="compare", dir=str(out), mode=os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline"))
+    run.log({"compare/table": wandb.Table(columns=columns, data=rows), "compare/plot": wandb.Image(str(out / "compare.png"))})
+    run.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reasoning_lab.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="run directories or evaluation folders; the first is the baseline")
+    parser.add_argument("--out", default=None, help="output folder (default: logs/compare/<time>)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--wandb", action="store_true", help="also log the table and plot to W&B")
+    args = parser.parse_args(argv)
+    try:
+        result = compare_runs(args.runs, args.seed)
+    except ReasoningLabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out = Path(args.out or f"logs/compare/{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    paths = write_outputs(result, out)
+    print((out / "compare.md").read_text())
+    if not result["comparisons"]:
+        print("error: no dataset was evaluated on the same problems by these runs; nothing compared", file=sys.stderr)
+        return 2
+    if args.wandb:
+        log_to_wandb(result, out)
+    print("wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Paired comparison of runs (reasoning_lab.compare) and the statistics behind it (reasoning_lab.stats)."""
+
+import json
+import random
+
+import pytest
+
+from reasoning_lab.compare import compare_runs, holm, main, mcnemar_p, paired_bootstrap
+from reasoning_lab.stats import paired_p_value, wilson
+
+
+def write_run(folder, dataset, correct, votes=None, questions=None):
+    """A fabricated evaluation folder: predictions/<dataset>.jsonl with one row per problem."""
+    (folder / "predictions").mkdir(parents=True, exist_ok=True)
+    questions = questions or [f"question {i}" for i in range(len(correct))]
+    votes = votes if votes is not None else correct
+    rows = [{"question": q, "correct": c, "vote_correct": v} for q, c, v in zip(questions, correct, votes)]
+    (folder / "predictions" / f"{dataset}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_thirty_against_five_discordant_pairs_is_significant(tmp_path):
+    # n=100: both right on 40, both wrong on 25, B only right on 30, A only right on 5
+    a = [True] * 40 + [False] * 25 + [False] * 30 + [True] * 5
+    b = [True] * 40 + [False] * 25 + [True] * 30 + [False] * 5
+    result = compare_runs([write_run(tmp_path / "a", "gsm8k", a), write_run(tmp_path / "b", "gsm8k", b)])
+    (c,) = result["comparisons"]
+    assert c["n"] == 100 and c["delta"] == pytest.approx(0.25) and c["discordant"] == [5, 30]
+    assert c["p_value"] < 0.001 and c["ci95"][0] > 0.1 and c["ci95"][1] < 0.4
+    # exact binomial: 2 * P(X <= 5), X ~ Bin(35, 1/2)
+    assert mcnemar_p(a, b) == pytest.approx(2 * sum(__import__("math").comb(35, i) for i in range(6)) / 2**35)
+
+
+def test_a_run_against_itself_is_no_difference(tmp_path):
+    rng = random.Random(0)
+    correct = [rng.random() < 0.5 for _ in range(50)]
+    run = write_run(tmp_path / "a", "generic", correct)
+    (c,) = compare_runs([run, run])["comparisons"]
+    assert c["delta"] == 0 and c["ci95"] == [0.0, 0.0] and c["p_value"] == 1.0 and c["maj_p_value"] == 1.0
+
+
+def test_different_problem_sets_are_refused_in_one_line(tmp_path, capsys):
+    a = write_run(tmp_path / "a", "gsm8k", [True] * 10)
+    b = write_run(tmp_path / "b", "gsm8k", [True] * 10, questions=[f"other {i}" for i in range(10)])
+    result = compare_runs([a, b])
+    assert result["comparisons"] == [] and len(result["not_compared"]) == 1
+    assert "different problems" in result["not_compared"][0] and "0 shared" in result["not_compared"][0]
+    assert main([str(a), str(b), "--out", str(tmp_path / "out")]) == 2
+    assert "no dataset was evaluated on the same problems" in capsys.readouterr().err
+
+
+def test_three_runs_write_every_file_with_holm_corrected_p_values(tmp_path):
+    rng = random.Random(1)
+    base = [rng.random() < 0.3 for _ in range(80)]
+    runs = [write_run(tmp_path / "a", "aqua", base),
+            write_run(tmp_path / "b", "aqua", [x or rng.random() < 0.4 for x in base]),
+            write_run(tmp_path / "c", "aqua", [x and rng.random() < 0.9 for x in base])]
+    assert main([str(r) for r in runs] + ["--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert [c["b"] for c in result["comparisons"]] == [str(runs[1]), str(runs[2])]
+    for c in result["comparisons"]:
+        assert set(c) >= {"n", "accuracy_a", "accuracy_b", "delta", "ci95", "p_value", "p_holm", "maj_delta",
+                          "maj_ci95", "maj_p_value"}
+        assert c["p_holm"] >= c["p_value"]
+    assert "| aqua |" in (tmp_path / "out" / "compare.md").read_text()
+    assert (tmp_path / "out" / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_holm_matches_a_hand_worked_case():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_paired_bootstrap_and_wilson_bracket_their_estimates():
+    a = [False] * 50 + [True] * 50
+    b = [True] * 70 + [False] * 30
+    low, high = paired_bootstrap(a, b)
+    assert low < 0.2 < high
+    assert wilson(0, 10)[0] == 0.0 and 0.0 < wilson(0, 10)[1] < 0.35 and wilson(50, 100) == pytest.approx([0.4038, 0.5962], abs=1e-3)
+
+
+def test_sign_flip_test_is_one_sided_and_exact_for_no_difference():
+    assert paired_p_value([1.0, 2.0], [1.0, 2.0]) == 1.0
+    assert paired_p_value([2.0] * 20, [1.0] * 20) < 0.001 and paired_p_value([1.0] * 20, [2.0] * 20) > 0.99

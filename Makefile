@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-fast lint bench clean
+.PHONY: install test test-fast lint bench gpu-check clean
 
 install:  ## create .venv and install the project with its dev extras and the embedded model
 	python3 -m venv $(VENV)
@@ -19,6 +19,9 @@ test-fast:  ## unit tests only (no end-to-end run on the embedded model)
 
 bench:  ## every benchmark on the embedded model; writes experiments/benchmarks/results.md
 	$(PY) -m reasoning_lab.bench
+
+gpu-check:  ## every stage on Llama 3.2 3B's shape on a CUDA GPU (bf16, 8-bit, 4-bit); writes experiments/benchmarks/gpu.md
+	$(PY) experiments/gpu_check.py
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -13,6 +13,9 @@ measured side by side in this process, on the embedded model (SmolLM2-135M-Instr
 5. memory: peak resident memory of `stage=warmup` with quantization none vs 8bit
 6. whole run: the wall time of the newest default `stage=curriculum` under logs/ (a 12-minute run does
    not fit this benchmark's budget, so it is read from that run's metrics, with its path)
+7. evaluation generation: tokens/s of the evaluation's generation now (a merged bfloat16 copy, 128
+   sequences per call) vs before (the float32 model, 16 problems per call), on the same prompts, the same
+   k and the same token budget (`--generation` runs this one alone)
 
 Writes experiments/benchmarks/results.md with the machine description.
 """
@@ -269,11 +272,46 @@ def newest_curriculum_run() -> tuple[float, str] | None:
     return max(found)[1:] if found else None
 
 
+def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int, repeats: int) -> dict:
+    """Greedy + k samples per prompt, as an evaluation asks: before (float32, 16 problems per call) and now."""
+    from reasoning_lab.data import source_rows
+    from reasoning_lab.decoding import generate
+    from reasoning_lab.evaluation import inference_model
+    from reasoning_lab.model import load_model
+
+    model = load_model(cfg.model, trainable=False).merge_and_unload()  # what stage=eval generated with before
+    rows = source_rows("synthetic_gsm8k", "test", cfg.data)[:problems]
+    prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}]
+               for p in rows]
+
+    def evaluation_pass(net, per_call_sequences: int) -> int:
+        tokens = 0
+        for samples, sampling in ((1, {}), (k, dict(do_sample=True, temperature=0.7, top_p=0.95))):
+            out = generate(net, tokenizer, prompts, max_new_tokens, k=samples, batch_size=per_call_sequences,
+                           **sampling)
+            tokens += sum(c.tokens for group in out for c in group)
+        return tokens
+
+    results = {}
+    for label, net, per_call in (("before", model, 16 * k), ("now", inference_model(model, "none", "bfloat16"), 128)):
+        evaluation_pass(net, per_call)  # warm-up
+        timings, tokens = [], 0
+        for _ in range(repeats):
+            began = time.perf_counter()
+            tokens = evaluation_pass(net, per_call)
+            timings.append(time.perf_counter() - began)
+        results[label] = {"seconds": statistics.median(timings), "tokens": tokens,
+                          "tokens_per_s": tokens / statistics.median(timings)}
+    results["ratio"] = results["now"]["tokens_per_s"] / results["before"]["tokens_per_s"]
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="reasoning_lab benchmarks")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="fewer problems and steps (a smoke run)")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "benchmarks" / "results.md"))
+    parser.add_argument("--generation", action="store_true", help="only benchmark 7 (evaluation generation)")
     args = parser.parse_args()
     quick = args.quick
 
@@ -287,6 +325,22 @@ def main() -> None:
     def row(name, baseline, ours, ratio, target, met, note=""):
         rows.append((name, baseline, ours, ratio, target, "met" if met else "not met", note))
         print(" | ".join(str(x) for x in rows[-1]), flush=True)
+
+    def generation_row():
+        n, k, budget = (8, 2, 32) if quick else (32, 4, 64)
+        g = bench_generation(cfg, tokenizer, n, k, budget, 1 if quick else args.repeats)
+        row("7. evaluation generation, tokens/s", f"{g['before']['tokens_per_s']:.0f} (float32, 16 problems a call)",
+            f"{g['now']['tokens_per_s']:.0f} (merged bfloat16 copy, 128 sequences a call)", f"{g['ratio']:.2f}x",
+            "recorded", True, f"{n} synthetic GSM8K prompts, greedy + {k} samples, {budget} new tokens, base model")
+
+    if args.generation:
+        generation_row()
+        save_table(["# Benchmark 7: evaluation generation", "", f"Machine: {machine()}",
+                    "Command: python -m reasoning_lab.bench --generation", "",
+                    "| benchmark | baseline | ours | ratio | target | result | notes |", "|---|---|---|---|---|---|---|",
+                    *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""],
+                   ROOT / "experiments" / "benchmarks" / "generation.md")
+        return
 
     # 1. self-consistency
     model = load_model(cfg.model, trainable=False)
@@ -370,6 +424,9 @@ def main() -> None:
     else:
         row("6. python -m reasoning_lab stage=curriculum", "-", "not run", "-", "<= 15 min", False,
             "no completed default curriculum run under logs/; run it to record this")
+
+    # 7. evaluation generation
+    generation_row()
 
     total = time.perf_counter() - began
     lines = ["# Benchmarks", "", f"Machine: {machine()}",

@@ -343,6 +343,8 @@ class EvalConfig(EvalBudget):
     checkpoint: str | None = None
     # the smaller budget of the evaluations run after every training stage
     during_training: EvalBudget = field(default_factory=EvalBudget)
+    # stage=eval of a checkpoint also reports the base model under the same settings (computed once, cached)
+    with_base: bool = True
 
 
 @dataclass

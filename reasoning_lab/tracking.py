@@ -194,6 +194,10 @@ def stage_run(cfg: DictConfig, run_dir: str | Path, stage: str):
     write_json(stage_dir / "metrics.json", metrics)
     wandb_run = start_run(cfg, run_dir, stage)
     began = time.perf_counter()
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     try:
         yield stage_dir, metrics, wandb_run
         metrics["status"] = "completed"
@@ -205,6 +209,8 @@ def stage_run(cfg: DictConfig, run_dir: str | Path, stage: str):
         raise
     finally:
         metrics["wall_seconds"] = round(time.perf_counter() - began, 1)
+        if torch.cuda.is_available():
+            metrics["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         write_json(stage_dir / "metrics.json", metrics)
         log_summary(wandb_run, metrics, stage)
         finish_run(wandb_run)

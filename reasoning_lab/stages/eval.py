@@ -41,7 +41,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         results["checkpoint"] = str(checkpoint) if checkpoint else "base"
         results["contamination"] = held_out
         write_json(stage_dir / "results.json", results)
-        if checkpoint is not None:  # "before" beside "after", under the same settings
+        if checkpoint is not None and cfg.eval.with_base:  # "before" beside "after", under the same settings
             base_results(cfg, tokenizer, cfg.eval, Path(run_dir) / "base")
         report = write_report(run_dir)
         log_to_wandb(wandb_run, results, "eval")

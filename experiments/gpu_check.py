@@ -1,0 +1,171 @@
+"""`make gpu-check`: every stage on Llama 3.2 3B's shape on a CUDA GPU, with speed against the device's peak.
+
+Runs the project's own command line (`python -m reasoning_lab ...`) with `model=llama3_2_3b_shape` (random
+weights of the design's shape, the embedded tokenizer; no hub access needed) at a small budget, for
+`model.quantization` none (bf16), 8bit and 4bit side by side, and writes experiments/benchmarks/gpu.md:
+per stage the wall time, optimizer steps/s, trained tokens/s, generated tokens/s, peak GPU memory and MFU
+against the device's measured bf16 matrix-product peak (model FLOPs of LoRA training: 4 x parameters per
+token, the frozen base's forward and input gradients; recomputation not counted).
+
+On a machine without a GPU it says so in one line and exits 0.
+
+    python experiments/gpu_check.py [--plan "8bit:warmup,eval,grpo,ppo,curriculum;none:warmup,eval;4bit:warmup"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "experiments" / "benchmarks" / "gpu.md"
+STAGES = ("warmup", "eval", "grpo", "ppo", "curriculum")
+
+
+def matmul_peak() -> float:
+    """Measured bf16 matrix-product FLOP/s of this device (8192^3, mean of 10 after 3 warm-ups)."""
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    torch.cuda.synchronize()
+    began = time.perf_counter()
+    for _ in range(10):
+        a @ b
+    torch.cuda.synchronize()
+    return 10 * 2 * 8192**3 / (time.perf_counter() - began)
+
+
+def parameters_of_shape(model: str) -> float:
+    """Parameters of a random-weights model config (tied embeddings), from its shape."""
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import make_config
+
+    shape = make_config(f"model={model}").model.tiny
+    h, layers, inter = shape.hidden_size, shape.num_hidden_layers, shape.intermediate_size
+    kv = h * shape.num_key_value_heads // shape.num_attention_heads
+    per_layer = 2 * h * h + 2 * h * kv + 3 * h * inter + 2 * h
+    return layers * per_layer + 49152 * h + h
+
+
+def run(args: list[str], log: Path) -> tuple[int, float]:
+    began = time.perf_counter()
+    with open(log, "w") as handle:
+        code = subprocess.call([sys.executable, "-m", "reasoning_lab", *args], cwd=ROOT, stdout=handle,
+                               stderr=subprocess.STDOUT, env={**os.environ, "WANDB_MODE": "disabled"})
+    return code, time.perf_counter() - began
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plan", default=";".join(f"{q}:{','.join(STAGES)}" for q in ("8bit", "none", "4bit")),
+                        help="quantization:stage,stage;... in the order to run (the table is rewritten after each)")
+    parser.add_argument("--model", default="llama3_2_3b_shape", help="model config (tiny_random: a CPU dry run)")
+    parser.add_argument("--cpu-dry-run", action="store_true", help="run on the CPU anyway (tests the script)")
+    parser.add_argument("--data-root", default=os.environ.get("REASONING_LAB_DATA", str(ROOT.parent / "shared" / "data")))
+    parser.add_argument("--steps", type=int, default=10, help="warm-up optimizer steps")
+    args = parser.parse_args()
+    if not torch.cuda.is_available() and not args.cpu_dry_run:
+        print("gpu-check: no CUDA GPU on this machine; run `make gpu-check` on one (nothing was measured)")
+        return 0
+
+    peak = matmul_peak() if torch.cuda.is_available() else float("nan")
+    n_params = parameters_of_shape(args.model)
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU (dry run)"
+    base = [f"model={args.model}", "data=real", f"data.root={args.data_root}", "logger=none",
+            "eval.datasets=[gsm8k]", "eval.with_base=false"]
+    rows = []
+
+    def write():
+        lines = ["# make gpu-check", "", f"Device: {device}, torch {torch.__version__}; measured bf16 matrix-product "
+                 f"peak {peak / 1e12:.0f} TFLOP/s; model Llama 3.2 3B shape ({n_params / 1e9:.2f}B parameters, random "
+                 "weights), LoRA r=8 on q/v, GSM8K rows.", "",
+                 "| quantization | stage | result | wall s | steps/s | trained tokens/s | MFU | generated tokens/s | "
+                 "peak GPU memory GiB | notes |", "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+                 *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""]
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text("\n".join(lines))
+        if os.environ.get("OUT"):  # the device tool's folder of files that come back
+            (Path(os.environ["OUT"]) / "gpu.md").write_text("\n".join(lines))
+        print("\n".join(lines), flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for step in args.plan.split(";"):
+            quant, stages = step.split(":")
+            q = [*base, f"model.quantization={quant}"]
+            run_dir = Path(tmp) / quant
+            checkpoint = run_dir / "warmup" / "checkpoint"
+            for stage in stages.split(","):
+                if stage == "warmup":
+                    code, wall = run([*q, "stage=warmup", f"warmup.max_steps={args.steps}", "warmup.eval_steps=0",
+                                      "warmup.eval_sets=[]", "data.train=[gsm8k]", f"hydra.run.dir={run_dir}"],
+                                     run_dir.with_suffix(".warmup.log"))
+                    m = json.loads((run_dir / "warmup" / "metrics.json").read_text()) if code == 0 else {}
+                    train = m.get("train", {})
+                    final = next((h for h in reversed(train.get("history", [])) if "train_runtime" in h), {})
+                    tokens = max((h.get("num_tokens", 0) for h in train.get("history", [])), default=0)
+                    runtime = final.get("train_runtime") or float("nan")
+                    tps = tokens / runtime if tokens else float("nan")
+                    rows.append((quant, "warmup (SFT)", "ok" if code == 0 else f"exit {code}", f"{wall:.0f}",
+                                 f"{train.get('steps', 0) / runtime:.2f}", f"{tps:,.0f}",
+                                 f"{100 * tps * 4 * n_params / peak:.1f}%", "-", m.get("peak_gpu_memory_gib", "-"),
+                                 f"{args.steps} steps of batch 8"))
+                elif stage == "eval":
+                    code, wall = run([*q, "stage=eval", f"eval.checkpoint={checkpoint}", "eval.datasets=[gsm8k]",
+                                      "eval.limit=32", "eval.k=4", "eval.max_new_tokens=64",
+                                      "eval.direct_max_new_tokens=16", f"hydra.run.dir={run_dir}/e"],
+                                     run_dir.with_suffix(".eval.log"))
+                    res = json.loads((run_dir / "e" / "eval" / "results.json").read_text()) if code == 0 else {}
+                    preds = run_dir / "e" / "eval" / "predictions" / "gsm8k.jsonl"
+                    generated = 0
+                    if preds.exists():
+                        for line in preds.read_text().splitlines():
+                            row = json.loads(line)
+                            generated += row["greedy_tokens"] + sum(s["tokens"] for s in row["samples"])
+                    seconds = res.get("wall_seconds") or float("nan")
+                    m = json.loads((run_dir / "e" / "eval" / "metrics.json").read_text()) if code == 0 else {}
+                    rows.append((quant, "eval", "ok" if code == 0 else f"exit {code}", f"{wall:.0f}", "-", "-", "-",
+                                 f"{generated / seconds:,.0f}", m.get("peak_gpu_memory_gib", "-"),
+                                 "32 problems x (greedy + 4 samples + direct), 64 new tokens (direct answers not counted)"))
+                elif stage in ("grpo", "ppo"):
+                    code, wall = run([*q, "stage=rl", f"rl={stage}", f"init_from={checkpoint}", "rl.max_steps=3",
+                                      "rl.batch_size=4", "rl.num_generations=4", "rl.max_completion_length=64",
+                                      "rl.eval_every=0", "rl.eval_sets=[]", "rl.prompt_sets=[gsm8k]",
+                                      f"hydra.run.dir={run_dir}/{stage}"], run_dir.with_suffix(f".{stage}.log"))
+                    m = json.loads((run_dir / stage / "rl" / "metrics.json").read_text()) if code == 0 else {}
+                    t = m.get("train", {})
+                    steps = t.get("steps") or 3
+                    seconds = t.get("train_seconds") or float("nan")
+                    rows.append((quant, stage, "ok" if code == 0 else f"exit {code}", f"{wall:.0f}",
+                                 f"{steps / seconds:.2f}", "-", "-", "-", m.get("peak_gpu_memory_gib", "-"),
+                                 f"3 steps of 4 prompts x 4 completions x 64 tokens; generating "
+                                 f"{100 * t.get('generate_share', float('nan')):.0f}% of the step"))
+                elif stage == "curriculum":
+                    code, wall = run([*q, "stage=curriculum", f"init_from={checkpoint}",
+                                      "curriculum.stages=[{name:simple,data:[gsm8k_simple]},{name:all,data:[gsm8k]}]",
+                                      "curriculum.steps_per_stage=4", "curriculum.max_extensions=0",
+                                      "curriculum.val_limit=8", "curriculum.val_max_new_tokens=64",
+                                      "curriculum.final_eval=false", "data.val_size=16", "eval.during_training.limit=8",
+                                      "eval.during_training.max_new_tokens=64",
+                                      f"hydra.run.dir={run_dir}/c"], run_dir.with_suffix(".curriculum.log"))
+                    m = json.loads((run_dir / "c" / "curriculum" / "metrics.json").read_text()) if code == 0 else {}
+                    rows.append((quant, "curriculum", "ok" if code == 0 else f"exit {code}", f"{wall:.0f}",
+                                 "-", "-", "-", "-", m.get("peak_gpu_memory_gib", "-"),
+                                 "2 stages x 4 steps, validation and after-stage evaluation included"))
+                write()
+                if code != 0:
+                    log = run_dir.with_suffix(f".{stage}.log").read_text()[-3000:]
+                    print(f"--- {quant} {stage} failed; log tail:\n{log}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -65,11 +65,11 @@ class ModelConfig:
 @dataclass
 class GenericSettings:
     # generators of the generic reasoning set: chain_sum | leg_counting | compare_sum | gsm_symbolic
-    tasks: list[str] = field(default_factory=lambda: ["chain_sum", "leg_counting", "compare_sum"])
+    tasks: list[str] = field(default_factory=lambda: ["chain_sum", "compare_sum"])
     # difficulty levels to draw from (1 = easiest); each example records its level as difficulty
     levels: list[int] = field(default_factory=lambda: [1, 2])
     # rows generated per task and level for training (validation rows come on top)
-    size_per_level: int = 100
+    size_per_level: int = 150
 
 
 @dataclass
@@ -108,7 +108,7 @@ class DataConfig:
     # system prompt that asks for reasoning; examples without it answer directly
     system_prompt: str = "Generate a step by step reasoning for this question."
     # share of training examples without the reasoning prompt and without a <think> block
-    direct_share: float = 0.2
+    direct_share: float = 0.35
     # longest tokenized example (prompt + completion) in tokens
     max_length: int = 512
     # what happens to longer examples: drop (counted and reported) | truncate (counted and reported)
@@ -195,7 +195,7 @@ class CurriculumConfig:
     # replay never exceeds this
     max_replay: float = 0.5
     # optimizer steps per stage (-1: epochs_per_stage passes over the stage's data)
-    steps_per_stage: int = 14
+    steps_per_stage: int = 18
     # passes over a stage's data when steps_per_stage is -1
     epochs_per_stage: float = 1.0
     # examples per step
@@ -205,7 +205,7 @@ class CurriculumConfig:
     # gradient accumulation steps
     grad_accum: int = 1
     # peak learning rate of each stage
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     # learning-rate schedule within a stage
     lr_scheduler: str = "cosine"
     # share of each stage's steps warming the learning rate up

@@ -44,7 +44,7 @@ def test_metrics_from_known_completions(monkeypatch):
     calls = iter([greedy, sampled, direct])
     monkeypatch.setattr(evaluation, "generate", lambda *a, **k: next(calls))
     budget = make_config().eval
-    budget.k = 4
+    budget.k, budget.max_new_tokens, budget.direct_max_new_tokens = 4, 16, 8
     metrics, predictions = evaluate_problems(None, None, problems, budget, "sys", seed=0)
     assert metrics["n"] == 2 and metrics["accuracy"] == 0.5
     assert metrics["maj@4"] == 0.5  # problem 1 votes 4 (right), problem 2 votes 7 (wrong)
@@ -54,6 +54,25 @@ def test_metrics_from_known_completions(monkeypatch):
     assert metrics["think_rate_without_prompt"] == 0.5 and metrics["direct_rate"] == 0.5
     assert metrics["cap_rate"] == pytest.approx(1 / 10)
     assert predictions[1]["vote"] == "7" and predictions[1]["samples"][0]["correct"] is True
+    assert metrics["accuracy_direct"] == 1.0  # both direct answers are right ("4"; "6" after the think block)
+    assert metrics["intervals"]["accuracy"] == pytest.approx([0.0945, 0.9055], abs=1e-3)  # Wilson, 1 of 2
+    assert metrics["max_new_tokens"] == 16 and metrics["direct_max_new_tokens"] == 8
+
+
+def test_token_budget_covers_the_reference_completions():
+    from reasoning_lab.data import format_example, source_rows
+    from reasoning_lab.evaluation import token_budget
+    from reasoning_lab.model import load_tokenizer
+
+    cfg = make_config()
+    tokenizer = load_tokenizer(cfg.model)
+    for source in ("generic", "synthetic_gsm8k", "synthetic_aqua", "synthetic_strategyqa"):
+        problems = source_rows(source, "test", cfg.data)
+        budget = token_budget(tokenizer, problems, reason=True)
+        lengths = [len(tokenizer(format_example(p, True, "")["completion"][0]["content"])["input_ids"]) + 1
+                   for p in problems]
+        assert sum(n > budget for n in lengths) / len(lengths) <= 0.01, source  # the cap leaves the references whole
+        assert budget <= 2 * max(lengths), source  # and is not wildly larger
 
 
 def test_eval_stage_on_tiny_random_writes_every_key(tmp_path, shared_data):
@@ -73,8 +92,10 @@ def test_eval_stage_on_tiny_random_writes_every_key(tmp_path, shared_data):
         assert sum(r["correct"] for r in rows) / 3 == pytest.approx(metrics["accuracy"], abs=1e-3)
     assert results["checkpoint"] == "base"
     gsm8k = results["datasets"]["gsm8k"]
-    row = f"| gsm8k | {gsm8k['accuracy']:.3f} / {gsm8k['maj@2']:.3f} (n=3) |"
-    assert row in (run_dir / "report.md").read_text()
+    low, high = gsm8k["intervals"]["accuracy"]
+    report = (run_dir / "report.md").read_text()
+    assert f"| gsm8k | {gsm8k['accuracy']:.3f} [{low:.2f}, {high:.2f}] |" in report and "| n | 3 |" in report
+    assert f"| gsm8k | 3 | {gsm8k['accuracy']:.3f} [{low:.2f}, {high:.2f}] |" in report  # every number of the last one
     assert (run_dir / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -94,11 +115,16 @@ def test_report_orders_stages_by_time(tmp_path):
     for i, label in enumerate(["base", "warmup", "curriculum/stage_1"]):
         folder = tmp_path / label
         folder.mkdir(parents=True)
-        metrics = {"n": 4, "accuracy": 0.25 * i, "maj@4": 0.25 * (i + 1)}
+        metrics = {"n": 4, "accuracy": 0.25 * i, "maj@4": 0.25 * (i + 1), "cap_rate": 0.1 * i,
+                   "intervals": {"accuracy": [0.0, 0.25 * i + 0.5]}}
         (folder / "eval_results.json").write_text(json.dumps(
             {"label": label, "finished": 100 + i, "datasets": {"gsm8k": metrics}, "decoding": {"k": 4}}))
     markdown, chart = write_report(tmp_path)
     text = markdown.read_text()
     assert "| dataset | base | warmup | curriculum/stage_1 |" in text
-    assert "| gsm8k | 0.000 / 0.250 (n=4) | 0.250 / 0.500 (n=4) | 0.500 / 0.750 (n=4) |" in text
+    assert "| gsm8k | 0.000 [0.00, 0.50] | 0.250 [0.00, 0.75] | 0.500 [0.00, 1.00] |" in text and "| n | 4 | 4 | 4 |" in text
+    # the last evaluation's numbers with the base model's beside them, and its cap rate flagged above 5%
+    assert "| gsm8k | 4 | 0.500 [0.00, 1.00] | 0.750 |" in text and "| (base) | 4 | 0.000 [0.00, 0.50] |" in text
+    assert "cap rate above 5%** (answers cut by the token budget" in text and "gsm8k (curriculum/stage_1: 20.0%)" in text
+    assert "gsm8k (warmup: 10.0%)" in text and "(base: " not in text
     assert chart.stat().st_size > 1000

@@ -177,11 +177,12 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             save_adapter(model, tokenizer, stage_dir, cfg.model, {"stage": f"curriculum/stage_{k}",
                                                                   "trained_on": trained_on})
             write_json(stage_dir / "metrics.json", record)
-            results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, f"curriculum/stage_{k}", stage_dir)
-            write_json(stage_dir / "eval_results.json", results)
-            log_to_wandb(wandb_run, results, f"curriculum/stage_{k}/eval")
-            record["eval"] = results["datasets"]
-            write_json(stage_dir / "metrics.json", record)
+            if k < len(c.stages) or not c.final_eval:  # the last stage's evaluation is the final one
+                results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, f"curriculum/stage_{k}", stage_dir)
+                write_json(stage_dir / "eval_results.json", results)
+                log_to_wandb(wandb_run, results, f"curriculum/stage_{k}/eval")
+                record["eval"] = results["datasets"]
+                write_json(stage_dir / "metrics.json", record)
             done.append({key: value for key, value in record.items() if key != "rounds"})
             write_json(cur_dir / "progress.json", {"stages": done})
             write_report(run_dir)
@@ -196,7 +197,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             final_dir = cur_dir / "final"
             if not (final_dir / "eval_results.json").exists():
                 model = model if model is not None else load_model(cfg.model, init_from=adapter, trainable=False)
-                final = evaluate(model, tokenizer, cfg, cfg.eval, "final", final_dir)
+                final = evaluate(model, tokenizer, cfg, cfg.eval, f"final (stage_{len(c.stages)})", final_dir)
                 final["checkpoint"] = adapter
                 write_json(final_dir / "eval_results.json", final)
                 log_to_wandb(wandb_run, final, "curriculum/final")

@@ -41,7 +41,7 @@ def generate(
     model,
     tokenizer,
     prompts: list[list[dict]],
-    max_new_tokens: int,
+    max_new_tokens: int | list[int],
     k: int = 1,
     do_sample: bool = False,
     temperature: float = 1.0,
@@ -49,8 +49,11 @@ def generate(
     batch_size: int = 8,
     progress: str | None = None,
 ) -> list[list[Completion]]:
-    """`k` completions for each chat prompt, in the order of `prompts`. `batch_size` counts sequences
-    (prompts x k); with `progress`, one log line per batch (prompts done, tokens/s)."""
+    """`k` completions for each chat prompt, in the order of `prompts`. `max_new_tokens` is one budget or one
+    per prompt (prompts of several sets then share batches: a completion is cut at its own prompt's budget
+    and counts as capped there, exactly as if generated alone with that budget). `batch_size` counts
+    sequences (prompts x k); with `progress`, one log line per batch (prompts done, tokens/s)."""
+    budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     encoded = [tokenizer.apply_chat_template(p, add_generation_prompt=True)["input_ids"] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
     results: list[list[Completion]] = [[] for _ in prompts]
@@ -78,7 +81,7 @@ def generate(
         output = model.generate(
             input_ids=input_ids,
             attention_mask=attention,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=max(budgets[i] for i in batch),
             eos_token_id=eos,
             pad_token_id=pad,
             **shared,
@@ -86,7 +89,7 @@ def generate(
         )
         new = output[:, width:].cpu()
         for row, ids in enumerate(new):
-            ids = ids.tolist()
+            ids = ids.tolist()[: budgets[batch[row // k]]]
             ended = eos in ids
             length = ids.index(eos) + 1 if ended else len(ids)
             text = tokenizer.decode(ids[:length], skip_special_tokens=True)

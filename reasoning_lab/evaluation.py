@@ -73,19 +73,45 @@ def token_budget(tokenizer, problems: list[Problem], reason: bool, floor: int = 
 def evaluate_problems(model, tokenizer, problems: list[Problem], budget: DictConfig, system_prompt: str,
                       seed: int, name: str = "") -> tuple[dict, list[dict]]:
     """Metrics and per-problem predictions for one evaluation set."""
+    return evaluate_sets(model, tokenizer, {name: problems}, budget, system_prompt, seed)[name]
+
+
+def evaluate_sets(model, tokenizer, sets: dict[str, list[Problem]], budget: DictConfig, system_prompt: str,
+                  seed: int, label: str = "") -> dict[str, tuple[dict, list[dict]]]:
+    """Metrics and predictions per set. All sets share three generate passes (greedy, k samples, without the
+    prompt), each completion cut at its own set's budget: a few long batches instead of many short ones."""
     k = budget.k
-    max_new = budget.max_new_tokens or token_budget(tokenizer, problems, reason=True)
-    direct_max_new = budget.direct_max_new_tokens or token_budget(tokenizer, problems, reason=False)
+    max_new = {n: budget.max_new_tokens or token_budget(tokenizer, ps, reason=True) for n, ps in sets.items()}
+    direct_max_new = {n: budget.direct_max_new_tokens or token_budget(tokenizer, ps, reason=False)
+                      for n, ps in sets.items()}
+    flat = [(n, p) for n, ps in sets.items() for p in ps]
+    direct_flat = [(n, p) for n, ps in sets.items()
+                   for p in (ps if budget.direct_limit is None else ps[: budget.direct_limit])]
     with_prompt = [[{"role": "system", "content": system_prompt}, {"role": "user", "content": p.question}]
-                   for p in problems]
-    greedy = generate(model, tokenizer, with_prompt, max_new, batch_size=budget.batch_size,
-                      progress=f"{name} greedy")
-    sampled = generate(model, tokenizer, with_prompt, max_new, k=k, do_sample=True,
+                   for _, p in flat]
+    budgets = [max_new[n] for n, _ in flat]
+    greedy = generate(model, tokenizer, with_prompt, budgets, batch_size=budget.batch_size,
+                      progress=f"{label} greedy")
+    sampled = generate(model, tokenizer, with_prompt, budgets, k=k, do_sample=True,
                        temperature=budget.temperature, top_p=budget.top_p, batch_size=budget.batch_size,
-                       progress=f"{name} {k} samples each")
-    direct_problems = problems if budget.direct_limit is None else problems[: budget.direct_limit]
-    direct = generate(model, tokenizer, [[{"role": "user", "content": p.question}] for p in direct_problems],
-                      direct_max_new, batch_size=budget.batch_size, progress=f"{name} without the prompt")
+                       progress=f"{label} {k} samples each")
+    direct = generate(model, tokenizer, [[{"role": "user", "content": p.question}] for _, p in direct_flat],
+                      [direct_max_new[n] for n, _ in direct_flat], batch_size=budget.batch_size,
+                      progress=f"{label} without the prompt")
+    results = {}
+    for name, problems in sets.items():
+        mine = [i for i, (n, _) in enumerate(flat) if n == name]
+        mine_direct = [i for i, (n, _) in enumerate(direct_flat) if n == name]
+        results[name] = score(problems, [greedy[i] for i in mine], [sampled[i] for i in mine],
+                              [direct_flat[i][1] for i in mine_direct], [direct[i] for i in mine_direct], budget,
+                              seed, max_new[name], direct_max_new[name])
+    return results
+
+
+def score(problems: list[Problem], greedy, sampled, direct_problems: list[Problem], direct, budget: DictConfig,
+          seed: int, max_new: int, direct_max_new: int) -> tuple[dict, list[dict]]:
+    """The metrics and per-problem predictions of one set from its completions."""
+    k = budget.k
     direct_correct = [float(same_answer(extract_answer(d.text, p.kind, options_of(p)), p.answer, p.kind))
                       for p, (d,) in zip(direct_problems, direct)]
 
@@ -167,15 +193,16 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
                             "system_prompt": cfg.data.system_prompt}}
     began = time.perf_counter()
     model = inference_model(model, cfg.model.quantization, budget.dtype)
+    sets = {}
     for source in datasets if datasets is not None else cfg.eval.datasets:
         try:
-            problems = eval_problems(cfg, source, budget.limit)
+            sets[source] = eval_problems(cfg, source, budget.limit)
         except ReasoningLabError as error:
             results["skipped"][source] = str(error)
             log.warning("evaluation skips %s: %s", source, error)
-            continue
-        metrics, predictions = evaluate_problems(model, tokenizer, problems, budget, cfg.data.system_prompt,
-                                                 cfg.seed, name=f"[{label}] {source}")
+    log.info("[%s] evaluating %s", label, ", ".join(f"{name} ({len(ps)} problems)" for name, ps in sets.items()))
+    for source, (metrics, predictions) in evaluate_sets(model, tokenizer, sets, budget, cfg.data.system_prompt,
+                                                          cfg.seed, f"[{label}]").items():
         results["datasets"][source] = metrics
         log.info("[%s] %s (n=%d): accuracy %.3f %s, maj@%d %.3f, direct %.3f, format %.2f, cap rate %.3f", label,
                  source, metrics["n"], metrics["accuracy"], metrics["intervals"]["accuracy"], budget.k,

@@ -2,7 +2,10 @@
 
 Written to `<multirun dir>/sweep.md` and `sweep.png` (final mean accuracy against the first numeric
 swept key, e.g. LoRA rank, one line per combination of the other overrides), and as a W&B table in
-the sweep's group. The Hydra callback `SweepReport` (configured in conf/config.yaml) rewrites it after
+the sweep's group. When the sweep varies `seed`, jobs that differ only in their seed are summarised by
+their mean and spread; and every completed job is compared with the first one on the same problems
+(reasoning_lab.compare: paired differences, bootstrap intervals, McNemar p-values with Holm's correction),
+in `sweep.md` and `<multirun dir>/compare/`. The Hydra callback `SweepReport` (configured in conf/config.yaml) rewrites it after
 every job, so a failed or interrupted sweep still has its summary; by hand:
 
     python -m reasoning_lab.sweep_report logs/curriculum/multiruns/<time>
@@ -77,6 +80,7 @@ def write_sweep_report(sweep_dir: str | Path, wandb_group: str | None = None) ->
                  *[f"{a:.3f}" if a is not None else "-" for a in acc],
                  f"{r['mean']:.3f}" if r["mean"] is not None else "-", r["error"].replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += seed_summary(rows, parsed, swept, datasets) + paired_against_first(rows, sweep_dir)
     markdown = sweep_dir / "sweep.md"
     markdown.write_text("\n".join(lines) + "\n")
 
@@ -106,6 +110,57 @@ def write_sweep_report(sweep_dir: str | Path, wandb_group: str | None = None) ->
     if wandb_group:
         log_sweep_table(rows, datasets, sweep_dir, wandb_group, chart)
     return markdown, chart
+
+
+def seed_summary(rows: list[dict], parsed: list[dict], swept: list[str], datasets: list[str]) -> list[str]:
+    """Mean and spread (standard deviation, min-max) across seeds of each configuration's final accuracy."""
+    if "seed" not in swept:
+        return []
+    groups: dict[str, list[dict]] = {}
+    for r, p in zip(rows, parsed):
+        if r["status"] == "completed":
+            groups.setdefault(" ".join(f"{k}={p[k]}" for k in swept if k != "seed" and k in p) or "all", []).append(r)
+    lines = ["", "## Across seeds", "", "Mean ± standard deviation [min, max] of the final greedy accuracy over the "
+             "seeds of each configuration.", "", "| configuration | seeds | " + " | ".join([*datasets, "mean"]) + " |",
+             "|---|---:|" + "---|" * (len(datasets) + 1)]
+    for label, members in groups.items():
+        cells = []
+        for name in [*datasets, "mean"]:
+            values = [m["mean"] if name == "mean" else m["accuracy"].get(name) for m in members]
+            values = [v for v in values if v is not None]
+            if not values:
+                cells.append("-")
+                continue
+            mean = sum(values) / len(values)
+            sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+            cells.append(f"{mean:.3f} ± {sd:.3f} [{min(values):.3f}, {max(values):.3f}]")
+        lines.append(f"| {label} | {len(members)} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def paired_against_first(rows: list[dict], sweep_dir: Path) -> list[str]:
+    """Every completed job against the first completed one, on the problems both evaluated."""
+    from reasoning_lab.compare import compare_runs, write_outputs
+    from reasoning_lab.config import ReasoningLabError
+
+    done = [sweep_dir / r["job"] for r in rows if r["status"] == "completed"]
+    if len(done) < 2:
+        return []
+    try:
+        result = compare_runs(done)
+    except ReasoningLabError as error:
+        return ["", f"Paired comparison not possible: {error}"]
+    write_outputs(result, sweep_dir / "compare")
+    lines = ["", f"## Paired comparison with job {done[0].name}", "",
+             "delta = job - first job on the same problems, paired bootstrap 95% interval, exact McNemar p, "
+             "Holm-corrected over all rows (`compare/compare.md`).", "",
+             "| job | dataset | n | delta [95% CI] | p | p_holm | maj delta | maj p |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for c in result["comparisons"]:
+        lines.append(f"| {Path(c['b']).relative_to(sweep_dir).parts[0]} | {c['dataset']} | {c['n']} | "
+                     f"{c['delta']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | {c['p_value']:.3g} | "
+                     f"{c['p_holm']:.3g} | {c['maj_delta']:+.3f} | {c['maj_p_value']:.3g} |")
+    lines += [f"- not compared: {line}" for line in result["not_compared"]]
+    return lines
 
 
 def log_sweep_table(rows: list[dict], datasets: list[str], sweep_dir: Path, group: str, chart: Path) -> None:

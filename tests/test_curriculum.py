@@ -166,11 +166,11 @@ def test_tiny_curriculum_writes_every_stage(tmp_path):
     for k, stage in enumerate(metrics["stages"], 1):
         assert stage["steps"] >= 4 and 0 <= stage["val_accuracy"] <= 1 and stage["decision"]
         assert (tmp_path / "curriculum" / f"stage_{k}" / "adapter_config.json").exists()
-        assert set(json.loads((tmp_path / "curriculum" / f"stage_{k}" / "eval_results.json").read_text())[
-            "datasets"]) == {"generic", "synthetic_gsm8k"}
+        evaluation = tmp_path / "curriculum" / (f"stage_{k}" if k < 4 else "final") / "eval_results.json"
+        assert set(json.loads(evaluation.read_text())["datasets"]) == {"generic", "synthetic_gsm8k"}
     assert metrics["stages"][0]["replay_pool"] is None and metrics["stages"][1]["replay_pool"]["examples"] > 0
     report = (tmp_path / "report.md").read_text()
-    assert "| base | curriculum/stage_1 | curriculum/stage_2 | curriculum/stage_3 | curriculum/stage_4 | final |" in report
+    assert "| base | curriculum/stage_1 | curriculum/stage_2 | curriculum/stage_3 | final (stage_4) |" in report
     final = json.loads((tmp_path / "curriculum" / "final" / "eval_results.json").read_text())
     assert final["checkpoint"].endswith("stage_4") and final["datasets"]["generic"]["n"] == 3
     assert metrics["base_eval"]["generic"]["n"] == 3 and "accuracy_direct" in metrics["final_eval"]["generic"]
@@ -271,5 +271,5 @@ def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
     assert evaluation["checkpoint"] == rl["checkpoint"]
     header = next(line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| dataset"))
     columns = [c.strip() for c in header.strip("|").split("|")][1:]
-    assert columns[:5] == ["base", "curriculum/stage_1", "curriculum/stage_2", "curriculum/stage_3", "curriculum/stage_4"]
+    assert columns[:5] == ["base", "curriculum/stage_1", "curriculum/stage_2", "curriculum/stage_3", "final (stage_4)"]
     assert columns[5:] == ["rl", "eval: rl"]  # RL is the last training column, then its final evaluation

@@ -20,6 +20,7 @@ TINY = ["model=tiny_random", "curriculum.steps_per_stage=1", "curriculum.save_st
         "curriculum.max_extensions=0", "curriculum.val_limit=1", "curriculum.val_max_new_tokens=4",
         "data.generic.size_per_level=8", "data.synthetic_size=48", "eval.during_training.limit=1",
         "eval.during_training.k=2", "eval.during_training.max_new_tokens=4", "eval.during_training.direct_limit=1",
+        "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4", "eval.direct_max_new_tokens=4", "data.val_size=4",
         "eval.datasets=[generic]"]
 
 
@@ -103,6 +104,23 @@ def test_lora_pacing_sweep_leaves_nine_jobs_one_wandb_group_and_a_summary(tmp_pa
     assert (sweep / "sweep.png").stat().st_size > 10_000
     summary = [f for f in find_wandb_files(sweep)]
     assert len(summary) == 1 and read_wandb_file(summary[0])["job_type"] == "sweep_report"
+
+
+@pytest.mark.slow
+def test_curriculum_ablation_reports_seeds_and_paired_comparisons(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("experiment=ablation_curriculum", *TINY, "logger=none", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert len(jobs) == 4
+    stages = [json.loads((job / "curriculum" / "metrics.json").read_text())["stages"] for job in jobs]
+    assert sorted(len(s) for s in stages) == [1, 1, 4, 4]  # shuffled mix: one stage of every set
+    table = (sweep / "sweep.md").read_text()
+    assert "## Across seeds" in table and "| curriculum=default | 2 |" in table and "| curriculum=shuffled_mix | 2 |" in table
+    assert "## Paired comparison with job 0" in table
+    compared = json.loads((sweep / "compare" / "compare.json").read_text())
+    assert len(compared["comparisons"]) == 3 and all(c["dataset"] == "generic" and c["n"] == 2
+                                                     for c in compared["comparisons"])
 
 
 @pytest.mark.slow

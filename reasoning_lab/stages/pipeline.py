@@ -28,12 +28,12 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         raise ReasoningLabError(f"stage.stages={list(cfg.stage.stages)}: each must be one of "
                                 f"{', '.join(TRAINING | EVALUATION)}")
     checkpoint, results = cfg.init_from, {}
-    for name in cfg.stage.stages:
+    for i, name in enumerate(cfg.stage.stages):
         stage_cfg = OmegaConf.merge(cfg, {"stage": {"name": name}})
         if name in TRAINING:
             stage_cfg.init_from = checkpoint
-            if name == "curriculum" and "eval" in cfg.stage.stages:
-                stage_cfg.curriculum.final_eval = False  # the pipeline's own eval stage evaluates at the end
+            if name == "curriculum" and cfg.stage.stages[i + 1 : i + 2] == ["eval"]:
+                stage_cfg.curriculum.final_eval = False  # the next stage evaluates the same checkpoint
         else:
             stage_cfg.eval.checkpoint = checkpoint or "base"
         log.info("pipeline: %s (from %s)", name, checkpoint or "the base model")

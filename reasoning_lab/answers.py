@@ -50,6 +50,8 @@ def final_region(text: str) -> str | None:
 def canonical_number(raw: str) -> str | None:
     """`"1,000"` -> `"1000"`, `"3.50"` -> `"3.5"`, `"$-2"` -> `"-2"`, `"1/4"` -> `"0.25"`, `"1/3"` -> `"1/3"`."""
     text = raw.replace(",", "").replace("$", "").replace(" ", "").replace("\u2212", "-")
+    if len(text) > 1000:  # not an answer; Fraction would also hit Python's 4300-digit conversion limit
+        return None
     try:
         value = Fraction(text)
     except (ValueError, ZeroDivisionError):
@@ -154,7 +156,8 @@ def canonical_gold(gold: str, kind: str) -> str | None:
     if kind == "number":
         return canonical_number(str(gold))
     if kind == "choice":
-        return str(gold).strip().upper() if str(gold).strip().upper() in "ABCDE" else None
+        letter = str(gold).strip().upper()
+        return letter if len(letter) == 1 and letter in "ABCDE" else None
     value = str(gold).strip().lower()
     return {"yes": "yes", "true": "yes", "no": "no", "false": "no"}.get(value)
 

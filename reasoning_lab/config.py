@@ -315,7 +315,7 @@ class EvalBudget:
     # problems per evaluation set (null: all), a seeded subset
     limit: int | None = 100
     # sampled answers per problem for self-consistency and pass@k
-    k: int = 4
+    k: int = 3
     # sampling temperature of those answers
     temperature: float = 0.7
     # nucleus sampling threshold
@@ -327,7 +327,7 @@ class EvalBudget:
     # token budget of those answers (null: from the reference direct answers, at least 16)
     direct_max_new_tokens: int | None = None
     # sequences per generate call (prompts x k)
-    batch_size: int = 128
+    batch_size: int = 64
     # bootstrap resamples for the 95% interval of accuracy
     bootstrap_samples: int = 1000
     # dtype of the merged copy that generates (bfloat16: about 2x float32 on CPUs with bf16 units)

@@ -27,6 +27,7 @@ import logging
 import math
 import random
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -237,8 +238,8 @@ def inference_model(model, quantization: str, dtype: str):
 def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
                  datasets: list[str] | None = None) -> dict:
     """The base model's evaluation under `budget`, computed once per model, data and settings (cached under
-    $REASONING_LAB_CACHE/base_eval/) and written to `<out_dir>/eval_results.json`, so that every report
-    shows "before" beside "after"."""
+    $REASONING_LAB_CACHE/base_eval/) and written with its predictions to `<out_dir>`, so that every report
+    shows "before" beside "after" and `python -m reasoning_lab.compare` can pair them problem by problem."""
     from reasoning_lab.model import cache_dir, load_base_model
     from reasoning_lab.tracking import write_json
 
@@ -247,17 +248,19 @@ def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
                 "datasets": list(cfg.eval.datasets if datasets is None else datasets),
                 "budget": OmegaConf.to_container(budget, resolve=True), "seed": cfg.seed}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    cached = cache_dir() / "base_eval" / f"{cfg.model.name}-{key}.json"
-    if cached.exists():
-        results = json.loads(cached.read_text())
+    cached = cache_dir() / "base_eval" / f"{cfg.model.name}-{key}"
+    if (cached / "eval_results.json").exists():
         log.info("base model results under these settings: %s (cached)", cached)
     else:
         log.info("evaluating the base model %s under the same settings (once; cached in %s)", cfg.model.name, cached)
-        results = evaluate(load_base_model(cfg.model), tokenizer, cfg, budget, "base", out_dir, datasets)
+        results = evaluate(load_base_model(cfg.model), tokenizer, cfg, budget, "base", cached, datasets)
         results.pop("examples", None)
-        write_json(cached, results)
+        write_json(cached / "eval_results.json", results)  # written last: its presence marks a complete entry
+    results = json.loads((cached / "eval_results.json").read_text())
     results.update(label="base", finished=0, checkpoint="base")
-    write_json(out_dir / "eval_results.json", results)
+    if (cached / "predictions").exists():
+        shutil.copytree(cached / "predictions", Path(out_dir) / "predictions", dirs_exist_ok=True)
+    write_json(Path(out_dir) / "eval_results.json", results)
     return results
 
 

@@ -134,3 +134,11 @@ def test_every_real_gold_answer_extracts(shared_data):
     assert sum(canonical_gold(r["correct"], "choice") is not None for r in aqua) == 254
     assert sum(is_correct(f"The answer is {r['correct']}", r["correct"], "choice") for r in aqua) == 254
     assert sum(canonical_gold(r["answer"], "yesno") is not None for r in strategyqa) == 229
+
+
+def test_gold_letters_are_validated_exactly_and_huge_numbers_are_no_answer():
+    from reasoning_lab.answers import canonical_gold
+
+    assert canonical_gold("C", "choice") == "C" and canonical_gold(" b ", "choice") == "B"
+    assert canonical_gold("", "choice") is None and canonical_gold("BC", "choice") is None
+    assert extract_answer("9" * 4200 + "." + "1" * 4200, "number") is None  # no ValueError from int()

@@ -2,7 +2,9 @@
 
 Recipe: for each name in `stage.stages` (default: warmup, curriculum, rl, eval), run that stage module with
 `init_from` (training stages) or `eval.checkpoint` (evaluation) set to the checkpoint the stage before
-left. All stages write into the same run directory, so `report.md` shows them side by side.
+left. All stages write into the same run directory, so `report.md` shows them side by side. When the
+curriculum's final evaluation and a later `eval` both ran, their paired comparison (reasoning_lab.compare)
+goes to `compare/` and the log: what the stages after the curriculum changed, beyond noise or not.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from reasoning_lab.compare import compare_runs, write_outputs
 from reasoning_lab.config import ReasoningLabError
 
 log = logging.getLogger(__name__)
@@ -41,4 +44,11 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         results[name] = {"status": metrics.get("status", "completed"), "checkpoint": metrics.get("checkpoint")}
         if name in TRAINING:
             checkpoint = str(Path(metrics["checkpoint"]))
+    before, after = Path(run_dir) / "curriculum" / "final", Path(run_dir) / "eval"
+    if (before / "predictions").is_dir() and (after / "predictions").is_dir():  # e.g. experiment=ablation_rl
+        comparison = compare_runs([before, after])
+        write_outputs(comparison, Path(run_dir) / "compare")
+        log.info("paired comparison of the curriculum's final evaluation and the last one:\n%s",
+                 (Path(run_dir) / "compare" / "compare.md").read_text())
+        results["compare"] = comparison["comparisons"]
     return results

@@ -63,5 +63,5 @@ def test_cli_errors_are_one_line_and_fast(args, expected):
 def test_help_lists_groups_and_options():
     result = run_cli("--help", timeout=60)
     assert result.returncode == 0
-    for text in ("model: llama3_2_3b, smollm2_135m, tiny_random", "stage:", "logger: none, wandb", "rl:", "eval:"):
+    for text in ("model: llama3_2_3b, llama3_2_3b_shape, smollm2_135m, tiny_random", "stage:", "logger: none, wandb", "rl:", "eval:"):
         assert text in result.stdout

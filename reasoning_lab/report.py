@@ -22,8 +22,10 @@ FINAL_METRICS = [("accuracy", "accuracy (greedy)"), ("maj", "maj@k"), ("accuracy
 def collect_results(run_dir: str | Path) -> list[dict]:
     run_dir = Path(run_dir)
     files = list(run_dir.glob("**/eval_results.json")) + list(run_dir.glob("eval/results.json"))
-    results = [json.loads(path.read_text()) for path in files]
-    return sorted((r for r in results if r.get("datasets")), key=lambda r: r.get("finished", 0))
+    results = sorted((json.loads(path.read_text()) for path in sorted(files)), key=lambda r: r.get("finished", 0))
+    bases = [r for r in results if r.get("label") == "base"]
+    # a pipeline's curriculum and eval stages may both record the base model: one column is enough
+    return [r for r in results if r.get("datasets") and (r.get("label") != "base" or r is bases[0])]
 
 
 def majority_key(metrics: dict) -> str:

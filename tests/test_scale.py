@@ -98,7 +98,7 @@ def test_lora_pacing_sweep_leaves_nine_jobs_one_wandb_group_and_a_summary(tmp_pa
     assert all("model.lora.r" in " ".join(r["config"]["overrides"]) for r in runs)
 
     table = (sweep / "sweep.md").read_text()
-    rows = [line for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
+    rows = [line for line in table.split("## ")[0].splitlines() if re.match(r"\| \d+ \|", line)]
     assert len(rows) == 9 and all("| completed |" in row for row in rows)
     assert "| job | model.lora.r | curriculum.pacing | status | wall s | generic | mean | error |" in table
     assert (sweep / "sweep.png").stat().st_size > 10_000

@@ -227,7 +227,7 @@ class CurriculumConfig:
     # rise in an earlier stage's mean validation loss that counts as forgetting (when p < alpha)
     forgetting_tolerance: float = 0.05
     # validation problems per set for the greedy validation accuracy recorded after each stage
-    val_limit: int = 32
+    val_limit: int = 16
     # token budget of those validation answers (null: from the data)
     val_max_new_tokens: int | None = None
     # after the last stage: the full `eval` budget on its adapter, beside the base model's numbers

@@ -13,8 +13,8 @@ measured side by side in this process, on the embedded model (SmolLM2-135M-Instr
 5. memory: peak resident memory of `stage=warmup` with quantization none vs 8bit
 6. whole run: the wall time of the newest default `stage=curriculum` under logs/ (a 12-minute run does
    not fit this benchmark's budget, so it is read from that run's metrics, with its path)
-7. evaluation generation: tokens/s of the evaluation's generation now (a merged bfloat16 copy, 32
-   sequences per call, prompt prefill shared by the k samples) vs before (the float32 model, 16 problems per call), on the same prompts, the same
+7. evaluation generation: tokens/s of the evaluation's generation now (a merged `eval.dtype` copy,
+   `eval.batch_size` sequences per call, prompt prefill shared by the k samples) vs before (the float32 model, 16 problems per call), on the same prompts, the same
    k and the same token budget (`--generation` runs this one alone)
 
 Writes experiments/benchmarks/results.md with the machine description.
@@ -293,7 +293,8 @@ def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int,
         return tokens
 
     results = {}
-    for label, net, per_call in (("before", model, 16 * k), ("now", inference_model(model, "none", "bfloat16"), 32)):
+    now = inference_model(model, "none", cfg.eval.dtype)
+    for label, net, per_call in (("before", model, 16 * k), ("now", now, cfg.eval.batch_size)):
         evaluation_pass(net, per_call)  # warm-up
         timings, tokens = [], 0
         for _ in range(repeats):
@@ -330,13 +331,14 @@ def main() -> None:
         n, k, budget = (8, 2, 32) if quick else (32, 4, 64)
         g = bench_generation(cfg, tokenizer, n, k, budget, 1 if quick else args.repeats)
         row("7. evaluation generation, tokens/s", f"{g['before']['tokens_per_s']:.0f} (float32, 16 problems a call)",
-            f"{g['now']['tokens_per_s']:.0f} (merged bfloat16 copy, 32 sequences a call)", f"{g['ratio']:.2f}x",
+            f"{g['now']['tokens_per_s']:.0f} (merged {cfg.eval.dtype} copy, {cfg.eval.batch_size} sequences a call)",
+            f"{g['ratio']:.2f}x",
             "recorded", True, f"{n} synthetic GSM8K prompts, greedy + {k} samples, {budget} new tokens, base model")
 
     if args.generation:
         generation_row()
         save_table(["# Benchmark 7: evaluation generation", "", f"Machine: {machine()}",
-                    "Command: python -m reasoning_lab.bench --generation", "",
+                    f"Command: python -m reasoning_lab.bench --generation{' --quick' if quick else ''}", "",
                     "| benchmark | baseline | ours | ratio | target | result | notes |", "|---|---|---|---|---|---|---|",
                     *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""],
                    ROOT / "experiments" / "benchmarks" / "generation.md")

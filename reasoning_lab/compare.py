@@ -24,9 +24,8 @@ import time
 from math import comb
 from pathlib import Path
 
-import numpy as np
-
 from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.stats import bootstrap_ci
 
 # where a run directory keeps its evaluations, the preferred first
 EVALUATION_FOLDERS = ("eval", "curriculum/final", "rl", "warmup")
@@ -45,11 +44,7 @@ def mcnemar_p(a: list[bool], b: list[bool]) -> float:
 
 def paired_bootstrap(a: list[bool], b: list[bool], samples: int = 10000, seed: int = 0) -> list[float]:
     """95% percentile interval of mean(b) - mean(a), resampling problems with their pairs kept together."""
-    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    if len(d) == 0:
-        return [0.0, 0.0]
-    means = d[np.random.default_rng(seed).integers(0, len(d), size=(samples, len(d)))].mean(axis=1)
-    return [round(float(np.percentile(means, 2.5)), 4), round(float(np.percentile(means, 97.5)), 4)]
+    return bootstrap_ci([float(y) - float(x) for x, y in zip(a, b)], samples, seed)
 
 
 def holm(p_values: list[float]) -> list[float]:

@@ -222,12 +222,14 @@ class CurriculumConfig:
     max_extra_epochs: float = 0.5
     # optimizer steps per extension round
     extend_steps: int = 4
+    # learning rate of an extension round as a share of learning_rate (a round that raises the loss is undone)
+    extend_lr_scale: float = 0.25
     # extension rounds per stage at most (the max_extra_epochs budget applies too)
     max_extensions: int = 1
     # rise in an earlier stage's mean validation loss that counts as forgetting (when p < alpha)
     forgetting_tolerance: float = 0.05
-    # validation problems per set for the greedy validation accuracy recorded after each stage
-    val_limit: int = 16
+    # validation problems per set for a greedy validation accuracy recorded after each stage (0: none)
+    val_limit: int = 0
     # token budget of those validation answers (null: from the data)
     val_max_new_tokens: int | None = None
     # after the last stage: the full `eval` budget on its adapter, beside the base model's numbers
@@ -387,7 +389,7 @@ class Config:
     kind: str | None = None
     # stage=answer: ask with the reasoning system prompt (false: answer directly)
     reason: bool = True
-    # key of the stage's metrics the run returns to a hyper-parameter sweeper (e.g. final_val_accuracy)
+    # key of the stage's metrics the run returns to a hyper-parameter sweeper (e.g. final_val_loss)
     optimized_metric: str | None = None
 
 
@@ -416,6 +418,7 @@ RANGES = {
     "curriculum.alpha": (0.0, 1.0),
     "curriculum.replay": (0.0, 1.0),
     "curriculum.max_replay": (0.0, 1.0),
+    "curriculum.extend_lr_scale": (0.0, 10.0),
     "rl.top_p": (0.0, 1.0),
     "rl.epsilon": (0.0, 1.0),
     "rl.gamma": (0.0, 1.0),

@@ -130,6 +130,22 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def forgetting_check(earlier_now: dict[str, list[float]], earlier_before: dict[str, list[float]], replay: float,
+                     settings) -> tuple[list[str], float, str]:
+    """Earlier sets whose validation loss rose by more than `forgetting_tolerance` with p < `alpha`, the
+    replay share for the next stage, and the words that say so ("" when nothing was forgotten)."""
+    forgotten, drops = [], []
+    for name, values in earlier_now.items():
+        rise = mean(values) - mean(earlier_before[name])
+        p = paired_p_value(values, earlier_before[name])
+        if rise > settings.forgetting_tolerance and p < settings.alpha:
+            forgotten.append(name)
+            drops.append(f"{name}: loss {mean(earlier_before[name]):.3f} -> {mean(values):.3f}, p={p:.3g}")
+    next_replay = round(min(settings.max_replay, replay + settings.replay_boost), 4) if forgotten else replay
+    words = f"; forgetting ({'; '.join(drops)}): replay {replay:.2f} -> {next_replay:.2f}" if forgotten else ""
+    return forgotten, next_replay, words
+
+
 def decide(now: list[float], previous: list[float], extensions_left: bool, earlier_now: dict[str, list[float]],
            earlier_before: dict[str, list[float]], replay: float, settings) -> Decision:
     """Decisions on per-example validation losses (completion NLL), each change tested on the same examples
@@ -139,15 +155,7 @@ def decide(now: list[float], previous: list[float], extensions_left: bool, earli
     budget lasts; otherwise advance. An earlier stage counts as forgotten when its loss rose by more than
     `forgetting_tolerance` with p < `alpha`: replay for the next stage rises by `replay_boost` (up to
     `max_replay`). On pure noise each rule fires at most `alpha` of the time."""
-    forgotten, drops = [], []
-    for name, values in earlier_now.items():
-        rise = mean(values) - mean(earlier_before[name])
-        p = paired_p_value(values, earlier_before[name])
-        if rise > settings.forgetting_tolerance and p < settings.alpha:
-            forgotten.append(name)
-            drops.append(f"{name}: loss {mean(earlier_before[name]):.3f} -> {mean(values):.3f}, p={p:.3g}")
-    next_replay = round(min(settings.max_replay, replay + settings.replay_boost), 4) if forgotten else replay
-    forgetting = f"; forgetting ({'; '.join(drops)}): replay {replay:.2f} -> {next_replay:.2f}" if forgotten else ""
+    forgotten, next_replay, forgetting = forgetting_check(earlier_now, earlier_before, replay, settings)
     gain, p = mean(previous) - mean(now), paired_p_value(previous, now)
     change = f"validation loss {mean(previous):.3f} -> {mean(now):.3f} (p={p:.3g})"
     if gain <= settings.min_delta or p >= settings.alpha:

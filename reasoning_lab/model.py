@@ -325,6 +325,14 @@ def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: d
     return Path(target)
 
 
+def restore_adapter(model, checkpoint: Path) -> None:
+    """Put the adapter weights saved in `checkpoint` back into `model` (same LoRA layout), in place."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    set_peft_model_state_dict(model, load_file(str(Path(checkpoint) / "adapter_model.safetensors")))
+
+
 def export_merged(model_cfg: DictConfig, adapter_dir: str | Path, target: Path) -> Path:
     """A full model with the adapters folded in, which transformers loads without peft. The base is
     reloaded unquantized (in model.dtype), so a quantized training run exports dequantized weights."""

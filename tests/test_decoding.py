@@ -74,3 +74,33 @@ def test_self_consistency_votes_over_its_paths(tiny):
     assert len(result["paths"]) == 4 and sum(result["votes"].values()) == 4
     assert result["answer"] == majority_vote([p["answer"] for p in result["paths"]])
     assert result["kind"] == "number"
+
+
+@pytest.mark.parametrize("temperature,top_p,candidates", [(0.7, 0.95, 64), (1.0, 0.5, 64), (0.7, 0.95, 4),
+                                                          (1.3, 1.0, 64)])
+def test_nucleus_keeps_what_transformers_keeps_with_the_same_probabilities(temperature, top_p, candidates):
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    from reasoning_lab.decoding import nucleus
+
+    torch.manual_seed(0)
+    scores = torch.randn(6, 500) * torch.tensor([[0.5], [1.0], [2.0], [4.0], [8.0], [0.1]])
+    warped = TopPLogitsWarper(top_p)(None, TemperatureLogitsWarper(temperature)(None, scores))
+    expected = warped.softmax(-1)
+    ids, probs = nucleus(scores, temperature, top_p, candidates)
+    ours = torch.zeros_like(scores).scatter_add_(1, ids, probs)
+    assert torch.allclose(ours, expected, atol=1e-6)
+    assert ((ours > 0) == (expected > 0)).all()  # the same tokens kept, row by row
+
+
+def test_nucleus_sampler_draws_from_the_nucleus_in_proportion():
+    from reasoning_lab.decoding import NucleusSampler
+
+    torch.manual_seed(0)
+    scores = torch.tensor([[2.0, 1.0, 0.5, -3.0, -4.0]]).repeat(20000, 1)
+    out = NucleusSampler(temperature=1.0, top_p=0.9)(None, scores)
+    assert ((out == 0).sum(-1) == 1).all() and torch.isinf(out).sum() == out.numel() - 20000
+    counts = torch.bincount(out.argmax(-1), minlength=5).float() / 20000
+    p = scores[0].softmax(-1)
+    kept = p[:3] / p[:3].sum()  # 0.63 + 0.23 = 0.86 < 0.9, so the third token is in the nucleus, the rest are not
+    assert torch.allclose(counts[:3], kept, atol=0.015) and counts[3:].sum() == 0

@@ -108,6 +108,22 @@ def test_adapter_round_trip_and_wrong_base_is_refused(tmp_path):
         M.check_checkpoint(tmp_path, cfg.model)
 
 
+def test_restore_adapter_undoes_training_in_place(tmp_path):
+    cfg = make_config("model=tiny_random")
+    model = M.load_model(cfg.model)
+    checkpoint = M.save_adapter(model, M.load_tokenizer(cfg.model), tmp_path / "before", cfg.model)
+    saved = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(1.0)
+    M.restore_adapter(model, checkpoint)
+    restored = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    assert saved.keys() == restored.keys() and saved
+    for name, p in restored.items():
+        assert torch.equal(p, saved[name]), name
+
+
 EIGHT_BIT_PROBE = """
 import torch
 from tests.conftest import make_config

@@ -6,9 +6,10 @@ round's own):
   load the model from the previous stage's adapter (or init_from) -> tokenize the stage's data and the
   replay pool (earlier stages' data) -> per-example validation losses of the stage's and every earlier
   stage's sets (baseline) -> train `steps_per_stage` steps with the curriculum sampler -> losses again
-  -> decide on paired tests (reasoning_lab.curriculum.decide): advance, or extend by `extend_steps` while
-  the loss still falls beyond its noise, within `max_extra_epochs` and `max_extensions`; raise replay on
-  forgetting -> greedy validation accuracy (recorded) -> save `curriculum/stage_k/` (adapter +
+  -> decide on paired tests (reasoning_lab.curriculum.decide): advance, or extend by `extend_steps` (at
+  `extend_lr_scale` x the learning rate) while the loss still falls beyond its noise, within
+  `max_extra_epochs` and `max_extensions`, undoing an extension that raised the loss; raise replay on
+  forgetting -> greedy validation accuracy (if `val_limit` > 0) -> save `curriculum/stage_k/` (adapter +
   metrics.json) -> evaluate in memory (eval.during_training).
 After stage 4: the final evaluation (the full `eval` budget) of the last adapter beside the base model's
 under the same settings (`curriculum.final_eval`).
@@ -28,7 +29,7 @@ from datasets import concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from reasoning_lab.curriculum import CurriculumSampler, decide, mean
+from reasoning_lab.curriculum import CurriculumSampler, Decision, decide, forgetting_check, mean
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.evaluation import (
     base_results,
@@ -37,7 +38,14 @@ from reasoning_lab.evaluation import (
     validation_accuracy,
     validation_losses,
 )
-from reasoning_lab.model import export_merged, load_model, load_tokenizer, save_adapter, training_record
+from reasoning_lab.model import (
+    export_merged,
+    load_model,
+    load_tokenizer,
+    restore_adapter,
+    save_adapter,
+    training_record,
+)
 from reasoning_lab.report import write_report
 from reasoning_lab.sft import MarkComplete, OrderedSFTTrainer, latest_complete_checkpoint, sft_arguments
 from reasoning_lab.tracking import stage_run, write_json
@@ -55,7 +63,7 @@ def read_json(path: Path, default):
 
 
 def train_round(model, tokenizer, cfg: DictConfig, work: Path, dataset, difficulties: list[float], n_replay: int,
-                steps: int, pacing: str, replay: float, seed: int, report_to: str) -> dict:
+                steps: int, pacing: str, replay: float, seed: int, learning_rate: float, report_to: str) -> dict:
     """One trainer over `steps` optimizer steps, resumed from its newest complete checkpoint if any."""
     c = cfg.curriculum
     sampler = CurriculumSampler(difficulties, n_replay, c.batch_size, steps * c.grad_accum, pacing, c.c0, replay,
@@ -64,7 +72,7 @@ def train_round(model, tokenizer, cfg: DictConfig, work: Path, dataset, difficul
     trainer = OrderedSFTTrainer(
         model=model,
         args=sft_arguments(work / "trainer", max_steps=steps, batch_size=c.batch_size, grad_accum=c.grad_accum,
-                           learning_rate=c.learning_rate, lr_scheduler=c.lr_scheduler, warmup_ratio=c.warmup_ratio,
+                           learning_rate=learning_rate, lr_scheduler=c.lr_scheduler, warmup_ratio=c.warmup_ratio,
                            logging_steps=c.logging_steps, save_steps=c.save_steps, seed=seed, report_to=report_to),
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -116,18 +124,30 @@ def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | Non
         extending = r > 0
         round_steps = c.extend_steps if extending else steps
         seed = cfg.seed + 1000 * k + r
+        learning_rate = c.learning_rate * (c.extend_lr_scale if extending else 1.0)
         train = train_round(model, tokenizer, cfg, work / f"round_{r}.work", dataset, difficulties, n_replay,
-                            round_steps, "fixed" if extending else c.pacing, replay, seed, report_to)
+                            round_steps, "fixed" if extending else c.pacing, replay, seed, learning_rate, report_to)
         now = validation_losses(model, tokenizer, cfg, val_names)
         spent = sum(x["steps"] for x in rounds[1:]) + (round_steps if extending else 0)
         extensions_left = spent + c.extend_steps <= extra_budget and len(rounds) < c.max_extensions
+        earlier_before = {n: state["baseline"][n] for n in earlier_names}
         decision = decide(own(now, names), own(previous, names), extensions_left,
-                          {n: now[n] for n in earlier_names}, {n: state["baseline"][n] for n in earlier_names},
-                          replay, c)
+                          {n: now[n] for n in earlier_names}, earlier_before, replay, c)
+        rejected = None
+        if extending and mean(own(now, names)) > mean(own(previous, names)):  # a round that raised the loss is undone
+            restore_adapter(model, work / f"round_{r - 1}")
+            rejected, now = now, previous
+            forgotten, next_replay, forgetting = forgetting_check({n: now[n] for n in earlier_names}, earlier_before,
+                                                                  replay, c)
+            decision = Decision("advance", f"validation loss {mean(own(now, names)):.3f} -> "
+                                f"{mean(own(rejected, names)):.3f} in the extension: kept round {r - 1}'s adapter"
+                                f"{forgetting}", next_replay, forgotten)
         val_loss = {n: round(mean(v), 4) for n, v in now.items()}
         rounds.append({"round": r, "kind": "extension" if extending else "main", "steps": round_steps,
-                       "pacing": "fixed" if extending else c.pacing, **train, "val_loss": val_loss,
-                       "val_losses": now, "decision": decision.action, "reason": decision.reason,
+                       "pacing": "fixed" if extending else c.pacing, "learning_rate": learning_rate, **train,
+                       "val_loss": val_loss, "val_losses": now, "reverted": rejected is not None,
+                       "rejected_val_loss": None if rejected is None else {n: round(mean(v), 4) for n, v in rejected.items()},
+                       "decision": decision.action, "reason": decision.reason,
                        "next_replay": decision.next_replay, "forgotten": decision.forgotten})
         log.info("curriculum stage %d (%s) round %d: %s: %s", k, stage.name, r, decision.action, decision.reason)
         if wandb_run is not None:
@@ -138,15 +158,16 @@ def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | Non
         write_json(work / "rounds.json", state)
         previous = now
 
-    accuracies = validation_accuracy(model, tokenizer, cfg, val_names, c.val_limit, c.val_max_new_tokens)
+    accuracies = (validation_accuracy(model, tokenizer, cfg, val_names, c.val_limit, c.val_max_new_tokens)
+                  if c.val_limit > 0 else {})
     last = rounds[-1]
     record = {"stage": k, "name": stage.name, "data": names, "examples": stats, "replay_pool": replay_stats,
               "replay": replay, "steps": sum(x["steps"] for x in rounds),
               "baseline_val_loss": {n: round(mean(v), 4) for n, v in state["baseline"].items()},
               "val_loss": last["val_loss"], "val_limit": c.val_limit,
-              "val_accuracy": sum(accuracies[n] for n in names) / len(names),
-              "val_accuracy_per_set": {n: accuracies[n] for n in names},
-              "earlier_val_accuracy": {n: accuracies[n] for n in earlier_names},
+              "val_accuracy": mean([accuracies[n] for n in names]) if accuracies else None,
+              "val_accuracy_per_set": {n: accuracies[n] for n in names if n in accuracies},
+              "earlier_val_accuracy": {n: accuracies[n] for n in earlier_names if n in accuracies},
               "decision": last["reason"], "extensions": len(rounds) - 1, "next_replay": last["next_replay"],
               "forgotten": last["forgotten"], "rounds": rounds}
     return record, model
@@ -189,7 +210,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             adapter, replay = str(stage_dir), record["next_replay"]
 
         metrics["stages"] = done
-        metrics["final_val_accuracy"] = done[-1]["val_accuracy"]  # what hyper-parameter searches maximise
+        metrics["final_val_loss"] = mean([done[-1]["val_loss"][n] for n in done[-1]["data"]])  # what searches minimise
+        metrics["final_val_accuracy"] = done[-1]["val_accuracy"]
         metrics["checkpoint"] = adapter
         metrics["malformed_rows_skipped"] = dict(SKIPPED)
         if c.final_eval:  # the full eval budget on the last adapter, beside the base model's numbers

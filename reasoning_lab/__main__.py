@@ -7,10 +7,12 @@ set HYDRA_FULL_ERROR=1 to see the full stack instead.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import signal
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -20,6 +22,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from reasoning_lab.config import ReasoningLabError, register_configs, validate
+from reasoning_lab.tracking import own_run_dir
 
 STAGES = {
     "warmup": "reasoning_lab.stages.warmup",
@@ -39,7 +42,9 @@ def run(cfg: DictConfig) -> dict:
         if name not in STAGES:
             raise ReasoningLabError(f"stage.name={name!r} has no stage module; known stages: {', '.join(STAGES)}")
         stage = importlib.import_module(STAGES[name])
-        metrics = stage.run(cfg, HydraConfig.get().runtime.output_dir)
+        run_dir = HydraConfig.get().runtime.output_dir
+        with own_run_dir(cfg, run_dir):
+            metrics = stage.run(cfg, run_dir)
         if cfg.optimized_metric:  # a sweeper (e.g. Optuna) maximises this number
             if cfg.optimized_metric not in metrics:
                 raise ReasoningLabError(f"optimized_metric={cfg.optimized_metric} is not in the {name} stage's "
@@ -68,6 +73,9 @@ def one_line(error: BaseException) -> str:
     return " -- ".join(parts)
 
 
+WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.ENOTDIR, errno.EDQUOT}
+
+
 def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -80,12 +88,29 @@ def main() -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(a.startswith("hydra.run.dir=") for a in sys.argv):
         fail(ValueError("a multi-process run (accelerate launch) needs hydra.run.dir=<dir>, so that every "
                         "process writes into the same run directory"))
+    for arg in sys.argv[1:]:  # a run directory that cannot be made: one line before Hydra tries
+        if arg.startswith("hydra.run.dir="):
+            try:
+                Path(arg.split("=", 1)[1]).mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                fail(ReasoningLabError(f"{arg}: cannot create it ({error.strerror}); choose a writable hydra.run.dir=<dir>"))
     try:
         run()
     except (ReasoningLabError, HydraException, OmegaConfBaseException) as error:
         if user_wants_trace:
             raise
         fail(error)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stage recorded "interrupted" in its metrics.json
+        if user_wants_trace:
+            raise
+        print("reasoning_lab: interrupted; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)
+    except OSError as error:  # an unwritable run directory, a full disk
+        if user_wants_trace or error.errno not in WRITE_ERRORS:
+            raise
+        fix = ("free some space, then rerun the same command to resume" if error.errno == errno.ENOSPC
+               else "choose a writable hydra.run.dir=<dir>")
+        fail(ReasoningLabError(f"cannot write {error.filename or 'the run directory'}: {error.strerror}; {fix}"))
 
 
 def fail(error: BaseException) -> None:

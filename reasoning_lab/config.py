@@ -432,9 +432,43 @@ POSITIVE = ("model.lora.r", "data.max_length", "warmup.batch_size", "warmup.grad
             "rl.batch_size", "rl.num_generations", "rl.max_completion_length", "rl.num_iterations", "rl.minibatch_size")
 
 
+# counts that may be null (no limit) but, when set, must be at least 1 (or 0 where "none" makes sense)
+AT_LEAST_ONE_OR_NULL = ("eval.limit", "eval.during_training.limit", "eval.max_new_tokens",
+                        "eval.during_training.max_new_tokens", "eval.direct_max_new_tokens",
+                        "eval.during_training.direct_max_new_tokens", "curriculum.val_max_new_tokens")
+AT_LEAST_ZERO_OR_NULL = ("eval.direct_limit", "eval.during_training.direct_limit")
+AT_LEAST_ZERO = ("data.val_size", "curriculum.val_limit", "curriculum.max_extensions", "curriculum.extend_steps",
+                 "warmup.eval_steps", "warmup.save_steps", "curriculum.save_steps", "rl.eval_every")
+# step counts where -1 means "use the epochs setting instead"; 0 would silently mean that too
+STEPS_OR_EPOCHS = {"curriculum.steps_per_stage": "curriculum.epochs_per_stage", "warmup.max_steps": "warmup.num_epochs"}
+
+
+def unknown_keys(cfg: DictConfig) -> list[str]:
+    """Keys in `cfg` that the schema does not declare (e.g. added with `+model.foo=1`)."""
+    from omegaconf import OmegaConf
+
+    def walk(node, schema, prefix):
+        found = []
+        for key in node:
+            declared = schema._get_node(key) if key in schema.keys() else None
+            if declared is None:
+                found.append(f"{prefix}{key}")
+            elif isinstance(declared, DictConfig) and declared._metadata.object_type not in (None, dict):
+                found += walk(node[key], declared, f"{prefix}{key}.")  # typed nodes; free dicts (data.sets) hold any key
+        return found
+
+    schema = OmegaConf.structured(Config)
+    return walk(cfg, schema, "")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the choices and ranges that types cannot express; raise one readable error."""
     from omegaconf import OmegaConf
+
+    extra = unknown_keys(cfg)
+    if extra:
+        raise ReasoningLabError(f"{', '.join(extra)}: no such setting (added with '+'?); remove it, or see "
+                                f"`python -m reasoning_lab --cfg job` for the settings there are")
 
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)
@@ -448,6 +482,22 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value < 1:
             raise ReasoningLabError(f"{key}={value} must be at least 1")
+    for key in AT_LEAST_ONE_OR_NULL:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < 1:
+            raise ReasoningLabError(f"{key}={value} must be at least 1 (or null: no limit)")
+    for key in AT_LEAST_ZERO_OR_NULL:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value < 0:
+            raise ReasoningLabError(f"{key}={value} must be at least 0 (or null: all)")
+    for key in AT_LEAST_ZERO:
+        value = OmegaConf.select(cfg, key)
+        if value < 0:
+            raise ReasoningLabError(f"{key}={value} must be at least 0")
+    for key, epochs in STEPS_OR_EPOCHS.items():
+        value = OmegaConf.select(cfg, key)
+        if value == 0 or value < -1:
+            raise ReasoningLabError(f"{key}={value}: set a number of steps >= 1, or -1 to train for {epochs}")
     from reasoning_lab.rewards import REWARDS
 
     for spec in cfg.rl.rewards:

@@ -89,8 +89,8 @@ def aqua_problem(row: dict) -> Problem | str:
     question, options, rationale, correct = (row.get(k) for k in ("question", "options", "rationale", "correct"))
     if not isinstance(question, str) or not isinstance(rationale, str):
         return "missing question or rationale"
-    if not isinstance(options, list) or len(options) != 5:
-        return "options is not a list of 5"
+    if not isinstance(options, list) or len(options) != 5 or not all(isinstance(o, str) for o in options):
+        return "options is not a list of 5 strings"
     if canonical_gold(str(correct), "choice") is None:
         return f"correct={correct!r} is not one of A-E"
     lines = [line.strip() for line in rationale.strip().splitlines() if line.strip()]
@@ -105,8 +105,10 @@ def strategyqa_problem(row: dict, with_decomposition: bool) -> Problem | str:
     decomposition = row.get("decomposition") or []
     if not isinstance(question, str) or not isinstance(answer, bool):
         return "missing question or boolean answer"
-    if not isinstance(facts, list):
-        return "facts is not a list"
+    if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
+        return "facts is not a list of strings"
+    if not isinstance(decomposition, list) or not all(isinstance(d, str) for d in decomposition):
+        return "decomposition is not a list of strings"
     lines = list(facts) + ([f"Step {i}: {step}" for i, step in enumerate(decomposition, 1)] if with_decomposition else [])
     return Problem(question.strip(), "\n".join(lines), "yes" if answer else "no", "yesno",
                    float(max(len(decomposition), 1)), "strategyqa")
@@ -134,7 +136,7 @@ def read_jsonl(path: str, source: str, strategyqa_decomposition: bool) -> tuple[
     counted; more than 1% of them (or a file that is not JSONL) is an error quoting the first bad line."""
     cfg = DictConfig({"strategyqa_decomposition": strategyqa_decomposition})
     problems, bad = [], []
-    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = Path(path).read_text(encoding="utf-8-sig", errors="replace").splitlines()  # a BOM is not data
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -143,11 +145,15 @@ def read_jsonl(path: str, source: str, strategyqa_decomposition: bool) -> tuple[
             result = to_problem(source, row, cfg) if isinstance(row, dict) else "not a JSON object"
         except json.JSONDecodeError as error:
             result = f"invalid JSON ({error.msg})"
+        except RecursionError:
+            result = "invalid JSON (nested too deeply)"
         if isinstance(result, str):
             bad.append((number, result, line))
         else:
             problems.append(result)
     total = len(problems) + len(bad)
+    if not total:
+        raise ReasoningLabError(f"{path} is empty (no rows); fill it with JSONL rows or point data.root elsewhere")
     if bad and (len(bad) > MAX_BAD_SHARE * total or not problems):
         number, reason, line = bad[0]
         raise ReasoningLabError(

@@ -40,6 +40,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("REASONING_LAB_CACHE", Path.home() / ".cache" / "reasoning_lab"))
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def build_once(target: Path, build: Callable[[Path], None], replace: bool = False) -> Path:
     """Build a folder at most once, safely: `build` fills a temp folder that is renamed into place.
 
@@ -51,6 +57,7 @@ def build_once(target: Path, build: Callable[[Path], None], replace: bool = Fals
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only; a checkpoint follows the user's umask
     try:
         build(tmp)
         if replace and target.exists():
@@ -246,6 +253,26 @@ def check_checkpoint(adapter_dir: str | Path, model_cfg: DictConfig) -> Path:
             f"{adapter_dir} is not an adapter checkpoint (no adapter_config.json); "
             "point it at a <run_dir>/<stage>/checkpoint folder"
         )
+    damaged = f"{adapter_dir} is a damaged checkpoint"
+    fix = "point at another checkpoint, or retrain it"
+    for name in ("adapter_config.json", CHECKPOINT_INFO):
+        if (adapter_dir / name).exists():
+            try:
+                json.loads((adapter_dir / name).read_text())
+            except (ValueError, UnicodeDecodeError):
+                raise ReasoningLabError(f"{damaged}: {name} is not valid JSON; {fix}") from None
+    weights = adapter_dir / "adapter_model.safetensors"
+    if not weights.exists():
+        raise ReasoningLabError(f"{damaged}: adapter_model.safetensors is missing; {fix}")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as handle:
+            for key in handle.keys():
+                handle.get_slice(key)
+    except Exception as error:  # truncated, empty or not a safetensors file
+        raise ReasoningLabError(f"{damaged}: adapter_model.safetensors cannot be read "
+                                f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); {fix}") from None
     info_path = adapter_dir / CHECKPOINT_INFO
     if info_path.exists():
         info = json.loads(info_path.read_text())

@@ -1,13 +1,15 @@
 """Experiment tracking with Weights & Biases, plus the run directory's own JSON files.
 
-`logger.mode=auto` logs online when WANDB_API_KEY is set and otherwise writes an offline run inside
-the run directory (`wandb sync <run_dir>/wandb/offline-run-*` uploads it later).
+`logger.mode=auto` logs online when WANDB_API_KEY is set (an explicit WANDB_MODE wins) and otherwise writes an
+offline run inside the run directory (`wandb sync <run_dir>/wandb/offline-run-*` uploads it later); when the
+server cannot be reached the run goes on offline and says so in one line.
 `read_wandb_file` reads such an offline run back (wandb has no public reader for `.wandb` files).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import time
@@ -17,6 +19,8 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
 
 
 def is_main_process() -> bool:
@@ -63,6 +67,76 @@ def write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+# settings that do not change what a run computes: a rerun may differ in them
+NOT_RUN_SETTINGS = ("logger", "optimized_metric")
+RUN_SETTINGS = "run_settings.json"
+
+
+def flatten(tree, prefix: str = "") -> dict:
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() for k, v in flatten(value, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): tree}
+
+
+@contextmanager
+def own_run_dir(cfg: DictConfig, run_dir: str | Path):
+    """A run directory belongs to one run. While a process works in it, it holds a lock (`.lock`, released by
+    the OS however the process ends): a second process is refused in one line naming the holder. The first run
+    saves its settings (`run_settings.json`); a later run there resumes only with the same settings, else it is
+    refused in one line naming the settings that differ."""
+    import fcntl
+    import socket
+
+    from reasoning_lab.config import ReasoningLabError
+
+    if not is_main_process():  # rank 0 of a distributed job speaks for the run
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved, hydra_dir = run_dir / RUN_SETTINGS, run_dir / ".hydra"
+
+    def restore_hydra_files():  # Hydra rewrote them for a command that is refused
+        if saved.exists():
+            for name, text in json.loads(saved.read_text())["hydra_files"].items():
+                (hydra_dir / name).write_text(text)
+
+    handle = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        restore_hydra_files()
+        raise ReasoningLabError(f"{run_dir} is in use by {holder}; wait for it to end, or choose another "
+                                f"hydra.run.dir") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()} (since {time.strftime('%Y-%m-%d %H:%M:%S')})")
+        handle.flush()
+        settings = json.loads(json.dumps({k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
+                                          if k not in NOT_RUN_SETTINGS}, default=str))
+        if saved.exists():
+            first = json.loads(saved.read_text())
+            before, now = flatten(first["settings"]), flatten(settings)
+            differ = [k for k in sorted(before.keys() | now.keys()) if before.get(k, "<unset>") != now.get(k, "<unset>")]
+            if differ:
+                restore_hydra_files()
+                shown = ", ".join(f"{k}={before.get(k, '<unset>')} here, now {now.get(k, '<unset>')}" for k in differ[:4])
+                more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+                raise ReasoningLabError(f"{run_dir} holds a run with other settings ({shown}{more}); rerun with its "
+                                        f"settings to resume it, or choose another hydra.run.dir")
+        else:
+            files = {p.name: p.read_text() for p in sorted(hydra_dir.glob("*.yaml"))}
+            write_json(saved, {"settings": settings, "hydra_files": files})
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
 def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
     """Start (or join) the W&B run of this run directory; None when `logger=none` and on ranks other than 0."""
     if cfg.logger.backend != "wandb" or not is_main_process():
@@ -73,8 +147,8 @@ def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
     if wandb.run is not None:
         return wandb.run
     mode = cfg.logger.mode
-    if mode == "auto":
-        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    if mode == "auto":  # an explicit WANDB_MODE wins; else online only with a key
+        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     group, name = cfg.logger.group, Path(run_dir).name
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -86,17 +160,17 @@ def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
 
             group = group or sweep_group(cfg.stage.name, hydra.sweep.dir)
             name = job_name(list(hydra.overrides.task), hydra.sweep.dir)
-    return wandb.init(
-        project=cfg.logger.project,
-        entity=cfg.logger.entity,
-        group=group,
-        tags=list(cfg.logger.tags),
-        job_type=job_type,
-        name=name,
-        dir=str(run_dir),
-        mode=mode,
-        config=config,
-    )
+    settings = dict(project=cfg.logger.project, entity=cfg.logger.entity, group=group, tags=list(cfg.logger.tags),
+                    job_type=job_type, name=name, dir=str(run_dir), config=config)
+    try:
+        return wandb.init(mode=mode, settings=wandb.Settings(init_timeout=30), **settings)
+    except Exception as error:  # unreachable server, bad key: the run goes on, logged offline
+        if mode == "offline":
+            raise
+        line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        log.warning("W&B could not start online (%s); logging offline instead (wandb sync %s/wandb later)",
+                    line, run_dir)
+        return wandb.init(mode="offline", **settings)
 
 
 def log_summary(run, metrics: dict, prefix: str) -> None:
@@ -192,13 +266,14 @@ def stage_run(cfg: DictConfig, run_dir: str | Path, stage: str):
     stage_dir = Path(run_dir) / stage
     metrics = {"stage": stage, "status": "running", "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(stage_dir / "metrics.json", metrics)
-    wandb_run = start_run(cfg, run_dir, stage)
+    wandb_run = None
     began = time.perf_counter()
     import torch
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     try:
+        wandb_run = start_run(cfg, run_dir, stage)
         yield stage_dir, metrics, wandb_run
         metrics["status"] = "completed"
     except KeyboardInterrupt:

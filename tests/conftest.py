@@ -26,11 +26,11 @@ def make_config(*overrides: str):
 
 
 def run_cli(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m reasoning_lab ARGS` in a subprocess, as a user runs it."""
+    """`python -m reasoning_lab ARGS` in a subprocess, as a user runs it (offline: tests never reach the hub)."""
     return subprocess.run(
         [sys.executable, "-m", "reasoning_lab", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "WANDB_API_KEY": "", **(env or {})},
+        env={**os.environ, "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1", **(env or {})},
     )
 
 

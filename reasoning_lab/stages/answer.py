@@ -26,15 +26,20 @@ from reasoning_lab.model import load_base_model, load_model, load_tokenizer, res
 def read_questions(cfg: DictConfig) -> list[str]:
     if cfg.questions:
         path = Path(cfg.questions)
-        if not path.exists():
-            raise ReasoningLabError(f"questions={path} does not exist; give a JSONL file with one {{\"question\": ...}} per line")
+        if not path.is_file():
+            raise ReasoningLabError(f"questions={path} is not a file; give a JSONL file with one {{\"question\": ...}} per line")
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise ReasoningLabError(f"questions={path} is not UTF-8 text; give a JSONL file with one "
+                                    f"{{\"question\": ...}} per line") from None
         questions = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 question = json.loads(line).get("question")
-            except (json.JSONDecodeError, AttributeError):
+            except (json.JSONDecodeError, AttributeError, RecursionError):
                 question = None
             if not isinstance(question, str) or not question.strip():
                 raise ReasoningLabError(f"{path}:{number} has no non-empty \"question\" string: {line[:80]!r}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from transformers import set_seed
 
+from reasoning_lab.data import SKIPPED
 from reasoning_lab.evaluation import base_results, evaluate, held_out_check, log_to_wandb
 from reasoning_lab.model import load_base_model, load_model, load_tokenizer, resolve_checkpoint
 from reasoning_lab.report import write_report
@@ -49,7 +50,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             import wandb
 
             wandb_run.log({"eval/report": wandb.Image(str(report[1]))})
-        metrics.update(checkpoint=results["checkpoint"], datasets=results["datasets"], skipped=results["skipped"])
+        metrics.update(checkpoint=results["checkpoint"], datasets=results["datasets"], skipped=results["skipped"],
+                       malformed_rows_skipped=dict(SKIPPED))
     return metrics
 
 

@@ -114,7 +114,7 @@ def test_restore_adapter_undoes_training_in_place(tmp_path):
     checkpoint = M.save_adapter(model, M.load_tokenizer(cfg.model), tmp_path / "before", cfg.model)
     saved = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:
                 p.add_(1.0)
     M.restore_adapter(model, checkpoint)

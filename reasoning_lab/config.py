@@ -166,7 +166,7 @@ class SFTSettings:
     # training loss logged every this many steps
     logging_steps: int = 5
     # intermediate trainer checkpoints every this many steps (0: none)
-    save_steps: int = 0
+    save_steps: int = 10
     # evaluation sets after training, with the eval.during_training budget (empty: no evaluation)
     eval_sets: list[str] = field(default_factory=lambda: ["generic"])
 

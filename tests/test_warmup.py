@@ -124,3 +124,40 @@ def test_length_grouped_batches_pad_less_than_random_ones():
         padded[grouped] = sum(input_ids.numel() for input_ids, _, _ in batches)
     assert padded[True] < 0.7 * padded[False], padded
     assert make_config().warmup.group_by_length is True
+
+
+@pytest.mark.slow
+def test_killed_warmup_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from safetensors.torch import load_file
+
+    from tests.conftest import ROOT
+
+    args = ["stage=warmup", "model=tiny_random", "warmup.max_steps=6", "warmup.save_steps=2", "warmup.eval_steps=0",
+            "warmup.eval_sets=[]", "warmup.learning_rate=0.01", "data.generic.size_per_level=8", "logger=none"]
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    finished(clean, run_cli(*args, f"hydra.run.dir={clean}"))
+    process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", *args, f"hydra.run.dir={killed}"], cwd=ROOT,
+                               env={**os.environ, "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = killed / "warmup" / "trainer" / "checkpoint-2" / "reasoning_lab.complete"
+    deadline = time.time() + 600
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)  # no chance to clean up
+    process.wait(timeout=60)
+    assert not (killed / "warmup" / "checkpoint").exists()
+
+    resumed = run_cli(*args, f"hydra.run.dir={killed}")
+    metrics = finished(killed, resumed)
+    assert metrics["resumed_from"].endswith(("checkpoint-2", "checkpoint-4")) and metrics["train"]["steps"] == 6
+    a = load_file(clean / "warmup" / "checkpoint" / "adapter_model.safetensors")
+    b = load_file(killed / "warmup" / "checkpoint" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    again = run_cli(*args, f"hydra.run.dir={killed}")  # finished: not trained again
+    assert again.returncode == 0 and "already finished" in again.stdout + again.stderr

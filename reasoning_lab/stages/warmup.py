@@ -4,11 +4,16 @@ Recipe: load the model and data -> contamination guard -> tokenize with a loss m
 -> train with TRL's SFTTrainer, validation loss before, during and after -> save the adapter ->
 evaluate in memory (greedy, self-consistency, with and without the reasoning prompt).
 Writes `<run_dir>/warmup/{metrics.json, checkpoint/, eval_results.json, predictions/}` and `report.md`.
+Resume: re-running with the same hydra.run.dir continues from the newest complete trainer checkpoint
+(`warmup.save_steps`; optimizer, scheduler, RNG and data position restored by the Trainer), and a finished
+warm-up is not trained again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 from omegaconf import DictConfig
 from transformers import set_seed
@@ -24,13 +29,17 @@ from reasoning_lab.model import (
     training_record,
 )
 from reasoning_lab.report import write_report
-from reasoning_lab.sft import sft_arguments
+from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint, sft_arguments
 from reasoning_lab.tracking import adapter_digest, stage_run, write_json
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
+    finished = Path(run_dir) / "warmup" / "metrics.json"
+    if finished.exists() and json.loads(finished.read_text()).get("status") == "completed":
+        log.info("warm-up in %s already finished; skipping", run_dir)
+        return json.loads(finished.read_text())
     with stage_run(cfg, run_dir, "warmup") as (stage_dir, metrics, wandb_run):
         set_seed(cfg.seed)
         tokenizer = load_tokenizer(cfg.model)
@@ -60,8 +69,13 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             train_dataset=train_set,
             eval_dataset=val_set,
             processing_class=tokenizer,
+            callbacks=[MarkComplete()],
         )
-        result = trainer.train()
+        resume = latest_complete_checkpoint(stage_dir / "trainer")
+        if resume:
+            log.info("resuming from %s", resume)
+        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        metrics["resumed_from"] = str(resume or "")
         history = trainer.state.log_history
         evals = [h["eval_loss"] for h in history if "eval_loss" in h]
         metrics["train"] = {

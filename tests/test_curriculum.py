@@ -273,3 +273,41 @@ def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
     columns = [c.strip() for c in header.strip("|").split("|")][1:]
     assert columns[:5] == ["base", "curriculum/stage_1", "curriculum/stage_2", "curriculum/stage_3", "final (stage_4)"]
     assert columns[5:] == ["rl", "eval: rl"]  # RL is the last training column, then its final evaluation
+
+
+def test_scripted_losses_drive_extension_revert_forgetting_and_replay(tmp_path, monkeypatch):
+    """The tiny model's losses carry no signal, so the validation losses are scripted: stage 1 falls (extend),
+    then rises in its extension (undone: the stage keeps round 0's adapter); stage 2 falls while generic is
+    forgotten (replay 0.2 -> 0.3, which stage 3 then trains with)."""
+    from reasoning_lab.stages import curriculum as stage
+
+    script = [{"generic": 2.0}, {"generic": 1.0}, {"generic": 1.3},  # stage 1: baseline, main, extension
+              {"gsm8k_simple": 2.0, "generic": 1.0}, {"gsm8k_simple": 1.0, "generic": 1.6},  # stage 2
+              {"gsm8k_simple": 0.9, "generic": 1.6}]
+    noise = [0.01 * ((7 * i) % 5) for i in range(16)]
+
+    def scripted(model, tokenizer, cfg, names):
+        levels = script.pop(0) if script else {}
+        return {n: [levels.get(n, 1.0) + e for e in noise] for n in names}
+
+    monkeypatch.setattr(stage, "validation_losses", scripted)
+    overrides = [a for a in TINY if not a.startswith(("curriculum.val_limit", "curriculum.extend_steps"))]
+    cfg = make_config(*overrides, "curriculum.steps_per_stage=1", "curriculum.extend_steps=1",
+                      "curriculum.save_steps=1", "curriculum.max_extra_epochs=1.0", "curriculum.final_eval=false",
+                      "curriculum.warmup_ratio=0")
+    stage.run(cfg, str(tmp_path))
+    s1, s2, s3 = (json.loads((tmp_path / "curriculum" / f"stage_{k}" / "metrics.json").read_text()) for k in (1, 2, 3))
+    assert [r["decision"] for r in s1["rounds"]] == ["extend", "advance"]
+    assert s1["rounds"][1]["reverted"] and "kept round 0's adapter" in s1["decision"]
+    assert s1["val_loss"]["generic"] == pytest.approx(1.0 + sum(noise) / 16, abs=1e-3)
+    kept = load_file(tmp_path / "curriculum" / "stage_1" / "adapter_model.safetensors")
+    round_0 = load_file(tmp_path / "curriculum" / "stage_1.work" / "round_0" / "adapter_model.safetensors")
+    assert all(torch.equal(kept[k], round_0[k]) for k in round_0)
+    undone = load_file(tmp_path / "curriculum" / "stage_1.work" / "round_1.work" / "trainer" / "checkpoint-1" /
+                       "adapter_model.safetensors")
+    assert any(not torch.equal(undone[k], round_0[k]) for k in round_0)  # the extension did move the adapter
+    assert s1["rounds"][1]["learning_rate"] == pytest.approx(0.01 * cfg.curriculum.extend_lr_scale)
+    assert [r["decision"] for r in s2["rounds"]] == ["extend", "advance"]
+    assert "extension budget spent" in s2["decision"] and "forgetting (generic" in s2["decision"]
+    assert s2["forgotten"] == ["generic"] and s2["next_replay"] == pytest.approx(0.3)
+    assert s3["replay"] == pytest.approx(0.3) and s1["replay"] == s2["replay"] == pytest.approx(0.2)

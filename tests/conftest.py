@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,11 +26,16 @@ def make_config(*overrides: str):
         return compose("config", overrides=list(overrides))
 
 
+# the working directory of every app the tests start: nothing is read from or left in the checkout's logs/
+WORKDIR = Path(tempfile.mkdtemp(prefix="reasoning_lab_tests_"))
+
+
 def run_cli(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m reasoning_lab ARGS` in a subprocess, as a user runs it (offline: tests never reach the hub)."""
+    """`python -m reasoning_lab ARGS` in a subprocess, as a user runs it (offline: tests never reach the hub),
+    from a scratch working directory."""
     return subprocess.run(
         [sys.executable, "-m", "reasoning_lab", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        cwd=WORKDIR, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1", **(env or {})},
     )
 

@@ -15,7 +15,7 @@ import pytest
 
 from reasoning_lab.config import ReasoningLabError, validate
 from reasoning_lab.data import read_jsonl
-from tests.conftest import ROOT, make_config, run_cli
+from tests.conftest import ROOT, WORKDIR, make_config, run_cli
 
 # a stage that needs no training and finishes in seconds on tiny_random
 QUICK_EVAL = ["stage=eval", "model=tiny_random", "eval.datasets=[generic]", "eval.limit=2", "eval.k=1",
@@ -213,7 +213,7 @@ def test_sigterm_ends_in_one_line_and_exit_130(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", "stage=warmup", "model=tiny_random",
                                 "warmup.max_steps=100000", "warmup.eval_steps=0", "warmup.eval_sets=[]",
                                 "data.generic.size_per_level=8", "logger=none", f"hydra.run.dir={run_dir}"],
-                               cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                               cwd=WORKDIR, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1"})
     metrics = run_dir / "warmup" / "metrics.json"
     deadline = time.time() + 300

@@ -311,3 +311,38 @@ def test_scripted_losses_drive_extension_revert_forgetting_and_replay(tmp_path, 
     assert "extension budget spent" in s2["decision"] and "forgetting (generic" in s2["decision"]
     assert s2["forgotten"] == ["generic"] and s2["next_replay"] == pytest.approx(0.3)
     assert s3["replay"] == pytest.approx(0.3) and s1["replay"] == s2["replay"] == pytest.approx(0.2)
+
+
+def test_resume_takes_the_newest_complete_checkpoint_not_a_half_written_one(tmp_path):
+    from reasoning_lab.sft import COMPLETE, latest_complete_checkpoint
+
+    for step in (1, 2, 3):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    for step in (1, 2):
+        (tmp_path / f"checkpoint-{step}" / COMPLETE).write_text(str(step))
+    (tmp_path / "checkpoint-10").mkdir()  # numeric order, not text order
+    (tmp_path / "checkpoint-10" / COMPLETE).write_text("10")
+    assert latest_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
+    (tmp_path / "checkpoint-10" / COMPLETE).unlink()  # killed while writing checkpoint-10
+    assert latest_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-2"
+    assert latest_complete_checkpoint(tmp_path / "nothing") is None
+
+
+def test_the_curriculum_trainer_draws_its_batches_from_the_curriculum_sampler():
+    from datasets import Dataset
+
+    from reasoning_lab.model import load_model, load_tokenizer
+    from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
+
+    cfg = make_config("model=tiny_random")
+    tokenizer = load_tokenizer(cfg.model)
+    rows = [{"input_ids": [5, 6 + i, 7], "completion_mask": [0, 1, 1]} for i in range(40)]
+    difficulties = [i % 4 for i in range(40)]
+    sampler = CurriculumSampler(difficulties, 0, 4, 5, "linear", c0=0.25, replay=0.0, seed=1)
+    args = sft_arguments("/tmp/unused", max_steps=5, batch_size=4, grad_accum=1, learning_rate=1e-3,
+                         lr_scheduler="constant", warmup_ratio=0.0, logging_steps=1, seed=0, report_to="none")
+    trainer = OrderedSFTTrainer(model=load_model(cfg.model), args=args, train_dataset=Dataset.from_list(rows),
+                                processing_class=tokenizer, sampler=sampler)
+    drawn = [batch["input_ids"][:, 1].tolist() for batch in trainer.get_train_dataloader()]
+    assert drawn == [[6 + i for i in batch] for batch in sampler.batches()]
+    assert all(difficulties[i] == 0 for i in next(iter(sampler.batches())))  # the paced start: easiest only

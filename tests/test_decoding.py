@@ -104,3 +104,18 @@ def test_nucleus_sampler_draws_from_the_nucleus_in_proportion():
     p = scores[0].softmax(-1)
     kept = p[:3] / p[:3].sum()  # 0.63 + 0.23 = 0.86 < 0.9, so the third token is in the nucleus, the rest are not
     assert torch.allclose(counts[:3], kept, atol=0.015) and counts[3:].sum() == 0
+
+
+def test_each_of_k_samples_continues_its_own_prompt():
+    """At a temperature near 0 a sample is its prompt's greedy completion: a sample given another prompt's
+    cache (a wrong repeat of the shared prefill) would show up as another prompt's text. The embedded model,
+    since tiny_random answers every prompt alike."""
+    cfg = make_config("model=smollm2_135m")
+    model, tokenizer = load_model(cfg.model, trainable=False), load_tokenizer(cfg.model)
+    prompts = [[{"role": "user", "content": q}] for q in ("Hi", "What is 12 + 30 - 7?", "Is ice cold? Answer yes.",
+                                                          "Name three colours of the rainbow, please.")]
+    greedy = [c[0].text for c in generate(model, tokenizer, prompts, max_new_tokens=10, batch_size=8)]
+    assert len(set(greedy)) == 4  # the prompts are told apart by their completions
+    sampled = generate(model, tokenizer, prompts, max_new_tokens=10, k=3, do_sample=True, temperature=1e-4,
+                       top_p=0.95, batch_size=6)  # 2 prompts x 3 samples per call
+    assert [[c.text for c in group] for group in sampled] == [[text] * 3 for text in greedy]

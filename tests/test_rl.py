@@ -123,3 +123,33 @@ def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
     cfg = make_config("stage=rl", "rl.prompt_sets=[generic]", "data.generic.size_per_level=8", "rl.batch_size=1000")
     with pytest.raises(ReasoningLabError, match="fewer than rl.batch_size=1000"):
         prompt_rows(cfg)
+
+
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
+def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups_are_dropped(tmp_path, algorithm):
+    """tiny_random earns the same (zero) reward everywhere, so every advantage is 0 and nothing trains; a
+    reward on the sampled token ids differs within a group, so the policy must move. A reward that is uniform in the groups
+    of every other prompt checks `rl.drop_uniform_groups`: those completions leave the loss, and are counted."""
+    from reasoning_lab.model import load_model, load_tokenizer
+    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
+    from reasoning_lab.tracking import adapter_digest
+    from tests.conftest import make_config
+
+    cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.learning_rate=0.05",
+                      "rl.drop_uniform_groups=true", "rl.temperature=1.5", "rl.beta=0.0",
+                      "rl.rewards=[{name: correctness, weight: 1.0}]")
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model)
+    rows = prompt_rows(cfg)
+
+    def varied(completions, prompts=None, completion_ids=None, **kwargs):  # uniform for all but the first prompt
+        first = str(prompts[0])
+        return [float(sum(ids) % 97) if str(p) == first else 1.0 for ids, p in zip(completion_ids, prompts)]
+
+    sampler = PromptSampler(len(rows), cfg.rl.batch_size, cfg.rl.num_generations, 1, cfg.seed, None)
+    trainer = trl_trainer(cfg, model, tokenizer, rows, [varied], sampler, tmp_path, "none", [])
+    before = adapter_digest(trainer.model)
+    trainer.train()
+    assert adapter_digest(trainer.model) != before
+    shares = [h["dropped_uniform_share"] for h in trainer.state.log_history if "dropped_uniform_share" in h]
+    assert shares and all(share == pytest.approx(0.5) for share in shares)  # one prompt of two is uniform

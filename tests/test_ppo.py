@@ -53,7 +53,7 @@ def test_whiten_is_zero_mean_unit_variance_on_the_mask():
     assert w[0, 3].item() == 0.0
 
 
-def toy_ppo(lr=3e-2):
+def toy_ppo(lr=3e-2, beta=0.0):
     """tiny_random with LoRA on the output layer too, rewarded for the share of token ids divisible by 8."""
     torch.manual_seed(0)
     cfg = make_config("model=tiny_random", "model.lora.target_modules=[q_proj,v_proj,lm_head]")
@@ -64,7 +64,7 @@ def toy_ppo(lr=3e-2):
         return [sum(t % 8 == 0 for t in ids) / max(len(ids), 1) for ids in completion_ids]
 
     settings = make_config("rl=ppo", "rl.batch_size=4", "rl.num_generations=2", "rl.max_completion_length=8",
-                           "rl.temperature=1.0", f"rl.learning_rate={lr}", "rl.beta=0.0", "rl.num_iterations=2",
+                           "rl.temperature=1.0", f"rl.learning_rate={lr}", f"rl.beta={beta}", "rl.num_iterations=2",
                            "rl.minibatch_size=4").rl
     return PPO(model, tokenizer, [share_of_multiples_of_8], [1.0], settings, seed=0)
 
@@ -92,3 +92,14 @@ def test_reference_adapter_is_frozen_and_not_optimised():
     optimised = {id(p) for p in ppo.trainable}
     assert not any(id(p) in optimised for p in ref)
     assert any(id(p) in optimised for p in ppo.value_head.parameters())
+
+
+def test_with_beta_the_kl_to_the_reference_grows_while_the_reference_stays_fixed():
+    ppo = toy_ppo(beta=0.1)
+    ref = {n: p.detach().clone() for n, p in ppo.model.named_parameters() if ".ref." in n}
+    rows = [{"prompt": p} for p in ("count to ten", "say something", "hello", "abc")]
+    kls = [ppo.step(rows)["kl"] for _ in range(6)]
+    assert kls[0] == pytest.approx(0.0, abs=1e-5) and max(kls[1:]) > 1e-3, kls  # the policy moved away
+    for name, p in ppo.model.named_parameters():
+        if name in ref:
+            assert torch.equal(p, ref[name]), name  # the reference did not

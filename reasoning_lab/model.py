@@ -375,6 +375,12 @@ def export_merged(model_cfg: DictConfig, adapter_dir: str | Path, target: Path) 
     return build_once(Path(target), write, replace=True)
 
 
+def quantized_layers(model) -> int:
+    """Linear layers held by bitsandbytes (8-bit or 4-bit): 0 when the base is not quantized."""
+    return sum(type(m).__module__.startswith("bitsandbytes") and type(m).__name__ in ("Linear8bitLt", "Linear4bit")
+               for m in model.modules())
+
+
 def trainable_parameters(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())

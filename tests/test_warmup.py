@@ -99,6 +99,7 @@ def test_embedded_model_in_8bit_on_the_cpu(tmp_path):
     config = json.loads((run_dir / "warmup" / "checkpoint" / "adapter_config.json").read_text())
     assert config["r"] == 16
     assert torch.isfinite(torch.tensor(metrics["train"]["train_loss"]))
+    assert metrics["parameters"]["quantized_layers"] == 30 * 7  # every linear layer of the 30 blocks is 8-bit
 
 
 def test_length_grouped_batches_pad_less_than_random_ones():

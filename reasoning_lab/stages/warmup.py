@@ -24,6 +24,7 @@ from reasoning_lab.evaluation import evaluate, log_to_wandb
 from reasoning_lab.model import (
     load_model,
     load_tokenizer,
+    quantized_layers,
     save_adapter,
     trainable_parameters,
     training_record,
@@ -45,7 +46,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         tokenizer = load_tokenizer(cfg.model)
         model = load_model(cfg.model, init_from=cfg.init_from)
         trainable, total = trainable_parameters(model)
-        metrics["parameters"] = {"trainable": trainable, "total": total}
+        metrics["parameters"] = {"trainable": trainable, "total": total, "quantized_layers": quantized_layers(model)}
 
         contamination = contamination_report(cfg.data, list(cfg.data.train), list(cfg.eval.datasets))
         dropped = frozenset(contamination.pop("dropped_questions"))

@@ -14,8 +14,8 @@ install:  ## create .venv and install the project with its dev extras and the em
 test:  ## every test, the slow end-to-end runs included
 	$(PY) -m pytest
 
-test-fast:  ## unit tests only (no end-to-end run on the embedded model)
-	$(PY) -m pytest -m "not slow"
+test-fast:  ## unit tests only: no app started, no end-to-end run (about 2 minutes)
+	$(PY) -m pytest -m "not slow and not app"
 
 bench:  ## every benchmark on the embedded model; writes experiments/benchmarks/results.md
 	$(PY) -m reasoning_lab.bench

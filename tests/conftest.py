@@ -47,3 +47,14 @@ def shared_data() -> Path:
             pytest.fail(f"benchmark files missing at {SHARED_DATA}: CI must have ../shared beside the checkout")
         pytest.skip(f"benchmark files not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that start the app in a subprocess are marked `app` (`make test-fast` leaves them out)."""
+    import inspect
+
+    for item in items:
+        function = getattr(item, "function", None)
+        source = inspect.getsource(function) if function is not None else ""
+        if "run_cli(" in source or "subprocess." in source or "finished(" in source:
+            item.add_marker(pytest.mark.app)

@@ -275,6 +275,7 @@ def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
     assert columns[5:] == ["rl", "eval: rl"]  # RL is the last training column, then its final evaluation
 
 
+@pytest.mark.slow
 def test_scripted_losses_drive_extension_revert_forgetting_and_replay(tmp_path, monkeypatch):
     """The tiny model's losses carry no signal, so the validation losses are scripted: stage 1 falls (extend),
     then rises in its extension (undone: the stage keeps round 0's adapter); stage 2 falls while generic is

@@ -125,6 +125,7 @@ def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
         prompt_rows(cfg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
 def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups_are_dropped(tmp_path, algorithm):
     """tiny_random earns the same (zero) reward everywhere, so every advantage is 0 and nothing trains; a

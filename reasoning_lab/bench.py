@@ -14,8 +14,9 @@ measured side by side in this process, on the embedded model (SmolLM2-135M-Instr
 6. whole run: the wall time of the newest default `stage=curriculum` under logs/ (a 12-minute run does
    not fit this benchmark's budget, so it is read from that run's metrics, with its path)
 7. evaluation generation: tokens/s of the evaluation's generation now (a merged `eval.dtype` copy,
-   `eval.batch_size` sequences per call, prompt prefill shared by the k samples) vs before (the float32 model, 16 problems per call), on the same prompts, the same
-   k and the same token budget (`--generation` runs this one alone)
+   `eval.batch_size` sequences per call, prompt prefill shared by the k samples, the top-64 nucleus sampler) vs
+   before (the float32 model, 16 problems per call, transformers' sampling), on the same prompts, the same k and
+   the same token budget (`--generation` runs this one alone)
 
 Writes experiments/benchmarks/results.md with the machine description.
 """
@@ -273,7 +274,8 @@ def newest_curriculum_run() -> tuple[float, str] | None:
 
 
 def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int, repeats: int) -> dict:
-    """Greedy + k samples per prompt, as an evaluation asks: before (float32, 16 problems per call) and now."""
+    """Greedy + k samples per prompt, as an evaluation asks: before (float32, 16 problems per call, transformers'
+    sampling) and now (merged `eval.dtype` copy, `eval.batch_size` sequences per call, NucleusSampler)."""
     from reasoning_lab.data import source_rows
     from reasoning_lab.decoding import generate
     from reasoning_lab.evaluation import inference_model
@@ -284,22 +286,22 @@ def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int,
     prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}]
                for p in rows]
 
-    def evaluation_pass(net, per_call_sequences: int) -> int:
+    def evaluation_pass(net, per_call_sequences: int, nucleus_sampler: bool) -> int:
         tokens = 0
         for samples, sampling in ((1, {}), (k, dict(do_sample=True, temperature=0.7, top_p=0.95))):
             out = generate(net, tokenizer, prompts, max_new_tokens, k=samples, batch_size=per_call_sequences,
-                           **sampling)
+                           nucleus_sampler=nucleus_sampler, **sampling)
             tokens += sum(c.tokens for group in out for c in group)
         return tokens
 
     results = {}
     now = inference_model(model, "none", cfg.eval.dtype)
-    for label, net, per_call in (("before", model, 16 * k), ("now", now, cfg.eval.batch_size)):
-        evaluation_pass(net, per_call)  # warm-up
+    for label, net, per_call, nucleus in (("before", model, 16 * k, False), ("now", now, cfg.eval.batch_size, True)):
+        evaluation_pass(net, per_call, nucleus)  # warm-up
         timings, tokens = [], 0
         for _ in range(repeats):
             began = time.perf_counter()
-            tokens = evaluation_pass(net, per_call)
+            tokens = evaluation_pass(net, per_call, nucleus)
             timings.append(time.perf_counter() - began)
         results[label] = {"seconds": statistics.median(timings), "tokens": tokens,
                           "tokens_per_s": tokens / statistics.median(timings)}
@@ -330,8 +332,10 @@ def main() -> None:
     def generation_row():
         n, k, budget = (8, 2, 32) if quick else (32, 4, 64)
         g = bench_generation(cfg, tokenizer, n, k, budget, 1 if quick else args.repeats)
-        row("7. evaluation generation, tokens/s", f"{g['before']['tokens_per_s']:.0f} (float32, 16 problems a call)",
-            f"{g['now']['tokens_per_s']:.0f} (merged {cfg.eval.dtype} copy, {cfg.eval.batch_size} sequences a call)",
+        row("7. evaluation generation, tokens/s",
+            f"{g['before']['tokens_per_s']:.0f} (float32, 16 problems a call, transformers' sampling)",
+            f"{g['now']['tokens_per_s']:.0f} (merged {cfg.eval.dtype} copy, {cfg.eval.batch_size} sequences a call, "
+            f"top-64 nucleus sampler)",
             f"{g['ratio']:.2f}x",
             "recorded", True, f"{n} synthetic GSM8K prompts, greedy + {k} samples, {budget} new tokens, base model")
 

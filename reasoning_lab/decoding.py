@@ -54,8 +54,8 @@ def nucleus(scores: torch.Tensor, temperature: float, top_p: float, candidates: 
 class NucleusSampler:
     """Temperature + top-p sampling as a logits processor for greedy `generate`: it draws each row's token from
     its `nucleus` and leaves only that token possible. Same distribution as transformers' sampling path, without
-    sorting and sampling over the whole 49k-token vocabulary every step, which on a 2-core CPU costs about 300 ms
-    per step at 64 sequences, more than the 135M model's forward pass (make bench, benchmark 7)."""
+    sorting and sampling over the whole 49k-token vocabulary every step (on the 2-core CPU, 186 ms for the sort and
+    117 ms for torch.multinomial per step at 64 sequences; make bench, benchmark 7, measures the whole pass)."""
 
     def __init__(self, temperature: float, top_p: float):
         self.temperature, self.top_p = temperature, top_p
@@ -78,11 +78,13 @@ def generate(
     top_p: float = 1.0,
     batch_size: int = 8,
     progress: str | None = None,
+    nucleus_sampler: bool = True,
 ) -> list[list[Completion]]:
     """`k` completions for each chat prompt, in the order of `prompts`. `max_new_tokens` is one budget or one
     per prompt (prompts of several sets then share batches: a completion is cut at its own prompt's budget
     and counts as capped there, exactly as if generated alone with that budget). `batch_size` counts
-    sequences (prompts x k); with `progress`, one log line per batch (prompts done, tokens/s)."""
+    sequences (prompts x k); with `progress`, one log line per batch (prompts done, tokens/s). Sampling draws
+    from `NucleusSampler` (`nucleus_sampler=False`: transformers' own sampling, the same distribution, slower)."""
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     encoded = [tokenizer.apply_chat_template(p, add_generation_prompt=True)["input_ids"] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
@@ -92,7 +94,12 @@ def generate(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    sampling = dict(logits_processor=LogitsProcessorList([NucleusSampler(temperature, top_p)])) if do_sample else {}
+    if not do_sample:
+        sampling = dict(do_sample=False)
+    elif nucleus_sampler:
+        sampling = dict(do_sample=False, logits_processor=LogitsProcessorList([NucleusSampler(temperature, top_p)]))
+    else:
+        sampling = dict(do_sample=True, temperature=temperature, top_p=top_p)
     per_call = max(1, batch_size // k)
     began, generated = time.perf_counter(), 0
     for start in range(0, len(order), per_call):
@@ -114,7 +121,6 @@ def generate(
             max_new_tokens=max(budgets[i] for i in batch),
             eos_token_id=eos,
             pad_token_id=pad,
-            do_sample=False,
             **shared,
             **sampling,
         )

@@ -55,14 +55,24 @@ class NucleusSampler:
     """Temperature + top-p sampling as a logits processor for greedy `generate`: it draws each row's token from
     its `nucleus` and leaves only that token possible. Same distribution as transformers' sampling path, without
     sorting and sampling over the whole 49k-token vocabulary every step (on the 2-core CPU, 186 ms for the sort and
-    117 ms for torch.multinomial per step at 64 sequences; make bench, benchmark 7, measures the whole pass)."""
+    117 ms for torch.multinomial per step at 64 sequences; make bench, benchmark 7, measures the whole pass).
+    Rows whose nucleus is wider than the candidates are sorted alone; rows that already ended (last token in
+    `ended`) are skipped, since generate pads them whatever is chosen."""
 
-    def __init__(self, temperature: float, top_p: float):
-        self.temperature, self.top_p = temperature, top_p
+    def __init__(self, temperature: float, top_p: float, ended: tuple[int, ...] = (), candidates: int = 64):
+        self.temperature, self.top_p, self.candidates = temperature, top_p, candidates
+        self.ended = torch.tensor(sorted(set(ended)), dtype=torch.long)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        ids, probs = nucleus(scores, self.temperature, self.top_p)
-        chosen = ids.gather(1, torch.multinomial(probs, 1))
+        chosen = scores.argmax(-1, keepdim=True)
+        rows = (~torch.isin(input_ids[:, -1], self.ended.to(input_ids.device))).nonzero().squeeze(1)
+        if len(rows):
+            probs = (scores[rows].float() / self.temperature).softmax(-1)
+            wide = probs.topk(min(self.candidates, probs.shape[-1]), dim=-1).values.sum(-1) < self.top_p
+            for group in (rows[~wide], rows[wide]):
+                if len(group):
+                    ids, p = nucleus(scores[group], self.temperature, self.top_p, self.candidates)
+                    chosen[group] = ids.gather(1, torch.multinomial(p, 1))
         return torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
 
 
@@ -97,7 +107,8 @@ def generate(
     if not do_sample:
         sampling = dict(do_sample=False)
     elif nucleus_sampler:
-        sampling = dict(do_sample=False, logits_processor=LogitsProcessorList([NucleusSampler(temperature, top_p)]))
+        sampler = NucleusSampler(temperature, top_p, ended=(eos, pad))
+        sampling = dict(do_sample=False, logits_processor=LogitsProcessorList([sampler]))
     else:
         sampling = dict(do_sample=True, temperature=temperature, top_p=top_p)
     per_call = max(1, batch_size // k)

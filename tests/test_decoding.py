@@ -98,7 +98,7 @@ def test_nucleus_sampler_draws_from_the_nucleus_in_proportion():
 
     torch.manual_seed(0)
     scores = torch.tensor([[2.0, 1.0, 0.5, -3.0, -4.0]]).repeat(20000, 1)
-    out = NucleusSampler(temperature=1.0, top_p=0.9)(None, scores)
+    out = NucleusSampler(temperature=1.0, top_p=0.9)(torch.zeros(20000, 1, dtype=torch.long), scores)
     assert ((out == 0).sum(-1) == 1).all() and torch.isinf(out).sum() == out.numel() - 20000
     counts = torch.bincount(out.argmax(-1), minlength=5).float() / 20000
     p = scores[0].softmax(-1)
@@ -119,3 +119,17 @@ def test_each_of_k_samples_continues_its_own_prompt():
     sampled = generate(model, tokenizer, prompts, max_new_tokens=10, k=3, do_sample=True, temperature=1e-4,
                        top_p=0.95, batch_size=6)  # 2 prompts x 3 samples per call
     assert [[c.text for c in group] for group in sampled] == [[text] * 3 for text in greedy]
+
+
+def test_nucleus_sampler_skips_rows_that_ended_and_sorts_wide_rows_alone():
+    from reasoning_lab.decoding import NucleusSampler
+
+    torch.manual_seed(0)
+    scores = torch.stack([torch.tensor([5.0, 1.0] + [-9.0] * 98), torch.zeros(100), torch.zeros(100)])
+    scores[2, 7] = 1.0  # the ended row's argmax
+    last = torch.tensor([[3], [4], [99]])  # row 2 just emitted token 99, the end of its turn
+    out = NucleusSampler(temperature=1.0, top_p=0.95, ended=(99,), candidates=8)(last, scores)
+    tokens = out.argmax(-1).tolist()
+    assert tokens[0] in (0, 1) and tokens[2] == 7  # the flat row 1 drew from all 100 tokens (sorted alone)
+    draws = [NucleusSampler(1.0, 0.95, ended=(99,), candidates=8)(last, scores).argmax(-1)[1].item() for _ in range(400)]
+    assert len(set(draws)) > 50

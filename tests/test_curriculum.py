@@ -156,9 +156,17 @@ def curriculum_metrics(run_dir):
     return json.loads((run_dir / "curriculum" / "metrics.json").read_text())
 
 
-def test_tiny_curriculum_writes_every_stage(tmp_path):
-    result = run_cli(*TINY, f"hydra.run.dir={tmp_path}")
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One tiny curriculum run, shared by the tests that read its outputs."""
+    run_dir = tmp_path_factory.mktemp("tiny_curriculum")
+    result = run_cli(*TINY, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def test_tiny_curriculum_writes_every_stage(tiny_run):
+    tmp_path = tiny_run
     metrics = curriculum_metrics(tmp_path)
     assert metrics["status"] == "completed" and [s["stage"] for s in metrics["stages"]] == [1, 2, 3, 4]
     assert [s["data"] for s in metrics["stages"]] == [["generic"], ["gsm8k_simple"], ["gsm8k_medium", "aqua"],
@@ -189,9 +197,8 @@ def wait_for(path_glob, root, timeout=600):
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path):
-    clean, killed = tmp_path / "clean", tmp_path / "killed"
-    assert run_cli(*TINY, f"hydra.run.dir={clean}").returncode == 0
+def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_run):
+    clean, killed = tiny_run, tmp_path / "killed"
 
     env = {**os.environ, "WANDB_API_KEY": ""}
     process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", *TINY, f"hydra.run.dir={killed}"], cwd=ROOT,

@@ -103,7 +103,7 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stage recorded "interrupted" in its metrics.json
         if user_wants_trace:
             raise
-        print("reasoning_lab: interrupted; rerun the same command to resume", file=sys.stderr)
+        print("\nreasoning_lab: interrupted; rerun the same command to resume", file=sys.stderr)  # ends a progress bar
         sys.exit(130)
     except OSError as error:  # an unwritable run directory, a full disk
         if user_wants_trace or error.errno not in WRITE_ERRORS:

@@ -224,23 +224,6 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_run)
         assert torch.allclose(weights_a[name], weights_b[name], atol=1e-5), name
 
 
-@pytest.mark.slow
-def test_multirun_over_rank_and_pacing_runs_four_jobs(tmp_path):
-    sweep = tmp_path / "sweep"
-    tiny = [arg for arg in TINY if not arg.startswith("curriculum.steps_per_stage")]
-    result = run_cli("-m", *tiny, "curriculum.steps_per_stage=1", "model.lora.r=4,8", "curriculum.pacing=linear,root",
-                     "warmup.eval_sets=[]", f"hydra.sweep.dir={sweep}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert len(jobs) == 4
-    seen = set()
-    for job in jobs:
-        assert curriculum_metrics(job)["status"] == "completed"
-        config = json.loads((job / "curriculum" / "stage_4" / "adapter_config.json").read_text())
-        seen.add((config["r"], curriculum_metrics(job)["pacing"]))
-    assert seen == {(4, "linear"), (4, "root"), (8, "linear"), (8, "root")}
-
-
 def test_merged_export_loads_without_peft(tmp_path):
     from transformers import AutoModelForCausalLM
 

@@ -84,22 +84,31 @@ def test_llama32_3b_preset_runs_its_pipeline_on_tiny_random(tmp_path, shared_dat
 
 
 @pytest.mark.slow
-def test_lora_pacing_sweep_leaves_nine_jobs_one_wandb_group_and_a_summary(tmp_path):
+def test_lora_pacing_sweep_leaves_one_job_per_combination_one_wandb_group_and_a_summary(tmp_path):
+    """The preset's sweep (3 x 3 in the preset; 2 x 2 here, overridden on the command line, to save CI time)."""
     sweep = tmp_path / "sweep"
-    result = run_cli("experiment=sweep_lora_pacing", *TINY, "logger=wandb", f"hydra.sweep.dir={sweep}")
+    result = run_cli("experiment=sweep_lora_pacing", *TINY, "model.lora.r=4,8", "curriculum.pacing=fixed,root",
+                     "logger=wandb", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert len(jobs) == 9
+    assert len(jobs) == 4
+    trained = set()
+    for job in jobs:
+        metrics = json.loads((job / "curriculum" / "metrics.json").read_text())
+        adapter = json.loads((job / "curriculum" / "stage_4" / "adapter_config.json").read_text())
+        assert metrics["status"] == "completed"
+        trained.add((adapter["r"], metrics["pacing"]))
+    assert trained == {(4, "fixed"), (4, "root"), (8, "fixed"), (8, "root")}  # each job trained what it says
     runs = [read_wandb_file(f) for job in jobs for f in find_wandb_files(job)]
-    assert len(runs) == 9
+    assert len(runs) == 4
     assert len({r["group"] for r in runs}) == 1 and runs[0]["group"] == f"curriculum-{sweep.name}"
     names = {r["name"] for r in runs}
-    assert names == {f"model.lora.r={r},curriculum.pacing={p}" for r in (4, 8, 16) for p in ("fixed", "linear", "root")}
+    assert names == {f"model.lora.r={r},curriculum.pacing={p}" for r in (4, 8) for p in ("fixed", "root")}
     assert all("model.lora.r" in " ".join(r["config"]["overrides"]) for r in runs)
 
     table = (sweep / "sweep.md").read_text()
     rows = [line for line in table.split("## ")[0].splitlines() if re.match(r"\| \d+ \|", line)]
-    assert len(rows) == 9 and all("| completed |" in row for row in rows)
+    assert len(rows) == 4 and all("| completed |" in row for row in rows)
     assert "| job | model.lora.r | curriculum.pacing | status | wall s | generic | mean | error |" in table
     assert (sweep / "sweep.png").stat().st_size > 10_000
     summary = [f for f in find_wandb_files(sweep)]

@@ -14,7 +14,7 @@ install:  ## create .venv and install the project with its dev extras and the em
 test:  ## every test, the slow end-to-end runs included
 	$(PY) -m pytest
 
-test-fast:  ## unit tests only: no app started, no end-to-end run (about 2 minutes)
+test-fast:  ## unit tests only: no app started, no end-to-end run (2.5 minutes on 2 cores)
 	$(PY) -m pytest -m "not slow and not app"
 
 bench:  ## every benchmark on the embedded model; writes experiments/benchmarks/results.md

@@ -72,10 +72,11 @@ NOT_RUN_SETTINGS = ("logger", "optimized_metric")
 RUN_SETTINGS = "run_settings.json"
 
 
-def flatten(tree, prefix: str = "") -> dict:
+def flatten(tree, prefix: str = "", sep: str = ".") -> dict:
+    """Nested dicts -> {"a.b.c": leaf} (keys joined by `sep`, each starting with `prefix`)."""
     if isinstance(tree, dict):
-        return {k: v for key, value in tree.items() for k, v in flatten(value, f"{prefix}{key}.").items()}
-    return {prefix.rstrip("."): tree}
+        return {k: v for key, value in tree.items() for k, v in flatten(value, f"{prefix}{key}{sep}", sep).items()}
+    return {prefix.rstrip(sep): tree}
 
 
 @contextmanager
@@ -177,17 +178,8 @@ def log_summary(run, metrics: dict, prefix: str) -> None:
     """Final metrics of a stage into the W&B summary, flattened as `<prefix>/<key>`."""
     if run is None:
         return
-    flat = {}
-
-    def walk(value, key):
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{key}/{k}")
-        elif isinstance(value, (int, float, str, bool)) or value is None:
-            flat[key] = value
-
-    walk(metrics, prefix)
-    run.summary.update(flat)
+    run.summary.update({key: value for key, value in flatten(metrics, f"{prefix}/", "/").items()
+                        if isinstance(value, (int, float, str, bool)) or value is None})
 
 
 def finish_run(run) -> None:

@@ -37,10 +37,11 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
-    finished = Path(run_dir) / "warmup" / "metrics.json"
-    if finished.exists() and json.loads(finished.read_text()).get("status") == "completed":
+    saved = Path(run_dir) / "warmup" / "metrics.json"
+    finished = json.loads(saved.read_text()) if saved.exists() else {}
+    if finished.get("status") == "completed":
         log.info("warm-up in %s already finished; skipping", run_dir)
-        return json.loads(finished.read_text())
+        return finished
     with stage_run(cfg, run_dir, "warmup") as (stage_dir, metrics, wandb_run):
         set_seed(cfg.seed)
         tokenizer = load_tokenizer(cfg.model)

@@ -303,6 +303,10 @@ class RLConfig:
     difficulty_reward: float = 0.5
     # leave completions whose group rewards are all equal (zero advantage) out of the loss
     drop_uniform_groups: bool = False
+    # GRPO/RLOO: replace groups whose rewards are all equal by groups of fresh prompts (DAPO's dynamic sampling)
+    dynamic_sampling: bool = False
+    # dynamic sampling: most extra generation rounds per step (what is still missing is filled with uniform groups)
+    max_refill_rounds: int = 2
     # held-out evaluation every N steps (0: only before and after)
     eval_every: int = 4
     # evaluation sets (null: the prompt sets' held-out splits)
@@ -437,7 +441,7 @@ AT_LEAST_ONE_OR_NULL = ("eval.limit", "eval.during_training.limit", "eval.max_ne
                         "eval.during_training.max_new_tokens", "eval.direct_max_new_tokens",
                         "eval.during_training.direct_max_new_tokens", "curriculum.val_max_new_tokens")
 AT_LEAST_ZERO_OR_NULL = ("eval.direct_limit", "eval.during_training.direct_limit")
-AT_LEAST_ZERO = ("data.val_size", "curriculum.val_limit", "curriculum.max_extensions", "curriculum.extend_steps",
+AT_LEAST_ZERO = ("data.val_size", "rl.max_refill_rounds", "curriculum.val_limit", "curriculum.max_extensions", "curriculum.extend_steps",
                  "warmup.eval_steps", "warmup.save_steps", "curriculum.save_steps", "rl.eval_every")
 # step counts where -1 means "use the epochs setting instead"; 0 would silently mean that too
 STEPS_OR_EPOCHS = {"curriculum.steps_per_stage": "curriculum.epochs_per_stage", "warmup.max_steps": "warmup.num_epochs"}

@@ -154,3 +154,58 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     assert adapter_digest(trainer.model) != before
     shares = [h["dropped_uniform_share"] for h in trainer.state.log_history if "dropped_uniform_share" in h]
     assert shares and all(share == pytest.approx(0.5) for share in shares)  # one prompt of two is uniform
+
+
+def test_merge_groups_repads_prompts_left_and_completions_right():
+    import torch
+
+    from reasoning_lab.rl import informative, merge_groups
+
+    a = {"prompt_ids": torch.tensor([[0, 5], [0, 5], [6, 7], [6, 7]]), "prompt_mask": torch.tensor([[0, 1]] * 2 + [[1, 1]] * 2),
+         "completion_ids": torch.tensor([[1], [2], [3], [4]]), "completion_mask": torch.ones(4, 1, dtype=torch.long),
+         "advantages": torch.tensor([0.0, 0.0, 1.0, -1.0]), "num_items_in_batch": torch.tensor(4)}
+    b = {"prompt_ids": torch.tensor([[8], [8]]), "prompt_mask": torch.tensor([[1], [1]]),
+         "completion_ids": torch.tensor([[9, 9, 9], [9, 3, 0]]), "completion_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
+         "advantages": torch.tensor([0.5, -0.5]), "num_items_in_batch": torch.tensor(5)}
+    assert informative(a["advantages"], 2).tolist() == [False, True]
+    merged = merge_groups([a, b], [(0, 1), (1, 0)], n=2, pad_id=0)
+    assert merged["prompt_ids"].tolist() == [[6, 7], [6, 7], [0, 8], [0, 8]]
+    assert merged["prompt_mask"].tolist() == [[1, 1], [1, 1], [0, 1], [0, 1]]
+    assert merged["completion_ids"].tolist() == [[3, 0, 0], [4, 0, 0], [9, 9, 9], [9, 3, 0]]
+    assert merged["completion_mask"].tolist() == [[1, 0, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0]]
+    assert merged["advantages"].tolist() == [1.0, -1.0, 0.5, -0.5]
+    assert int(merged["num_items_in_batch"]) == 7
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
+def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_path, algorithm):
+    """A reward that is uniform for every other training prompt: with rl.dynamic_sampling those groups are
+    replaced by fresh prompts, so every group the loss sees carries signal, and the refills are counted."""
+    from reasoning_lab.model import load_model, load_tokenizer
+    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
+    from tests.conftest import make_config
+
+    cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=3",
+                      "rl.batch_size=4", "rl.dynamic_sampling=true", "rl.max_refill_rounds=8", "rl.temperature=1.5",
+                      "rl.beta=0.0", "rl.rewards=[{name: correctness, weight: 1.0}]")
+    tokenizer = load_tokenizer(cfg.model)
+    model = load_model(cfg.model)
+    rows = prompt_rows(cfg)
+    uniform = {str(row["prompt"]) for row in rows[::2]}
+    seen = []
+
+    def half_uniform(completions, prompts=None, completion_ids=None, **kwargs):
+        seen.extend(str(p) in uniform for p in prompts)
+        return [1.0 if str(p) in uniform else float(sum(ids) % 997) for ids, p in zip(completion_ids, prompts)]
+
+    sampler = PromptSampler(len(rows), cfg.rl.batch_size, cfg.rl.num_generations, 1, cfg.seed, None)
+    trainer = trl_trainer(cfg, model, tokenizer, rows, [half_uniform], sampler, tmp_path, "none", [])
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "dynamic_sampling/filtered_share" in h]
+    assert len(logs) == 3
+    assert all(h["dropped_uniform_share"] == 0 for h in logs)  # the batch the loss saw: only groups with signal
+    assert all(0 < h["dynamic_sampling/filtered_share"] < 1 for h in logs)
+    assert all(h["dynamic_sampling/extra_rounds"] >= 1 for h in logs)
+    assert all(h["dynamic_sampling/generations"] > 4 * 2 for h in logs)
+    assert 0 < sum(seen) < len(seen)  # uniform prompts were drawn, and then replaced

@@ -102,7 +102,8 @@ def trl_trainer(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sa
         args, trainer_class = RLOOConfig(**common, normalize_advantages=r.normalize_advantages), RLOO
     return trainer_class(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=callbacks, prompt_sampler=sampler,
-                         drop_uniform_groups=r.drop_uniform_groups)
+                         drop_uniform_groups=r.drop_uniform_groups,
+                         dynamic_sampling=r.dynamic_sampling, max_refill_rounds=r.max_refill_rounds)
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -110,6 +111,9 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     if r.use_vllm and cfg.model.quantization == "8bit":
         raise ReasoningLabError("rl.use_vllm=true needs a 4-bit or unquantised base (vLLM cannot run 8-bit "
                                 "layers); set model.quantization=4bit or rl.use_vllm=false")
+    if r.dynamic_sampling and r.algorithm == "ppo":
+        raise ReasoningLabError("rl.dynamic_sampling=true needs rl=grpo or rl=rloo (PPO's advantages come from its "
+                                "value head, not from groups); set rl.dynamic_sampling=false")
     with stage_run(cfg, run_dir, "rl") as (stage_dir, metrics, wandb_run):
         set_seed(cfg.seed)
         start = starting_checkpoint(cfg, run_dir)

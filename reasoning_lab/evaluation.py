@@ -133,9 +133,11 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
         row = {"id": i, "question": problem.question, "gold": problem.answer, "kind": problem.kind,
                "greedy": g.text, "greedy_tokens": g.tokens, "greedy_hit_cap": g.hit_cap, "extracted": answer,
                "extracted_lenient": answer_lenient, "correct": bool(strict[-1]),
-               "samples": [{"completion": s.text, "answer": a, "correct": c, "tokens": s.tokens}
+               "samples": [{"completion": s.text, "answer": a, "correct": c, "tokens": s.tokens, "hit_cap": s.hit_cap}
                            for s, a, c in zip(samples, sample_answers, correct)],
                "vote": vote, "vote_correct": bool(majority[-1])}
+        if options_of(problem):
+            row["options"] = options_of(problem)
         if i < len(direct):
             row["direct"] = direct[i][0].text
             row["direct_correct"] = bool(direct_correct[i])
@@ -343,8 +345,9 @@ def validation_losses(model, tokenizer, cfg: DictConfig, names: list[str], batch
     return losses
 
 
-def log_to_wandb(run, results: dict, prefix: str) -> None:
-    """Per-dataset metrics under `<prefix>/<dataset>/<metric>` and a table of sample predictions."""
+def log_to_wandb(run, results: dict, prefix: str, step: int | None = None) -> None:
+    """Per-dataset metrics under `<prefix>/<dataset>/<metric>` and a table of sample predictions; `step`: the
+    training step they belong to (logged as `train/global_step`, the x axis of TRL's curves)."""
     if run is None:
         return
     import wandb
@@ -354,5 +357,6 @@ def log_to_wandb(run, results: dict, prefix: str) -> None:
     columns = ["dataset", "question", "completion", "extracted", "gold", "correct"]
     rows = [[name, r["question"], r["greedy"], str(r["extracted"]), r["gold"], r["correct"]]
             for name, examples in results.get("examples", {}).items() for r in examples]
-    run.log({**flat, f"{prefix}/predictions": wandb.Table(columns=columns, data=rows)})
+    run.log({**flat, f"{prefix}/predictions": wandb.Table(columns=columns, data=rows),
+             **({"train/global_step": step} if step is not None else {})})
     run.summary.update(flat)

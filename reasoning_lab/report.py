@@ -4,6 +4,8 @@ Every evaluation writes a results file (`<stage>/eval_results.json` after a trai
 `curriculum/base/` and `curriculum/final/` for the curriculum's base and final evaluations,
 `eval/results.json` for `stage=eval`); `write_report` collects them in the order they finished (the base
 model first) and writes `report.md` and `report.png` (accuracy with 95% error bars) in the run directory.
+When the run has an RL stage (`rl/curves.json`), report.png adds its reward per step and its held-out
+accuracy over steps.
 """
 
 from __future__ import annotations
@@ -98,7 +100,14 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
     markdown = run_dir / "report.md"
     markdown.write_text("\n".join(lines))
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(labels) + 3), 4.5))
+    curves = run_dir / "rl" / "curves.json"
+    curves = json.loads(curves.read_text()) if curves.exists() else None
+    width = max(6, 1.5 * len(labels) + 3)
+    if curves is None:
+        fig, ax = plt.subplots(figsize=(width, 4.5))
+    else:
+        fig, (ax, reward_ax, heldout_ax) = plt.subplots(1, 3, figsize=(width + 9, 4.5))
+        plot_rl(curves, reward_ax, heldout_ax)
     x = list(range(len(labels)))
     for i, name in enumerate(datasets):
         points = [(j, *value(r["datasets"][name], "accuracy")) for j, r in enumerate(results) if name in r["datasets"]]
@@ -118,3 +127,39 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
     fig.savefig(chart, dpi=110)
     plt.close(fig)
     return markdown, chart
+
+
+def plot_rl(curves: dict, reward_ax, heldout_ax) -> None:
+    """The RL stage's reward per step and its held-out accuracy (95% interval) at each evaluated step."""
+    history = curves["history"]
+    steps = list(range(1, len(history) + 1))
+    reward_ax.plot(steps, [h["reward"] for h in history], marker=".", label="total reward")
+    for key in sorted(k for k in (history[0] if history else {}) if k.startswith("rewards/") and k.endswith("/mean")):
+        reward_ax.plot(steps, [h.get(key, float("nan")) for h in history], marker=".", lw=0.8,
+                       label=key.removeprefix("rewards/").removesuffix("/mean"))
+    reward_ax.set_xlabel("RL step")
+    reward_ax.set_ylabel("mean reward of the step's completions")
+    reward_ax.set_title(f"RL ({curves['algorithm']}): reward per step")
+    reward_ax.legend(fontsize=7)
+    points = curves["heldout"]
+    for i, name in enumerate(dict.fromkeys(n for point in points for n in point["datasets"])):
+        xs = [point["step"] for point in points if name in point["datasets"]]
+        values = [value(point["datasets"][name], "accuracy") for point in points if name in point["datasets"]]
+        errors = [[max(0.0, v - (ci or [v, v])[0]) for v, ci in values], [max(0.0, (ci or [v, v])[1] - v) for v, ci in values]]
+        heldout_ax.errorbar(xs, [v for v, _ in values], yerr=errors, marker="o", capsize=3, color=f"C{i % 10}", label=name)
+    heldout_ax.set_xlabel("RL step")
+    heldout_ax.set_ylabel("held-out greedy accuracy, 95% interval")
+    heldout_ax.set_ylim(-0.02, 1.02)
+    heldout_ax.set_title("RL: held-out accuracy over steps")
+    heldout_ax.legend(fontsize=7)
+
+
+def reward_markdown(table: dict) -> str:
+    """rewards.reward_table as markdown: what each reward component pays, and the total by outcome."""
+    lines = [f"# What the rewards pay ({table['n']} completions of the last evaluation)", "",
+             "| component | share of completions paid | mean |", "|---|---:|---:|"]
+    lines += [f"| {name} | {c['share_paid']:.3f} | {c['mean']:+.3f} |" for name, c in table["components"].items()]
+    lines += ["", "| outcome | share | mean weighted total |", "|---|---:|---:|"]
+    lines += [f"| {name} | {o['share']:.3f} | " + ("-" if o["mean_total"] is None else f"{o['mean_total']:+.3f}") + " |"
+              for name, o in table["outcomes"].items()]
+    return "\n".join(lines) + "\n"

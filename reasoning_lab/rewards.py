@@ -19,8 +19,11 @@ Partial credit (only when `correctness` is 0; the largest component applies):
 - 0.2 `close_number`: the final number is within 10% of the gold number
 
 Format: 1.0 for exactly one closed `<think>` block followed by a non-empty answer; otherwise 0.0
-minus 0.5 for each of: no final answer (empty, or the think block never closed), several think
-blocks, cut off by the token budget (clipped at -1.0).
+minus 0.5 for each of: no think block at all (an answer without reasoning), no final answer (empty,
+or the think block never closed), several think blocks, cut off by the token budget (clipped at -1.0).
+Without the no-reasoning penalty GRPO learned to answer every yes/no question with a bare "yes" (the
+more frequent gold answer of the generic set): correctness paid the guess, and the format reward paid
+a missing think block as much as a broken one (README, "RL that learns").
 
 The gold answer is the dataset's `answer` column, never the prompt.
 """
@@ -99,22 +102,27 @@ def _close(predicted: str | None, gold: str | None) -> bool:
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= CLOSE_TOLERANCE * max(abs(b), 1.0)
 
 
-def _partial(text: str, gold, kind: str, options) -> float:
+def partial_components(text: str, gold, kind: str, options) -> dict[str, float]:
+    """The partial-credit components a completion earns, by name (none when its answer is correct)."""
     if _correct(text, gold, kind, options, lenient=False):
-        return 0.0
-    credit = 0.0
+        return {}
+    earned = {}
     if _correct(text, gold, kind, options, lenient=True):
-        credit = max(credit, LENIENT_MATCH)
+        earned["lenient_match"] = LENIENT_MATCH
     if kind == "number":
         canonical = canonical_number(str(gold))
         region = final_region(text)
         reasoning = text[: text.rfind("</think>")] if "</think>" in text else text
         if canonical is not None and any(
                 same_answer(canonical_number(m.group(0)), canonical, kind) for m in NUMBER.finditer(reasoning)):
-            credit = max(credit, GOLD_IN_REASONING)
+            earned["gold_in_reasoning"] = GOLD_IN_REASONING
         if region is not None and _close(extract_answer(region, kind), canonical):
-            credit = max(credit, CLOSE_NUMBER)
-    return credit
+            earned["close_number"] = CLOSE_NUMBER
+    return earned
+
+
+def _partial(text: str, gold, kind: str, options) -> float:
+    return max(partial_components(text, gold, kind, options).values(), default=0.0)
 
 
 def partial_credit(completions, answer=None, kind=None, options=None, **kwargs) -> list[float]:
@@ -141,7 +149,7 @@ def format_score(text: str, cut_off: bool = False) -> float:
     answered = bool(region and region.strip() and "<think>" not in region)
     if opened == 1 and closed == 1 and text.index("<think>") < text.index("</think>") and answered and not cut_off:
         return FORMAT_OK
-    penalty = FORMAT_PENALTY * (int(not answered) + int(opened > 1 or closed > 1) + int(cut_off))
+    penalty = FORMAT_PENALTY * (int(opened == 0) + int(not answered) + int(opened > 1 or closed > 1) + int(cut_off))
     return max(-1.0, -penalty)
 
 
@@ -174,3 +182,34 @@ def reward_functions(names: list[str], max_completion_length: int | None = None,
         bound.__name__ = name
         funcs.append(bound)
     return funcs
+
+
+def reward_table(completions: list[dict], weights: dict[str, float]) -> dict:
+    """What each reward component pays on real completions (`text`, `gold`, `kind`, `options`, `cut_off`):
+    per component the share of completions it pays (non-zero) and its mean; per outcome (correct, near miss:
+    wrong but with partial credit, wrong: well formed without credit, malformed: format below 1) the share and
+    mean weighted total (`weights`: reward name -> weight, as in rl.rewards)."""
+    components: dict[str, list[float]] = {name: [] for name in ("correctness", "partial_credit", "format",
+                                                                 "lenient_match", "gold_in_reasoning", "close_number")}
+    outcomes: dict[str, list[float]] = {"correct": [], "near miss": [], "wrong": [], "malformed": []}
+    for c in completions:
+        text, kind, options = text_of(c["text"]), _kind(c.get("kind")), _options(c.get("options"))
+        parts = partial_components(text, c["gold"], kind, options)
+        values = {"correctness": float(_correct(text, c["gold"], kind, options, lenient=False)),
+                  "partial_credit": max(parts.values(), default=0.0),
+                  "format": format_score(text, bool(c.get("cut_off")))}
+        for name in ("lenient_match", "gold_in_reasoning", "close_number"):
+            components[name].append(parts.get(name, 0.0))
+        for name, v in values.items():
+            components[name].append(v)
+        total = sum(weights.get(name, 0.0) * v for name, v in values.items())
+        outcome = ("correct" if values["correctness"] else "malformed" if values["format"] < FORMAT_OK
+                   else "near miss" if values["partial_credit"] else "wrong")
+        outcomes[outcome].append(total)
+    n = max(len(completions), 1)
+    return {"n": len(completions),
+            "components": {name: {"share_paid": round(sum(v != 0 for v in vs) / n, 3),
+                                  "mean": round(sum(vs) / n, 3)} for name, vs in components.items()},
+            "outcomes": {name: {"share": round(len(vs) / n, 3),
+                                "mean_total": round(sum(vs) / len(vs), 3) if vs else None}
+                         for name, vs in outcomes.items()}}

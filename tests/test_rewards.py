@@ -58,7 +58,8 @@ def test_partial_credit(text, answer, kind, expected):
     ("<think>a</think><think>b", None, -1.0),                        # several, unclosed
     ("<think>a</think>\n7", [5] * 8, -0.5),                          # cut off by the cap (8 tokens, no eos)
     ("<think>a</think>\n7", [5] * 7 + [0], 1.0),                     # 8 tokens ending in eos
-    ("7", None, 0.0),                                                # no think block, answered
+    ("7", None, -0.5),                                               # answered without reasoning
+    ("yes", [5] * 8, -1.0),                                          # no reasoning, cut off
 ])
 def test_format(text, ids, expected):
     got = format([text], completion_ids=[ids], max_completion_length=8, eos_token_ids=[0])[0]
@@ -103,3 +104,27 @@ def test_huge_completion_is_scored_quickly():
     assert one(correctness, text, "2") == 1.0
     assert one(format, text) == 1.0
     assert time.perf_counter() - began < 5
+
+
+def test_reward_table_pays_each_component_and_ranks_correct_above_near_miss_above_malformed():
+    from reasoning_lab.rewards import reward_table
+
+    completions = [
+        {"text": "<think>\n3 + 4 = 7\n</think>\n7", "gold": "7", "kind": "number"},       # correct
+        {"text": "<think>\n3 + 4 = 7\n</think>\n8", "gold": "7", "kind": "number"},       # near miss: gold in reasoning
+        {"text": "<think>\n3 + 5 = 8\n</think>\n7.5", "gold": "7", "kind": "number"},     # near miss: close number
+        {"text": "<think>so</think>\nSo it is yes.", "gold": "yes", "kind": "yesno"},     # near miss: lenient match
+        {"text": "<think>\n3 + 5 = 8\n</think>\n70", "gold": "7", "kind": "number"},      # wrong, well formed
+        {"text": "3 + 4 = 7\n7", "gold": "7", "kind": "number"},                          # malformed (no think block)
+        {"text": "<think>\n3 + 4 = 7\n9 + 9", "gold": "7", "kind": "number", "cut_off": True},  # malformed, cut off
+    ]
+    table = reward_table(completions, {"correctness": 1.0, "partial_credit": 0.5, "format": 0.2})
+    c, o = table["components"], table["outcomes"]
+    assert table["n"] == 7
+    assert c["correctness"] == {"share_paid": round(1 / 7, 3), "mean": round(1 / 7, 3)}
+    assert all(c[name]["share_paid"] > 0 for name in ("lenient_match", "gold_in_reasoning", "close_number", "format"))
+    assert c["format"]["share_paid"] == 1.0  # +1 for five, -0.5 without a think block, -1 cut off unclosed
+    assert [o[name]["share"] for name in ("correct", "near miss", "wrong", "malformed")] == \
+        [round(x / 7, 3) for x in (1, 3, 1, 2)]
+    assert o["correct"]["mean_total"] == pytest.approx(1.2)
+    assert o["correct"]["mean_total"] > o["near miss"]["mean_total"] > o["wrong"]["mean_total"] > o["malformed"]["mean_total"]

@@ -5,7 +5,8 @@ Recipe: start from the last curriculum checkpoint (init_from, else this run's or
 answer as a column -> evaluate (before) -> train `rl.max_steps` steps with the rewards named in
 `rl.rewards` (reasoning_lab.rewards), prompts at random or by AdaRFT's adaptive difficulty, a held-out
 evaluation every `rl.eval_every` steps -> save `rl/checkpoint` (adapter, plus `value_head.safetensors`
-for PPO) -> evaluate (after) -> `rl/metrics.json`, `rl/eval_results.json`, report.md, W&B.
+for PPO) -> evaluate (after) on the same problems -> their paired comparison (`rl/compare/`: accuracy
+difference, bootstrap interval, McNemar p) -> `rl/metrics.json`, `rl/eval_results.json`, report.md, W&B.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 from trl import GRPOConfig, RLOOConfig
 
+from reasoning_lab.compare import compare_runs, write_outputs
 from reasoning_lab.config import ReasoningLabError
 from reasoning_lab.data import load_problems
 from reasoning_lab.evaluation import evaluate, log_to_wandb, options_of
@@ -33,8 +35,8 @@ from reasoning_lab.model import (
     training_record,
 )
 from reasoning_lab.ppo import PPO
-from reasoning_lab.report import write_report
-from reasoning_lab.rewards import reward_functions
+from reasoning_lab.report import reward_markdown, write_report
+from reasoning_lab.rewards import reward_functions, reward_table
 from reasoning_lab.rl import (
     GRPO,
     RLOO,
@@ -127,15 +129,16 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
 
         timer = GenerationTimer(model)  # generation time of training steps, evaluations apart
 
-        def held_out(step: int, label: str) -> dict:
+        def held_out(step: int, label: str, out_dir: Path | None = None) -> dict:
             with timer.excluded():
-                results = evaluate(model, tokenizer, cfg, budget, label, stage_dir if label == "rl" else None,
-                                   eval_sets)
-            log_to_wandb(wandb_run, results, f"rl/eval_step_{step}" if label != "rl" else "rl/eval")
+                results = evaluate(model, tokenizer, cfg, budget, label, out_dir, eval_sets)
+            log_to_wandb(wandb_run, results, "rl/heldout", step)  # one curve per metric over the steps
             metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
             return results
 
-        metrics["before"] = held_out(0, "rl/before")["datasets"]
+        before = held_out(0, "rl/before", stage_dir / "before")
+        write_json(stage_dir / "before" / "eval_results.json", before)
+        metrics["before"] = before["datasets"]
 
         adaptive = None
         if r.difficulty_target is not None:
@@ -178,13 +181,36 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
                                   also=ppo.save_value_head if r.algorithm == "ppo" else None)
         metrics["checkpoint"] = str(checkpoint)
 
-        after = held_out(r.max_steps, "rl")
+        after = held_out(r.max_steps, "rl", stage_dir)
         write_json(stage_dir / "eval_results.json", after)
         metrics["after"] = after["datasets"]
+        write_json(stage_dir / "curves.json", {"algorithm": r.algorithm, "history": history,
+                                               "heldout": metrics["eval_history"]})  # report.png's RL panels
+        comparison = compare_runs([stage_dir / "before", stage_dir])  # the same problems before and after RL
+        write_outputs(comparison, stage_dir / "compare")
+        metrics["compare"] = comparison["comparisons"]
+        metrics["reward_table"] = reward_table(evaluated_completions(stage_dir / "predictions"),
+                                               {spec.name: spec.weight for spec in r.rewards})
+        (stage_dir / "rewards.md").write_text(reward_markdown(metrics["reward_table"]))
+        if wandb_run is not None:
+            wandb_run.summary.update({f"rl/compare/{c['dataset']}/{key}": c[key] for c in comparison["comparisons"]
+                                      for key in ("accuracy_a", "accuracy_b", "delta", "p_value")})
+        log.info("held-out accuracy before and after RL, paired:\n%s", (stage_dir / "compare" / "compare.md").read_text())
         write_report(run_dir)
         log.info("rl (%s) done: reward %s -> %s in %d steps, adapter in %s", r.algorithm,
                  metrics["train"]["reward_first"], metrics["train"]["reward_last"], len(history), checkpoint)
     return metrics
+
+
+def evaluated_completions(predictions: Path) -> list[dict]:
+    """Every greedy and sampled completion of an evaluation's predictions, as `reward_table` reads them."""
+    completions = []
+    for file in sorted(predictions.glob("*.jsonl")):
+        for row in map(json.loads, file.read_text().splitlines()):
+            common = {"gold": row["gold"], "kind": row["kind"], "options": row.get("options")}
+            completions.append({"text": row["greedy"], "cut_off": row["greedy_hit_cap"], **common})
+            completions += [{"text": s["completion"], "cut_off": s.get("hit_cap"), **common} for s in row["samples"]]
+    return completions
 
 
 def prompt_batches(rows: list[dict], batch_size: int, seed: int, adaptive):

@@ -8,7 +8,7 @@ range and never raises.
 
 | name           | range        | what it pays                                                       |
 |----------------|--------------|--------------------------------------------------------------------|
-| correctness    | {0, 1}       | 1.0 when the final answer (after `</think>`) equals the gold answer |
+| correctness    | {0, 1}       | 1.0 when the answer after a closed `</think>` equals the gold answer |
 | partial_credit | [0, 0.5]     | some credit for a wrong or malformed final answer, see below        |
 | format         | [-1, 1]      | 1.0 for `<think>...</think>` + a final answer, penalties below      |
 
@@ -21,9 +21,9 @@ Partial credit (only when `correctness` is 0; the largest component applies):
 Format: 1.0 for exactly one closed `<think>` block followed by a non-empty answer; otherwise 0.0
 minus 0.5 for each of: no think block at all (an answer without reasoning), no final answer (empty,
 or the think block never closed), several think blocks, cut off by the token budget (clipped at -1.0).
-Without the no-reasoning penalty GRPO learned to answer every yes/no question with a bare "yes" (the
-more frequent gold answer of the generic set): correctness paid the guess, and the format reward paid
-a missing think block as much as a broken one (README, "RL that learns").
+Correctness asks for the think block, and its absence costs format points: when a bare answer was paid
+like a reasoned one, GRPO learned to answer every yes/no question of the generic set with "yes" (its more
+frequent gold answer) and held-out accuracy rose from guessing (README, "RL that learns").
 
 The gold answer is the dataset's `answer` column, never the prompt.
 """
@@ -87,10 +87,15 @@ def _correct(text: str, gold, kind: str, options, lenient: bool) -> bool:
         return False
 
 
+def _reasoned_correct(text: str, gold, kind: str, options) -> bool:
+    """The answer after a closed think block is right (a bare answer, even a right one, is a guess)."""
+    return "</think>" in text and _correct(text, gold, kind, options, lenient=False)
+
+
 def correctness(completions, answer=None, kind=None, options=None, **kwargs) -> list[float]:
-    """1.0 when the final answer equals the gold `answer`, else 0.0."""
-    return [float(_correct(text_of(c), _column(answer, i, ""), _kind(_column(kind, i)), _options(_column(options, i)),
-                           lenient=False))
+    """1.0 when the answer after `</think>` equals the gold `answer`, else 0.0."""
+    return [float(_reasoned_correct(text_of(c), _column(answer, i, ""), _kind(_column(kind, i)),
+                                    _options(_column(options, i))))
             for i, c in enumerate(completions)]
 
 
@@ -103,8 +108,8 @@ def _close(predicted: str | None, gold: str | None) -> bool:
 
 
 def partial_components(text: str, gold, kind: str, options) -> dict[str, float]:
-    """The partial-credit components a completion earns, by name (none when its answer is correct)."""
-    if _correct(text, gold, kind, options, lenient=False):
+    """The partial-credit components a completion earns, by name (none when `correctness` pays it)."""
+    if _reasoned_correct(text, gold, kind, options):
         return {}
     earned = {}
     if _correct(text, gold, kind, options, lenient=True):
@@ -195,7 +200,7 @@ def reward_table(completions: list[dict], weights: dict[str, float]) -> dict:
     for c in completions:
         text, kind, options = text_of(c["text"]), _kind(c.get("kind")), _options(c.get("options"))
         parts = partial_components(text, c["gold"], kind, options)
-        values = {"correctness": float(_correct(text, c["gold"], kind, options, lenient=False)),
+        values = {"correctness": float(_reasoned_correct(text, c["gold"], kind, options)),
                   "partial_credit": max(parts.values(), default=0.0),
                   "format": format_score(text, bool(c.get("cut_off")))}
         for name in ("lenient_match", "gold_in_reasoning", "close_number"):

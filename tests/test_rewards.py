@@ -23,6 +23,8 @@ def one(func, text, answer="7", kind="number", options=None, **kwargs):
     ("<think>options</think>\nB", "C", "choice", 0.0),
     ("<think>hmm</think>\nyes", "yes", "yesno", 1.0),
     ("<think>unclosed 7", "7", "number", 0.0),
+    ("yes", "yes", "yesno", 0.0),                                     # a bare answer is a guess
+    ("7", "7", "number", 0.0),
 ])
 def test_correctness(text, answer, kind, expected):
     assert one(correctness, text, answer, kind) == expected
@@ -45,6 +47,7 @@ def test_conversational_completions_are_read():
     ("<think>pick</think>\nI think it is (C) because", "C", "choice", 0.3),  # right letter, malformed
     ("<think>pick</think>\nI think it is (B) because", "C", "choice", 0.0),
     ("<think>so</think>\nSo it is yes.", "yes", "yesno", 0.3),
+    ("yes", "yes", "yesno", 0.3),                                     # right, but without reasoning
 ])
 def test_partial_credit(text, answer, kind, expected):
     assert one(partial_credit, text, answer, kind) == pytest.approx(expected)

@@ -71,12 +71,24 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm):
     assert not (checkpoint / "ref").exists()  # the frozen reference is not part of the policy
     assert (checkpoint / "value_head.safetensors").exists() == (algorithm == "ppo")
     assert json.loads((checkpoint / "reasoning_lab.json").read_text())["algorithm"] == algorithm
-    assert "| dataset | rl |" in (run_dir / "report.md").read_text()
+    assert "| dataset | rl/before | rl |" in (run_dir / "report.md").read_text()
+    (comparison,) = metrics["compare"]  # before and after on the same held-out problems, paired
+    assert comparison["dataset"] == "synthetic_gsm8k" and comparison["n"] == 2
+    assert comparison["accuracy_a"] == metrics["before"]["synthetic_gsm8k"]["accuracy"]
+    assert comparison["accuracy_b"] == metrics["after"]["synthetic_gsm8k"]["accuracy"]
+    assert (run_dir / "rl" / "compare" / "compare.md").read_text().count("| synthetic_gsm8k |") == 1
+    table = metrics["reward_table"]  # 2 problems x (greedy + 2 samples)
+    assert table["n"] == 6 and sum(o["share"] for o in table["outcomes"].values()) == pytest.approx(1.0)
+    assert "| format |" in (run_dir / "rl" / "rewards.md").read_text()
+    curves = json.loads((run_dir / "rl" / "curves.json").read_text())
+    assert len(curves["history"]) == 2 and [h["step"] for h in curves["heldout"]] == [0, 1, 2]
 
     (wandb_file,) = find_wandb_files(run_dir)
     logged = read_wandb_file(wandb_file)
     rewards = [h for h in logged["history"] if "train/reward" in h]
     assert len(rewards) == 2
+    heldout = [h for h in logged["history"] if "rl/heldout/synthetic_gsm8k/accuracy" in h]
+    assert [h["train/global_step"] for h in heldout] == [0, 1, 2]  # one curve over the steps
     assert logged["summary"]["rl/status"] == "completed"
 
     eval_dir = tmp_path / "eval"

@@ -309,6 +309,8 @@ class RLConfig:
     max_refill_rounds: int = 2
     # held-out evaluation every N steps (0: only before and after)
     eval_every: int = 4
+    # training state saved every N steps (TRL checkpoints; PPO: rl/ppo_state/): a killed stage resumes there (0: none)
+    save_steps: int = 5
     # evaluation sets (null: the prompt sets' held-out splits)
     eval_sets: list[str] | None = None
     # generate rollouts with vLLM (GPU extra; 4-bit or unquantised bases only, TRL refuses 8-bit)
@@ -442,7 +444,8 @@ AT_LEAST_ONE_OR_NULL = ("eval.limit", "eval.during_training.limit", "eval.max_ne
                         "eval.during_training.direct_max_new_tokens", "curriculum.val_max_new_tokens")
 AT_LEAST_ZERO_OR_NULL = ("eval.direct_limit", "eval.during_training.direct_limit")
 AT_LEAST_ZERO = ("data.val_size", "rl.max_refill_rounds", "curriculum.val_limit", "curriculum.max_extensions", "curriculum.extend_steps",
-                 "warmup.eval_steps", "warmup.save_steps", "curriculum.save_steps", "rl.eval_every")
+                 "warmup.eval_steps", "warmup.save_steps", "curriculum.save_steps", "rl.eval_every",
+                 "rl.save_steps")
 # step counts where -1 means "use the epochs setting instead"; 0 would silently mean that too
 STEPS_OR_EPOCHS = {"curriculum.steps_per_stage": "curriculum.epochs_per_stage", "warmup.max_steps": "warmup.num_epochs"}
 

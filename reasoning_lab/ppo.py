@@ -252,6 +252,25 @@ class PPO:
         }
 
     # -- saving ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What a resumed run needs: the trainable weights (adapter and value head), the optimizer, the step
+        count and the random states (sampling and minibatch order)."""
+        return {"trainable": [p.detach().cpu().clone() for p in self.trainable],
+                "optimizer": self.optimizer.state_dict(), "step_count": self.step_count,
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for param, saved in zip(self.trainable, state["trainable"], strict=True):
+                param.copy_(saved.to(param.device))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step_count = state["step_count"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
     def save_value_head(self, folder: Path) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()},
                   str(Path(folder) / VALUE_HEAD_FILE))

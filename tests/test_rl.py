@@ -221,3 +221,88 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     assert all(h["dynamic_sampling/extra_rounds"] >= 1 for h in logs)
     assert all(h["dynamic_sampling/generations"] > 4 * 2 for h in logs)
     assert 0 < sum(seen) < len(seen)  # uniform prompts were drawn, and then replaced
+
+
+@pytest.mark.slow
+def test_killed_ppo_stage_resumes_to_the_same_weights(tmp_path):
+    """SIGKILL after PPO's state at step 2 is on disk: the rerun continues from the newest saved state and ends
+    with the adapter and value head of an uninterrupted run, bit for bit; a finished stage is not trained again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    from tests.conftest import WORKDIR
+
+    args = ["rl=ppo", *TINY_RL, "rl.max_steps=6", "rl.save_steps=2", "rl.eval_every=0", "rl.learning_rate=0.01",
+            "logger=none"]
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    finished(clean, run_cli(*args, f"hydra.run.dir={clean}"))
+    process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", *args, f"hydra.run.dir={killed}"], cwd=WORKDIR,
+                               env={**os.environ, "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = killed / "rl" / "ppo_state" / "state.pt"
+    deadline = time.time() + 600
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert not (killed / "rl" / "checkpoint").exists()
+
+    resumed = run_cli(*args, f"hydra.run.dir={killed}")
+    metrics = finished(killed, resumed)
+    assert "resuming PPO at step" in resumed.stdout + resumed.stderr and metrics["train"]["steps"] == 6
+    for name in ("adapter_model.safetensors", "value_head.safetensors"):
+        a, b = load_file(clean / "rl" / "checkpoint" / name), load_file(killed / "rl" / "checkpoint" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    again = run_cli(*args, f"hydra.run.dir={killed}")
+    assert again.returncode == 0 and "already finished" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_path):
+    """GRPO (TRL) with a reward that varies within groups, so the adapter moves: stopped at step 3, after the
+    complete checkpoint of step 2, and resumed from it, it ends where an uninterrupted run ends."""
+    from transformers import TrainerCallback, set_seed
+
+    from reasoning_lab.model import load_model, load_tokenizer
+    from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint
+    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
+    from reasoning_lab.tracking import adapter_digest
+    from tests.conftest import make_config
+
+    cfg = make_config(*[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=4", "rl.save_steps=2",
+                      "rl.learning_rate=0.05", "rl.temperature=1.5", "rl.beta=0.0",
+                      "rl.rewards=[{name: correctness, weight: 1.0}]")
+    tokenizer = load_tokenizer(cfg.model)
+    rows = prompt_rows(cfg)
+
+    def varied(completions, completion_ids=None, **kwargs):
+        return [float(sum(ids) % 97) for ids in completion_ids]
+
+    class Stop(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    def trainer(out, callbacks):
+        set_seed(cfg.seed)  # the same fresh adapters each time
+        sampler = PromptSampler(len(rows), cfg.rl.batch_size, cfg.rl.num_generations, 1, cfg.seed, None)
+        return trl_trainer(cfg, load_model(cfg.model), tokenizer, rows, [varied], sampler, out, "none",
+                           [MarkComplete(), *callbacks])
+
+    clean = trainer(tmp_path / "clean", [])
+    start = adapter_digest(clean.model)
+    clean.train()
+    assert adapter_digest(clean.model) != start
+    with pytest.raises(KeyboardInterrupt):
+        trainer(tmp_path / "killed", [Stop()]).train()
+    resume = latest_complete_checkpoint(tmp_path / "killed" / "trainer")
+    assert resume is not None and resume.name == "checkpoint-2"
+    resumed = trainer(tmp_path / "killed", [])
+    resumed.train(resume_from_checkpoint=str(resume))
+    assert adapter_digest(resumed.model) == adapter_digest(clean.model)

@@ -7,6 +7,10 @@ answer as a column -> evaluate (before) -> train `rl.max_steps` steps with the r
 evaluation every `rl.eval_every` steps -> save `rl/checkpoint` (adapter, plus `value_head.safetensors`
 for PPO) -> evaluate (after) on the same problems -> their paired comparison (`rl/compare/`: accuracy
 difference, bootstrap interval, McNemar p) -> `rl/metrics.json`, `rl/eval_results.json`, report.md, W&B.
+Resume: every `rl.save_steps` the training state is saved (TRL's checkpoints under `rl/trainer/`, PPO's in
+`rl/ppo_state/`); re-running the same hydra.run.dir continues from the newest complete one (weights,
+optimizer, random states, prompt order; AdaRFT's difficulty target starts over), the "before" evaluation
+is read back, and a finished stage is not trained again.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from reasoning_lab.data import load_problems
 from reasoning_lab.evaluation import evaluate, log_to_wandb, options_of
 from reasoning_lab.model import (
     CHECKPOINT_INFO,
+    build_once,
     check_checkpoint,
     load_model,
     load_tokenizer,
@@ -35,6 +40,7 @@ from reasoning_lab.model import (
     training_record,
 )
 from reasoning_lab.ppo import PPO
+from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint
 from reasoning_lab.report import reward_markdown, write_report
 from reasoning_lab.rewards import reward_functions, reward_table
 from reasoning_lab.rl import (
@@ -49,6 +55,7 @@ from reasoning_lab.rl import (
 from reasoning_lab.tracking import stage_run, write_json
 
 log = logging.getLogger(__name__)
+PPO_STATE = "state.pt"  # PPO's training state, for resuming
 
 
 def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
@@ -93,7 +100,8 @@ def trl_trainer(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sa
         gradient_accumulation_steps=1, num_generations=r.num_generations,
         max_completion_length=r.max_completion_length, learning_rate=r.learning_rate, beta=r.beta,
         temperature=r.temperature, top_p=r.top_p, epsilon=r.epsilon, num_iterations=r.num_iterations,
-        reward_weights=[spec.weight for spec in r.rewards], logging_steps=1, save_strategy="no",
+        reward_weights=[spec.weight for spec in r.rewards], logging_steps=1,
+        save_strategy="steps" if r.save_steps else "no", save_steps=r.save_steps or 500, save_total_limit=2,
         report_to=report_to, seed=cfg.seed, use_vllm=r.use_vllm, disable_dropout=True,
         gradient_checkpointing=cfg.model.gradient_checkpointing,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
@@ -116,6 +124,10 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     if r.dynamic_sampling and r.algorithm == "ppo":
         raise ReasoningLabError("rl.dynamic_sampling=true needs rl=grpo or rl=rloo (PPO's advantages come from its "
                                 "value head, not from groups); set rl.dynamic_sampling=false")
+    saved = Path(run_dir) / "rl" / "metrics.json"
+    if saved.exists() and json.loads(saved.read_text()).get("status") == "completed":
+        log.info("RL stage in %s already finished; skipping", run_dir)
+        return json.loads(saved.read_text())
     with stage_run(cfg, run_dir, "rl") as (stage_dir, metrics, wandb_run):
         set_seed(cfg.seed)
         start = starting_checkpoint(cfg, run_dir)
@@ -136,8 +148,13 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
             return results
 
-        before = held_out(0, "rl/before", stage_dir / "before")
-        write_json(stage_dir / "before" / "eval_results.json", before)
+        saved_before = stage_dir / "before" / "eval_results.json"
+        if saved_before.exists():  # a resumed run: the starting checkpoint was evaluated already
+            before = json.loads(saved_before.read_text())
+            metrics.setdefault("eval_history", []).append({"step": 0, "datasets": before["datasets"]})
+        else:
+            before = held_out(0, "rl/before", stage_dir / "before")
+            write_json(saved_before, before)
         metrics["before"] = before["datasets"]
 
         adaptive = None
@@ -150,7 +167,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         timer.excluded_seconds = 0.0
         began = time.perf_counter()
         if r.algorithm == "ppo":
-            history, ppo = train_ppo(cfg, model, tokenizer, rows, rewards, adaptive, wandb_run, held_out)
+            history, ppo = train_ppo(cfg, model, tokenizer, rows, rewards, adaptive, wandb_run, held_out,
+                                     stage_dir / "ppo_state")
             policy = model
         else:
             sampler = PromptSampler(len(rows), r.batch_size, r.num_generations, r.num_iterations, cfg.seed, adaptive)
@@ -158,8 +176,11 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             if adaptive is not None:
                 callbacks.append(RewardFeedback(adaptive))
             trainer = trl_trainer(cfg, model, tokenizer, rows, rewards, sampler, stage_dir,
-                                  "wandb" if wandb_run is not None else "none", callbacks)
-            trainer.train()
+                                  "wandb" if wandb_run is not None else "none", callbacks + [MarkComplete()])
+            resume = latest_complete_checkpoint(stage_dir / "trainer")
+            if resume:
+                log.info("resuming from %s", resume)
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
             history = [h for h in trainer.state.log_history if "reward" in h]
             policy = trainer.model
         train_seconds = time.perf_counter() - began - timer.excluded_seconds
@@ -223,12 +244,21 @@ def prompt_batches(rows: list[dict], batch_size: int, seed: int, adaptive):
 
 
 def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adaptive, wandb_run,
-              held_out) -> tuple[list[dict], PPO]:
+              held_out, state_dir: Path) -> tuple[list[dict], PPO]:
+    """PPO steps; every `rl.save_steps` the whole training state goes to `state_dir` (atomically), and a
+    killed run continues from there: same weights, optimizer, random states and prompt order."""
     r = cfg.rl
     ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], r, seed=cfg.seed)
     batches = prompt_batches(rows, r.batch_size, cfg.seed, adaptive)
     history = []
-    for step in range(1, r.max_steps + 1):
+    if (state_dir / PPO_STATE).exists():
+        saved = torch.load(state_dir / PPO_STATE, weights_only=False)
+        ppo.load_state_dict(saved["ppo"])
+        history = saved["history"]
+        for _ in history:  # the prompt batches those steps used
+            next(batches)
+        log.info("resuming PPO at step %d from %s", len(history) + 1, state_dir)
+    for step in range(len(history) + 1, r.max_steps + 1):
         logs = ppo.step(next(batches))
         if adaptive is not None:
             logs["difficulty_target"] = adaptive.update(logs.get("rewards/correctness/mean", logs["reward"]))
@@ -239,4 +269,7 @@ def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adap
             wandb_run.log({f"train/{k}": v for k, v in logs.items()})
         if r.eval_every and step % r.eval_every == 0 and step < r.max_steps:
             held_out(step, f"rl/step_{step}")
+        if r.save_steps and step % r.save_steps == 0 and step < r.max_steps:
+            build_once(state_dir, lambda out: torch.save({"ppo": ppo.state_dict(), "history": history}, out / PPO_STATE),
+                       replace=True)
     return history, ppo

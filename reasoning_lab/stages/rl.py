@@ -40,7 +40,6 @@ from reasoning_lab.model import (
     training_record,
 )
 from reasoning_lab.ppo import PPO
-from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint
 from reasoning_lab.report import reward_markdown, write_report
 from reasoning_lab.rewards import reward_functions, reward_table
 from reasoning_lab.rl import (
@@ -52,6 +51,7 @@ from reasoning_lab.rl import (
     PromptSampler,
     RewardFeedback,
 )
+from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint
 from reasoning_lab.tracking import stage_run, write_json
 
 log = logging.getLogger(__name__)

@@ -262,7 +262,8 @@ def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
     header = next(line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| dataset"))
     columns = [c.strip() for c in header.strip("|").split("|")][1:]
     assert columns[:5] == ["base", "curriculum/stage_1", "curriculum/stage_2", "curriculum/stage_3", "final (stage_4)"]
-    assert columns[5:] == ["rl", "eval: rl"]  # RL is the last training column, then its final evaluation
+    # RL's own evaluation before training, RL as the last training column, then its final evaluation
+    assert columns[5:] == ["rl/before", "rl", "eval: rl"]
 
 
 @pytest.mark.slow

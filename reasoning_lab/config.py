@@ -443,9 +443,9 @@ AT_LEAST_ONE_OR_NULL = ("eval.limit", "eval.during_training.limit", "eval.max_ne
                         "eval.during_training.max_new_tokens", "eval.direct_max_new_tokens",
                         "eval.during_training.direct_max_new_tokens", "curriculum.val_max_new_tokens")
 AT_LEAST_ZERO_OR_NULL = ("eval.direct_limit", "eval.during_training.direct_limit")
-AT_LEAST_ZERO = ("data.val_size", "rl.max_refill_rounds", "curriculum.val_limit", "curriculum.max_extensions", "curriculum.extend_steps",
+AT_LEAST_ZERO = ("data.val_size", "curriculum.val_limit", "curriculum.max_extensions", "curriculum.extend_steps",
                  "warmup.eval_steps", "warmup.save_steps", "curriculum.save_steps", "rl.eval_every",
-                 "rl.save_steps")
+                 "rl.save_steps", "rl.max_refill_rounds")
 # step counts where -1 means "use the epochs setting instead"; 0 would silently mean that too
 STEPS_OR_EPOCHS = {"curriculum.steps_per_stage": "curriculum.epochs_per_stage", "warmup.max_steps": "warmup.num_epochs"}
 

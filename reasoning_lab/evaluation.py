@@ -136,8 +136,8 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
                "samples": [{"completion": s.text, "answer": a, "correct": c, "tokens": s.tokens, "hit_cap": s.hit_cap}
                            for s, a, c in zip(samples, sample_answers, correct)],
                "vote": vote, "vote_correct": bool(majority[-1])}
-        if options_of(problem):
-            row["options"] = options_of(problem)
+        if options:
+            row["options"] = options
         if i < len(direct):
             row["direct"] = direct[i][0].text
             row["direct_correct"] = bool(direct_correct[i])

@@ -150,19 +150,17 @@ class _Selection:
         rounds are spent; the batch keeps its size (uniform groups fill what is still missing)."""
         n = self.num_generations
         parts, keep = [output], [informative(output["advantages"], n)]
-        rounds = 0
-        while sum(int(k.sum()) for k in keep) < groups and rounds < self.max_refill_rounds:
-            missing = groups - sum(int(k.sum()) for k in keep)
-            rows = [self.train_dataset[next(self._fresh)] for _ in range(missing)]
+        found, rounds = int(keep[0].sum()), 0
+        while found < groups and rounds < self.max_refill_rounds:
+            rows = [self.train_dataset[next(self._fresh)] for _ in range(groups - found)]
             more = super()._generate_and_score_completions([row for row in rows for _ in range(n)])
             parts.append(more)
             keep.append(informative(more["advantages"], n))
-            rounds += 1
+            found, rounds = found + int(keep[-1].sum()), rounds + 1
         generated = sum(len(k) for k in keep)
         chosen = [(p, g) for p, k in enumerate(keep) for g in range(len(k)) if k[g]][:groups]
         chosen += [(0, g) for g in range(groups) if not keep[0][g]][: groups - len(chosen)]
-        self._metrics[mode]["dynamic_sampling/filtered_share"].append(
-            1 - sum(int(k.sum()) for k in keep) / generated)
+        self._metrics[mode]["dynamic_sampling/filtered_share"].append(1 - found / generated)
         self._metrics[mode]["dynamic_sampling/extra_rounds"].append(rounds)
         self._metrics[mode]["dynamic_sampling/generations"].append(generated * n)
         return merge_groups(parts, chosen, n, self.processing_class.pad_token_id)

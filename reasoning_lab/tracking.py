@@ -55,6 +55,13 @@ def tensors_digest(tensors: dict) -> str:
     return digest.hexdigest()
 
 
+def finished_stage(run_dir: str | Path, stage: str) -> dict | None:
+    """The metrics of `stage` in `run_dir` when it already finished (a rerun skips it), else None."""
+    saved = Path(run_dir) / stage / "metrics.json"
+    metrics = json.loads(saved.read_text()) if saved.exists() else {}
+    return metrics if metrics.get("status") == "completed" else None
+
+
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically: a reader sees the old file or the new one, never half of one.
     In a distributed job only rank 0 writes."""

@@ -52,7 +52,7 @@ from reasoning_lab.rl import (
     RewardFeedback,
 )
 from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint
-from reasoning_lab.tracking import stage_run, write_json
+from reasoning_lab.tracking import finished_stage, stage_run, write_json
 
 log = logging.getLogger(__name__)
 PPO_STATE = "state.pt"  # PPO's training state, for resuming
@@ -124,10 +124,10 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     if r.dynamic_sampling and r.algorithm == "ppo":
         raise ReasoningLabError("rl.dynamic_sampling=true needs rl=grpo or rl=rloo (PPO's advantages come from its "
                                 "value head, not from groups); set rl.dynamic_sampling=false")
-    saved = Path(run_dir) / "rl" / "metrics.json"
-    if saved.exists() and json.loads(saved.read_text()).get("status") == "completed":
+    finished = finished_stage(run_dir, "rl")
+    if finished:
         log.info("RL stage in %s already finished; skipping", run_dir)
-        return json.loads(saved.read_text())
+        return finished
     with stage_run(cfg, run_dir, "rl") as (stage_dir, metrics, wandb_run):
         set_seed(cfg.seed)
         start = starting_checkpoint(cfg, run_dir)

@@ -11,9 +11,7 @@ warm-up is not trained again.
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 
 from omegaconf import DictConfig
 from transformers import set_seed
@@ -31,15 +29,14 @@ from reasoning_lab.model import (
 )
 from reasoning_lab.report import write_report
 from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint, sft_arguments
-from reasoning_lab.tracking import adapter_digest, stage_run, write_json
+from reasoning_lab.tracking import adapter_digest, finished_stage, stage_run, write_json
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
-    saved = Path(run_dir) / "warmup" / "metrics.json"
-    finished = json.loads(saved.read_text()) if saved.exists() else {}
-    if finished.get("status") == "completed":
+    finished = finished_stage(run_dir, "warmup")
+    if finished:
         log.info("warm-up in %s already finished; skipping", run_dir)
         return finished
     with stage_run(cfg, run_dir, "warmup") as (stage_dir, metrics, wandb_run):

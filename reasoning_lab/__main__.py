@@ -88,10 +88,12 @@ def main() -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(a.startswith("hydra.run.dir=") for a in sys.argv):
         fail(ValueError("a multi-process run (accelerate launch) needs hydra.run.dir=<dir>, so that every "
                         "process writes into the same run directory"))
+    run_dir = "the run directory"
     for arg in sys.argv[1:]:  # a run directory that cannot be made: one line before Hydra tries
         if arg.startswith("hydra.run.dir="):
+            run_dir = arg.split("=", 1)[1]
             try:
-                Path(arg.split("=", 1)[1]).mkdir(parents=True, exist_ok=True)
+                Path(run_dir).mkdir(parents=True, exist_ok=True)
             except OSError as error:
                 fail(ReasoningLabError(f"{arg}: cannot create it ({error.strerror}); choose a writable hydra.run.dir=<dir>"))
     try:
@@ -103,17 +105,28 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stage recorded "interrupted" in its metrics.json
         if user_wants_trace:
             raise
-        print("\nreasoning_lab: interrupted; rerun the same command to resume", file=sys.stderr)  # ends a progress bar
+        close_progress_bars()
+        print("reasoning_lab: interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
     except OSError as error:  # an unwritable run directory, a full disk
         if user_wants_trace or error.errno not in WRITE_ERRORS:
             raise
         fix = ("free some space, then rerun the same command to resume" if error.errno == errno.ENOSPC
                else "choose a writable hydra.run.dir=<dir>")
-        fail(ReasoningLabError(f"cannot write {error.filename or 'the run directory'}: {error.strerror}; {fix}"))
+        fail(ReasoningLabError(f"cannot write {error.filename or run_dir}: {error.strerror}; {fix}"))
+
+
+def close_progress_bars() -> None:
+    """Close the bars a stage left open, so that the message after them is the last line on stderr."""
+    if "tqdm" in sys.modules:
+        from tqdm import tqdm
+
+        for bar in list(tqdm._instances):
+            bar.close()
 
 
 def fail(error: BaseException) -> None:
+    close_progress_bars()
     print(f"reasoning_lab: error: {one_line(error)}", file=sys.stderr)
     sys.exit(2)
 

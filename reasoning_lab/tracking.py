@@ -70,8 +70,12 @@ def write_json(path: Path, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError:  # a full disk: the old file stays, and no partial temporary file is left beside it
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # settings that do not change what a run computes: a rerun may differ in them

@@ -227,3 +227,41 @@ def test_sigterm_ends_in_one_line_and_exit_130(tmp_path):
     assert ours == ["reasoning_lab: interrupted; rerun the same command to resume"], stderr[-2000:]
     assert "Traceback" not in stderr
     assert json.loads(metrics.read_text())["status"] == "interrupted"
+
+
+# ------------------------------------------------------------------ a full disk
+
+
+FULL_DISK = """
+mount -t tmpfs -o size=6m tmpfs "$DISK" || exit 99
+"$PYTHON" -m reasoning_lab "$@" > /dev/null 2> "$OUT/first.err"; echo $? > "$OUT/first.rc"
+find "$DISK" -name '.*.tmp' > "$OUT/leftovers"
+mount -o remount,size=64m "$DISK"
+"$PYTHON" -m reasoning_lab "$@" > "$OUT/second.out" 2> "$OUT/second.err"; echo $? > "$OUT/second.rc"
+cp "$DISK/run/warmup/metrics.json" "$OUT/metrics.json"
+"""
+
+
+def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_complete_checkpoint(tmp_path):
+    """A warm-up on a 6 MB disk (a tmpfs in a user namespace): checkpoint-2 (3.7 MB, most of it the tokenizer)
+    fits, checkpoint-4 does not. The run ends in one line; with space freed, the same command resumes from
+    checkpoint-2, not from the half-written checkpoint-4, and finishes."""
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    args = ["stage=warmup", "model=tiny_random", "warmup.max_steps=4", "warmup.save_steps=2", "warmup.eval_steps=0",
+            "warmup.eval_sets=[]", "data.generic.size_per_level=8", "logger=none", f"hydra.run.dir={disk / 'run'}"]
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"]).returncode:
+        pytest.skip("user namespaces are not available here: the full disk cannot be simulated")
+    result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", FULL_DISK, "sh", *args],
+                            cwd=WORKDIR, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "DISK": str(disk), "OUT": str(out), "PYTHON": sys.executable,
+                                 "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    first = subprocess.CompletedProcess([], int((out / "first.rc").read_text()), "", (out / "first.err").read_text())
+    one_line_exit_2(first, "No space left on device", "free some space, then rerun the same command to resume")
+    assert (out / "leftovers").read_text() == ""  # no half-written metrics.json beside the old one
+    second = (out / "second.out").read_text() + (out / "second.err").read_text()
+    assert (out / "second.rc").read_text().strip() == "0", second[-2000:]
+    assert "resuming from" in second and "checkpoint-2" in second.split("resuming from")[1].splitlines()[0]
+    assert json.loads((out / "metrics.json").read_text())["status"] == "completed"

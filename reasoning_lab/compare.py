@@ -87,6 +87,10 @@ def compare_pair(a: dict[str, dict], b: dict[str, dict], seed: int = 0) -> dict:
     questions = sorted(a)
     result = {"n": len(questions)}
     for metric, key in (("accuracy", "correct"), ("maj", "vote_correct")):
+        if any(row.get(key) is None for row in (*a.values(), *b.values())):  # eval.k=0: greedy only, no vote
+            result.update({f"maj_{name}": None for name in ("accuracy_a", "accuracy_b", "delta", "ci95", "p_value",
+                                                            "discordant", "p_holm")})
+            continue
         xa = [bool(a[q].get(key)) for q in questions]
         xb = [bool(b[q].get(key)) for q in questions]
         mean_a, mean_b = sum(xa) / len(xa), sum(xb) / len(xb)
@@ -119,7 +123,8 @@ def compare_runs(paths: list[str | Path], seed: int = 0) -> dict:
                 continue
             comparisons.append({"dataset": name, "a": str(folders[0]), "b": str(folder), **compare_pair(a, b, seed)})
     for prefix in ("", "maj_"):
-        for c, p in zip(comparisons, holm([c[f"{prefix}p_value"] for c in comparisons])):
+        tested = [c for c in comparisons if c[f"{prefix}p_value"] is not None]
+        for c, p in zip(tested, holm([c[f"{prefix}p_value"] for c in tested])):
             c[f"{prefix}p_holm"] = p
     return {"baseline": str(folders[0]), "runs": [str(f) for f in folders], "comparisons": comparisons,
             "not_compared": refused}
@@ -141,8 +146,9 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
     for c in result["comparisons"]:
         lines.append(f"| {c['dataset']} | {c['b']} | {c['n']} | {c['accuracy_a']:.3f} | {c['accuracy_b']:.3f} | "
                      f"{c['delta']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | {c['p_value']:.3g} | "
-                     f"{c['p_holm']:.3g} | {c['maj_accuracy_a']:.3f} | {c['maj_accuracy_b']:.3f} | "
-                     f"{c['maj_delta']:+.3f} [{c['maj_ci95'][0]:+.3f}, {c['maj_ci95'][1]:+.3f}] | {c['maj_p_value']:.3g} |")
+                     f"{c['p_holm']:.3g} | " + ("- | - | - | - |" if c["maj_p_value"] is None else
+                     f"{c['maj_accuracy_a']:.3f} | {c['maj_accuracy_b']:.3f} | "
+                     f"{c['maj_delta']:+.3f} [{c['maj_ci95'][0]:+.3f}, {c['maj_ci95'][1]:+.3f}] | {c['maj_p_value']:.3g} |"))
     for line in result["not_compared"]:
         lines.append(f"\nNot compared: {line}")
     (out / "compare.md").write_text("\n".join(lines) + "\n")
@@ -150,11 +156,13 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
     fig, ax = plt.subplots(figsize=(7, 0.5 * max(3, len(result["comparisons"])) + 1.5))
     labels = [f"{c['dataset']} ({Path(c['b']).parent.name}/{Path(c['b']).name})" for c in result["comparisons"]]
     for offset, prefix, name in ((-0.15, "", "greedy"), (0.15, "maj_", "maj@k")):
-        ys = [i + offset for i in range(len(labels))]
-        deltas = [c[f"{prefix}delta"] for c in result["comparisons"]]
-        errors = [[d - c[f"{prefix}ci95"][0] for d, c in zip(deltas, result["comparisons"])],
-                  [c[f"{prefix}ci95"][1] - d for d, c in zip(deltas, result["comparisons"])]]
-        ax.errorbar(deltas, ys, xerr=errors, fmt="o", capsize=3, label=name)
+        shown = [(i, c) for i, c in enumerate(result["comparisons"]) if c[f"{prefix}delta"] is not None]
+        if not shown:
+            continue
+        deltas = [c[f"{prefix}delta"] for _, c in shown]
+        errors = [[d - c[f"{prefix}ci95"][0] for d, (_, c) in zip(deltas, shown)],
+                  [c[f"{prefix}ci95"][1] - d for d, (_, c) in zip(deltas, shown)]]
+        ax.errorbar(deltas, [i + offset for i, _ in shown], xerr=errors, fmt="o", capsize=3, label=name)
     ax.axvline(0, color="grey", linewidth=1)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_xlabel("accuracy difference B - A (paired bootstrap 95% interval)")

@@ -240,6 +240,8 @@ class CurriculumConfig:
 class ExportConfig:
     # write a merged full model (adapters folded in, dequantized) after the last training stage
     merge: bool = False
+    # a Hugging Face Hub repo id (user/name): the final adapter and model_card.md are uploaded there (null: no push)
+    push_to_hub: str | None = None
 
 
 @dataclass
@@ -322,7 +324,7 @@ class RLConfig:
 class EvalBudget:
     # problems per evaluation set (null: all), a seeded subset
     limit: int | None = 100
-    # sampled answers per problem for self-consistency and pass@k
+    # sampled answers per problem for self-consistency and pass@k (0: greedy only)
     k: int = 3
     # sampling temperature of those answers
     temperature: float = 0.7
@@ -432,8 +434,7 @@ RANGES = {
     "rl.beta": (0.0, 10.0),
 }
 
-POSITIVE = ("model.lora.r", "data.max_length", "warmup.batch_size", "warmup.grad_accum", "eval.k",
-            "eval.during_training.k", "eval.batch_size", "curriculum.batch_size", "curriculum.step_levels",
+POSITIVE = ("model.lora.r", "data.max_length", "warmup.batch_size", "warmup.grad_accum", "eval.batch_size", "curriculum.batch_size", "curriculum.step_levels",
             "curriculum.length_window",
             "rl.batch_size", "rl.num_generations", "rl.max_completion_length", "rl.num_iterations", "rl.minibatch_size")
 
@@ -445,7 +446,7 @@ AT_LEAST_ONE_OR_NULL = ("eval.limit", "eval.during_training.limit", "eval.max_ne
 AT_LEAST_ZERO_OR_NULL = ("eval.direct_limit", "eval.during_training.direct_limit")
 AT_LEAST_ZERO = ("data.val_size", "curriculum.val_limit", "curriculum.max_extensions", "curriculum.extend_steps",
                  "warmup.eval_steps", "warmup.save_steps", "curriculum.save_steps", "rl.eval_every",
-                 "rl.save_steps", "rl.max_refill_rounds")
+                 "rl.save_steps", "rl.max_refill_rounds", "eval.k", "eval.during_training.k")
 # step counts where -1 means "use the epochs setting instead"; 0 would silently mean that too
 STEPS_OR_EPOCHS = {"curriculum.steps_per_stage": "curriculum.epochs_per_stage", "warmup.max_steps": "warmup.num_epochs"}
 

@@ -8,6 +8,7 @@ the model in `eval.dtype` (bfloat16 uses the CPU's bf16 matrix units: about 2x f
 - accuracy: greedy, strict extraction (reasoning_lab.answers); accuracy_lenient: last candidate anywhere
 - maj@k: majority vote over the k sampled canonical answers (reasoning_lab.decoding.majority_vote)
 - pass@1, pass@k: the unbiased estimator of Chen et al. (2021) from the k samples
+  (k=0: greedy only; no samples are drawn and these three are left out)
 - format_rate: greedy answers with a complete <think>...</think> followed by an answer
 - think_rate_with_prompt, think_rate_without_prompt, direct_rate (no <think> without the prompt)
 - accuracy_direct: greedy strict accuracy without the reasoning prompt, on the same problems
@@ -95,7 +96,7 @@ def evaluate_sets(model, tokenizer, sets: dict[str, list[Problem]], budget: Dict
                       progress=f"{label} greedy")
     sampled = generate(model, tokenizer, with_prompt, budgets, k=k, do_sample=True,
                        temperature=budget.temperature, top_p=budget.top_p, batch_size=budget.batch_size,
-                       progress=f"{label} {k} samples each")
+                       progress=f"{label} {k} samples each") if k else [[] for _ in flat]
     direct = generate(model, tokenizer, [[{"role": "user", "content": p.question}] for _, p in direct_flat],
                       [direct_max_new[n] for n, _ in direct_flat], batch_size=budget.batch_size,
                       progress=f"{label} without the prompt")
@@ -127,15 +128,16 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
         strict.append(float(same_answer(answer, problem.answer, problem.kind)))
         lenient.append(float(same_answer(answer_lenient, problem.answer, problem.kind)))
         majority.append(float(same_answer(vote, problem.answer, problem.kind)))
-        pass1.append(pass_at_k(k, sum(correct), 1))
-        passk.append(pass_at_k(k, sum(correct), k))
+        if k:
+            pass1.append(pass_at_k(k, sum(correct), 1))
+            passk.append(pass_at_k(k, sum(correct), k))
         formatted.append(float(well_formed(g.text)))
         row = {"id": i, "question": problem.question, "gold": problem.answer, "kind": problem.kind,
                "greedy": g.text, "greedy_tokens": g.tokens, "greedy_hit_cap": g.hit_cap, "extracted": answer,
                "extracted_lenient": answer_lenient, "correct": bool(strict[-1]),
                "samples": [{"completion": s.text, "answer": a, "correct": c, "tokens": s.tokens, "hit_cap": s.hit_cap}
                            for s, a, c in zip(samples, sample_answers, correct)],
-               "vote": vote, "vote_correct": bool(majority[-1])}
+               "vote": vote, "vote_correct": bool(majority[-1]) if k else None}
         if options:
             row["options"] = options
         if i < len(direct):
@@ -150,9 +152,7 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
         "n": len(problems),
         "accuracy": mean(strict),
         "accuracy_lenient": mean(lenient),
-        f"maj@{k}": mean(majority),
-        "pass@1": mean(pass1),
-        f"pass@{k}": mean(passk),
+        **({f"maj@{k}": mean(majority), "pass@1": mean(pass1), f"pass@{k}": mean(passk)} if k else {}),
         "format_rate": mean(formatted),
         "think_rate_with_prompt": mean([float("<think>" in g.text) for (g,) in greedy]),
         "think_rate_without_prompt": mean(direct_think),
@@ -165,7 +165,8 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
         "direct_max_new_tokens": direct_max_new,
         "ci95": bootstrap_ci(strict, budget.bootstrap_samples, seed),
     }
-    counts = {"accuracy": (sum(strict), n), f"maj@{k}": (sum(majority), n), "format_rate": (sum(formatted), n),
+    counts = {"accuracy": (sum(strict), n), **({f"maj@{k}": (sum(majority), n)} if k else {}),
+              "format_rate": (sum(formatted), n),
               "accuracy_direct": (sum(direct_correct), len(direct)),
               "think_rate_without_prompt": (sum(direct_think), len(direct)),
               "cap_rate": (sum(float(c.hit_cap) for c in all_completions), len(all_completions))}
@@ -207,9 +208,10 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     for source, (metrics, predictions) in evaluate_sets(model, tokenizer, sets, budget, cfg.data.system_prompt,
                                                           cfg.seed, f"[{label}]").items():
         results["datasets"][source] = metrics
-        log.info("[%s] %s (n=%d): accuracy %.3f %s, maj@%d %.3f, direct %.3f, format %.2f, cap rate %.3f", label,
-                 source, metrics["n"], metrics["accuracy"], metrics["intervals"]["accuracy"], budget.k,
-                 metrics[f"maj@{budget.k}"], metrics["accuracy_direct"], metrics["format_rate"], metrics["cap_rate"])
+        voted = f", maj@{budget.k} {metrics[f'maj@{budget.k}']:.3f}" if budget.k else ""
+        log.info("[%s] %s (n=%d): accuracy %.3f %s%s, direct %.3f, format %.2f, cap rate %.3f", label, source,
+                 metrics["n"], metrics["accuracy"], metrics["intervals"]["accuracy"], voted, metrics["accuracy_direct"],
+                 metrics["format_rate"], metrics["cap_rate"])
         if out_dir is not None and is_main_process():
             path = Path(out_dir) / "predictions" / f"{source}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)

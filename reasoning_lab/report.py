@@ -43,7 +43,7 @@ def value(metrics: dict, key: str) -> tuple[float, list[float] | None]:
 
 
 def cell(metrics: dict | None, key: str) -> str:
-    if not metrics or key not in metrics and key != "maj":
+    if not metrics or key not in metrics and (key != "maj" or majority_key(metrics) not in metrics):
         return "-"
     v, interval = value(metrics, key)
     return f"{v:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else f"{v:.3f}"
@@ -97,6 +97,9 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
     if skipped:
         lines += ["", "Skipped (not available): " + ", ".join(sorted(skipped))]
     lines += ["", f"Decoding of the last evaluation: {json.dumps(last['decoding'])}", ""]
+    harness = [json.loads(p.read_text()) for p in sorted(run_dir.glob("lm_eval/*/lm_eval.json"))]
+    if harness:
+        lines += [harness_markdown(run_dir, harness, results), ""]
     markdown = run_dir / "report.md"
     markdown.write_text("\n".join(lines))
 
@@ -127,6 +130,47 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
     fig.savefig(chart, dpi=110)
     plt.close(fig)
     return markdown, chart
+
+
+def harness_markdown(run_dir: str | Path, entries: list[dict], results: list[dict] | None = None) -> str:
+    """The harness's numbers (reasoning_lab.lm_eval) beside this project's accuracy on the same set for the
+    same checkpoint, where the run evaluated it."""
+    from reasoning_lab.lm_eval import WHY_THEY_DIFFER
+
+    results = collect_results(run_dir) if results is None else results
+    lines = ["## lm-evaluation-harness on the same checkpoints", "",
+             "| checkpoint | harness task | filter | n | shots | harness exact match (± s.e.) | this project: set, n, greedy accuracy [95% CI] |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for entry in entries:
+        ours = next((r for r in reversed(results) if "gsm8k" in r["datasets"] and r.get("checkpoint")
+                     and Path(r["checkpoint"]).resolve() == Path(entry["checkpoint"]).resolve()), None)
+        mine = "-"
+        if ours is not None:
+            m = ours["datasets"]["gsm8k"]
+            mine = f"gsm8k ({ours['label']}), {m['n']}, {cell(m, 'accuracy')}"
+        for task, t in entry["tasks"].items():
+            for name, score in t["scores"].items():
+                stderr = score["stderr"]
+                shown = f"{score['value']:.3f}" + (f" ± {stderr:.3f}" if isinstance(stderr, (int, float)) else "")
+                lines.append(f"| {entry['label']} | {task} | {name} | {t['n']} | {t['num_fewshot']} | {shown} | {mine} |")
+    return "\n".join(lines + ["", WHY_THEY_DIFFER])
+
+
+def publish_report(run_dir: str | Path, wandb_run) -> tuple[Path, Path] | None:
+    """write_report, and with a W&B run: the accuracy table (one row per dataset and evaluation, with n and
+    the 95% interval) and report.png logged as `report/accuracy` and `report/plot`, so the run's summary holds them."""
+    report = write_report(run_dir)
+    if wandb_run is not None and report is not None:
+        import wandb
+
+        rows = []
+        for r in collect_results(run_dir):
+            for name, m in r["datasets"].items():
+                accuracy, interval = value(m, "accuracy")
+                rows.append([name, r["label"], m["n"], accuracy, *(interval or [None, None])])
+        table = wandb.Table(columns=["dataset", "evaluation", "n", "accuracy", "ci95_low", "ci95_high"], data=rows)
+        wandb_run.log({"report/accuracy": table, "report/plot": wandb.Image(str(report[1]))})
+    return report
 
 
 def plot_rl(curves: dict, reward_ax, heldout_ax) -> None:

@@ -158,7 +158,8 @@ def paired_against_first(rows: list[dict], sweep_dir: Path) -> list[str]:
     for c in result["comparisons"]:
         lines.append(f"| {Path(c['b']).relative_to(sweep_dir).parts[0]} | {c['dataset']} | {c['n']} | "
                      f"{c['delta']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | {c['p_value']:.3g} | "
-                     f"{c['p_holm']:.3g} | {c['maj_delta']:+.3f} | {c['maj_p_value']:.3g} |")
+                     f"{c['p_holm']:.3g} | " + ("- | - |" if c["maj_p_value"] is None else
+                                                f"{c['maj_delta']:+.3f} | {c['maj_p_value']:.3g} |"))
     lines += [f"- not compared: {line}" for line in result["not_compared"]]
     return lines
 

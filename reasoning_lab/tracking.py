@@ -149,8 +149,23 @@ def own_run_dir(cfg: DictConfig, run_dir: str | Path):
         handle.close()
 
 
+def run_identity(run_dir: str | Path) -> str:
+    """The W&B identity of a run directory: made on its first run and kept in `<run_dir>/.wandb_id`."""
+    path = Path(run_dir) / ".wandb_id"
+    if not path.exists():
+        import wandb
+
+        path.write_text(wandb.util.generate_id() + "\n")
+    return path.read_text().strip()
+
+
 def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
-    """Start (or join) the W&B run of this run directory; None when `logger=none` and on ranks other than 0."""
+    """Start (or rejoin) the W&B run of this stage in this run directory; None when `logger=none` and on ranks
+    other than 0. Each stage is one W&B run (`job_type` = the stage) with a fixed id, `<identity>-<stage>`, so a
+    resumed stage continues the same run (offline, its files share that id and `wandb sync` joins them), and all
+    stages of one run directory form one W&B group (a sweep's jobs share the sweep's group instead). One run per
+    stage rather than one for the whole directory: every trainer logs `train/*` against its own
+    `train/global_step`, which starts at 0 again in the next stage."""
     if cfg.logger.backend != "wandb" or not is_main_process():
         os.environ["WANDB_DISABLED"] = "true"
         return None
@@ -162,7 +177,8 @@ def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
     if mode == "auto":  # an explicit WANDB_MODE wins; else online only with a key
         mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
-    group, name = cfg.logger.group, Path(run_dir).name
+    identity = run_identity(run_dir)
+    group, name = cfg.logger.group or f"{Path(run_dir).name}-{identity}", Path(run_dir).name
     config = OmegaConf.to_container(cfg, resolve=True)
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
@@ -170,10 +186,11 @@ def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
         if hydra.mode == RunMode.MULTIRUN:  # a sweep: one group, each job named by its overrides
             from reasoning_lab.sweep_report import job_name, sweep_group
 
-            group = group or sweep_group(cfg.stage.name, hydra.sweep.dir)
+            group = cfg.logger.group or sweep_group(cfg.stage.name, hydra.sweep.dir)
             name = job_name(list(hydra.overrides.task), hydra.sweep.dir)
     settings = dict(project=cfg.logger.project, entity=cfg.logger.entity, group=group, tags=list(cfg.logger.tags),
-                    job_type=job_type, name=name, dir=str(run_dir), config=config)
+                    job_type=job_type, name=name, id=f"{identity}-{job_type}", resume="allow",
+                    dir=str(run_dir), config=config)
     try:
         return wandb.init(mode=mode, settings=wandb.Settings(init_timeout=30), **settings)
     except Exception as error:  # unreachable server, bad key: the run goes on, logged offline
@@ -245,7 +262,8 @@ def read_wandb_file(path: str | Path) -> dict:
             for item in record.summary.update:
                 summary[item.nested_key[0] if item.nested_key else item.key] = json.loads(item.value_json)
         if which == "run":
-            run = {"group": record.run.run_group, "name": record.run.display_name, "job_type": record.run.job_type}
+            run = {"group": record.run.run_group, "name": record.run.display_name, "job_type": record.run.job_type,
+                   "id": record.run.run_id}
         if which in ("config", "run"):  # the initial config travels in the run record
             updates = record.config.update if which == "config" else record.run.config.update
             for item in updates:

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from reasoning_lab.curriculum import CurriculumSampler, competence, decide
+from reasoning_lab.tracking import find_wandb_files, read_wandb_file
 from tests.conftest import ROOT, make_config, run_cli
 
 
@@ -201,7 +202,8 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_run)
     clean, killed = tiny_run, tmp_path / "killed"
 
     env = {**os.environ, "WANDB_API_KEY": ""}
-    process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", *TINY, f"hydra.run.dir={killed}"], cwd=ROOT,
+    with_wandb = [a for a in TINY if a != "logger=none"]  # an offline W&B run: the resumed stage must rejoin it
+    process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", *with_wandb, f"hydra.run.dir={killed}"], cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wait_for("curriculum/stage_2.work/round_0.work/trainer/checkpoint-2/reasoning_lab.complete", killed)
     process.send_signal(signal.SIGTERM)
@@ -210,8 +212,12 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_run)
     assert curriculum_metrics(killed)["status"] == "interrupted"
     assert not (killed / "curriculum" / "stage_2").exists()
 
-    resumed = run_cli(*TINY, f"hydra.run.dir={killed}")
+    resumed = run_cli(*with_wandb, f"hydra.run.dir={killed}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    first, second = (read_wandb_file(f) for f in find_wandb_files(killed))  # one W&B run, its history in two files
+    assert first["id"] == second["id"] and first["job_type"] == second["job_type"] == "curriculum"
+    stages = [[h["curriculum/stage"] for h in run["history"] if "curriculum/stage" in h] for run in (first, second)]
+    assert stages == [[1], [2, 3, 4]]  # the resumed run goes on where the killed one ended
     log = resumed.stdout + resumed.stderr
     assert "curriculum stage 1 (warmup_reasoning) already finished" in log and "resuming from" in log
     a, b = curriculum_metrics(clean), curriculum_metrics(killed)
@@ -246,7 +252,8 @@ def test_merged_export_loads_without_peft(tmp_path):
 
 
 def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
-    result = run_cli(*[a.replace("stage=curriculum", "stage=pipeline") for a in TINY], "warmup.max_steps=1",
+    result = run_cli(*[a.replace("stage=curriculum", "stage=pipeline") for a in TINY if a != "logger=none"],
+                     "warmup.max_steps=1",
                      "warmup.eval_steps=0", "warmup.eval_sets=[]", "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4",
                      "eval.direct_limit=1", "rl.max_steps=1", "rl.batch_size=2", "rl.num_generations=2",
                      "rl.max_completion_length=4", "rl.eval_every=0", f"hydra.run.dir={tmp_path}")
@@ -264,6 +271,21 @@ def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
     assert columns[:5] == ["base", "curriculum/stage_1", "curriculum/stage_2", "curriculum/stage_3", "final (stage_4)"]
     # RL's own evaluation before training, RL as the last training column, then its final evaluation
     assert columns[5:] == ["rl/before", "rl", "eval: rl"]
+    # W&B: one run per stage, all in the run directory's group; the last one's summary holds the report
+    runs = {run["job_type"]: run for run in map(read_wandb_file, find_wandb_files(tmp_path))}
+    assert sorted(runs) == ["curriculum", "eval", "rl", "warmup"] and len({r["id"] for r in runs.values()}) == 4
+    assert len({r["group"] for r in runs.values()}) == 1 and tmp_path.name in runs["eval"]["group"]
+    assert {"report/accuracy", "report/plot"} <= set(runs["eval"]["summary"])
+    assert runs["eval"]["summary"]["report/accuracy"]["_type"] == "table-file"
+    # the model card: what the adapter is, every stage, the evaluation table with n, contamination, the command
+    card = (tmp_path / "model_card.md").read_text()
+    assert card.startswith("---\nlibrary_name: peft\n") and "tags: [reasoning_lab, lora, reasoning, warmup, curriculum, rl]" in card
+    stages = [line.split("|")[1].strip() for line in card.split("## Stages")[1].split("##")[0].splitlines()[3:] if line]
+    assert stages == ["warmup", "curriculum", "rl"]
+    assert "pacing root; 1: generic" in card and "grpo, 1 steps of 2 prompts x 2 completions" in card
+    assert "| dataset | base | curriculum/stage_1 |" in card and "\n| n | 3 |" in card
+    assert "- warm-up: generic" in card and "- curriculum: " in card and "training->evaluation pairs checked" in card
+    assert "python -m reasoning_lab stage=pipeline model=tiny_random" in card
 
 
 @pytest.mark.slow

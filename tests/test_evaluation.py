@@ -59,6 +59,27 @@ def test_metrics_from_known_completions(monkeypatch):
     assert metrics["max_new_tokens"] == 16 and metrics["direct_max_new_tokens"] == 8
 
 
+def test_k_0_is_greedy_only_no_samples_drawn_and_no_vote_reported(monkeypatch, tmp_path):
+    from reasoning_lab import evaluation
+    from reasoning_lab.compare import compare_runs
+    from reasoning_lab.decoding import Completion
+
+    problems = [Problem("2+2?", "", "4", "number", 1, "t"), Problem("3+3?", "", "6", "number", 1, "t")]
+    greedy = [[Completion("<think>\n2+2=4\n</think>\n4", 9, False)], [Completion("7", 1, False)]]
+    calls = []
+    monkeypatch.setattr(evaluation, "generate", lambda *a, **k: calls.append(k) or greedy)
+    budget = make_config("eval.k=0", "eval.direct_limit=0", "eval.max_new_tokens=16", "eval.direct_max_new_tokens=8").eval
+    metrics, predictions = evaluate_problems(None, None, problems, budget, "sys", seed=0)
+    assert len(calls) == 2 and not any(c.get("do_sample") for c in calls)  # greedy, and the empty direct pass
+    assert metrics["accuracy"] == 0.5 and not any(k.startswith(("maj@", "pass@")) for k in metrics)
+    assert "maj@0" not in metrics["intervals"] and predictions[0]["samples"] == [] and predictions[0]["vote_correct"] is None
+    for name in ("a", "b"):
+        (tmp_path / name / "predictions").mkdir(parents=True)
+        (tmp_path / name / "predictions" / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in predictions))
+    (c,) = compare_runs([tmp_path / "a", tmp_path / "b"])["comparisons"]
+    assert c["p_value"] == 1.0 and c["maj_p_value"] is None and c["maj_delta"] is None
+
+
 def test_token_budget_covers_the_reference_completions():
     from reasoning_lab.data import format_example, source_rows
     from reasoning_lab.evaluation import token_budget

@@ -265,3 +265,10 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_complete_ch
     assert (out / "second.rc").read_text().strip() == "0", second[-2000:]
     assert "resuming from" in second and "checkpoint-2" in second.split("resuming from")[1].splitlines()[0]
     assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
+
+
+def test_vllm_with_an_8bit_base_is_refused_before_loading(tmp_path):
+    result = run_cli("stage=rl", "model=tiny_random", "model.quantization=8bit", "rl.use_vllm=true", "logger=none",
+                     f"hydra.run.dir={tmp_path}", timeout=120)
+    one_line_exit_2(result, "rl.use_vllm=true needs a 4-bit or unquantised base", "model.quantization=4bit")
+    assert not (tmp_path / "rl").exists()

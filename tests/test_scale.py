@@ -179,3 +179,17 @@ def test_two_cpu_processes_train_one_adapter_and_only_rank_0_writes(tmp_path):
 def test_multi_process_run_without_a_run_dir_is_refused():
     result = run_cli("stage=warmup", "model=tiny_random", env={"WORLD_SIZE": "2"})
     assert result.returncode == 2 and "needs hydra.run.dir=<dir>" in result.stderr
+
+
+@pytest.mark.parametrize("name, kind", [("ddp", "MULTI_GPU"), ("fsdp", "FSDP"), ("deepspeed_zero2", "DEEPSPEED"),
+                                        ("deepspeed_zero3", "DEEPSPEED")])
+def test_the_accelerate_configs_load_as_accelerate_reads_them(name, kind):
+    """accelerate's own loader refuses unknown keys and bad values: the files the README launches with load."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(ROOT / "experiments" / "accelerate" / f"{name}.yaml"))
+    assert config.distributed_type.name == kind and config.num_processes >= 2
+    if kind == "FSDP":
+        assert config.fsdp_config["fsdp_version"] == 2
+    if kind == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] == int(name[-1])

@@ -64,6 +64,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     questions = read_questions(cfg)
     if cfg.kind is not None and cfg.kind not in KINDS:
         raise ReasoningLabError(f"kind={cfg.kind} is not one of {', '.join(KINDS)}")
+    if cfg.eval.k < 1:
+        raise ReasoningLabError(f"eval.k={cfg.eval.k}: stage=answer votes over eval.k sampled answers; set eval.k >= 1")
     checkpoint = resolve_checkpoint(cfg, default_root="logs")
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model)

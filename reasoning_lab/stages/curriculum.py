@@ -46,7 +46,7 @@ from reasoning_lab.model import (
     save_adapter,
     training_record,
 )
-from reasoning_lab.report import write_report
+from reasoning_lab.report import publish_report, write_report
 from reasoning_lab.sft import MarkComplete, OrderedSFTTrainer, latest_complete_checkpoint, sft_arguments
 from reasoning_lab.tracking import stage_run, write_json
 
@@ -226,9 +226,5 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             metrics["final_eval"] = read_json(final_dir / "eval_results.json", {})["datasets"]
         if cfg.export.merge:
             metrics["merged"] = str(export_merged(cfg.model, adapter, cur_dir / "merged"))
-        report = write_report(run_dir)
-        if wandb_run is not None and report is not None:
-            import wandb
-
-            wandb_run.log({"curriculum/report": wandb.Image(str(report[1]))})
+        publish_report(run_dir, wandb_run)
     return metrics

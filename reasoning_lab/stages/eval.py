@@ -18,7 +18,7 @@ from transformers import set_seed
 from reasoning_lab.data import SKIPPED
 from reasoning_lab.evaluation import base_results, evaluate, held_out_check, log_to_wandb
 from reasoning_lab.model import load_base_model, load_model, load_tokenizer, resolve_checkpoint
-from reasoning_lab.report import write_report
+from reasoning_lab.report import publish_report
 from reasoning_lab.tracking import stage_run, write_json
 
 log = logging.getLogger(__name__)
@@ -44,12 +44,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         write_json(stage_dir / "results.json", results)
         if checkpoint is not None and cfg.eval.with_base:  # "before" beside "after", under the same settings
             base_results(cfg, tokenizer, cfg.eval, Path(run_dir) / "base")
-        report = write_report(run_dir)
         log_to_wandb(wandb_run, results, "eval")
-        if wandb_run is not None and report is not None:
-            import wandb
-
-            wandb_run.log({"eval/report": wandb.Image(str(report[1]))})
+        publish_report(run_dir, wandb_run)
         metrics.update(checkpoint=results["checkpoint"], datasets=results["datasets"], skipped=results["skipped"],
                        malformed_rows_skipped=dict(SKIPPED))
     return metrics

@@ -40,7 +40,7 @@ from reasoning_lab.model import (
     training_record,
 )
 from reasoning_lab.ppo import PPO
-from reasoning_lab.report import reward_markdown, write_report
+from reasoning_lab.report import publish_report, reward_markdown
 from reasoning_lab.rewards import reward_functions, reward_table
 from reasoning_lab.rl import (
     GRPO,
@@ -217,7 +217,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             wandb_run.summary.update({f"rl/compare/{c['dataset']}/{key}": c[key] for c in comparison["comparisons"]
                                       for key in ("accuracy_a", "accuracy_b", "delta", "p_value")})
         log.info("held-out accuracy before and after RL, paired:\n%s", (stage_dir / "compare" / "compare.md").read_text())
-        write_report(run_dir)
+        publish_report(run_dir, wandb_run)
         log.info("rl (%s) done: reward %s -> %s in %d steps, adapter in %s", r.algorithm,
                  metrics["train"]["reward_first"], metrics["train"]["reward_last"], len(history), checkpoint)
     return metrics

@@ -27,7 +27,7 @@ from reasoning_lab.model import (
     trainable_parameters,
     training_record,
 )
-from reasoning_lab.report import write_report
+from reasoning_lab.report import publish_report
 from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint, sft_arguments
 from reasoning_lab.tracking import adapter_digest, finished_stage, stage_run, write_json
 
@@ -99,7 +99,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             write_json(stage_dir / "eval_results.json", results)
             log_to_wandb(wandb_run, results, "warmup/eval")
             metrics["eval"] = results["datasets"]
-            write_report(run_dir)
+            publish_report(run_dir, wandb_run)
         log.info("warm-up done: eval loss %.3f -> %.3f, adapter in %s",
                  metrics["train"]["eval_loss_before"], metrics["train"]["eval_loss_after"], checkpoint)
     return metrics

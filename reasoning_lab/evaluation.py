@@ -205,8 +205,10 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
             results["skipped"][source] = str(error)
             log.warning("evaluation skips %s: %s", source, error)
     log.info("[%s] evaluating %s", label, ", ".join(f"{name} ({len(ps)} problems)" for name, ps in sets.items()))
-    for source, (metrics, predictions) in evaluate_sets(model, tokenizer, sets, budget, cfg.data.system_prompt,
-                                                          cfg.seed, f"[{label}]").items():
+    with torch.random.fork_rng():  # its own seeded samples; a training run's random stream is left as it was
+        torch.manual_seed(cfg.seed)
+        evaluated = evaluate_sets(model, tokenizer, sets, budget, cfg.data.system_prompt, cfg.seed, f"[{label}]")
+    for source, (metrics, predictions) in evaluated.items():
         results["datasets"][source] = metrics
         voted = f", maj@{budget.k} {metrics[f'maj@{budget.k}']:.3f}" if budget.k else ""
         log.info("[%s] %s (n=%d): accuracy %.3f %s%s, direct %.3f, format %.2f, cap rate %.3f", label, source,

@@ -116,8 +116,7 @@ def main() -> None:
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stage recorded "interrupted" in its metrics.json
         if user_wants_trace:
             raise
-        close_progress_bars()
-        print("reasoning_lab: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"{close_progress_bars()}reasoning_lab: interrupted; rerun the same command to resume", file=sys.stderr)
         sys.exit(130)
     except OSError as error:  # an unwritable run directory, a full disk
         if user_wants_trace or error.errno not in WRITE_ERRORS:
@@ -127,18 +126,20 @@ def main() -> None:
         fail(ReasoningLabError(f"cannot write {error.filename or run_dir}: {error.strerror}; {fix}"))
 
 
-def close_progress_bars() -> None:
-    """Close the bars a stage left open, so that the message after them is the last line on stderr."""
+def close_progress_bars() -> str:
+    """Close the bars a stage left open; returns the line break that puts the next message on a line of its own."""
+    bars = []
     if "tqdm" in sys.modules:
         from tqdm import tqdm
 
-        for bar in list(tqdm._instances):
+        bars = list(tqdm._instances)
+        for bar in bars:
             bar.close()
+    return "\n" if bars else ""
 
 
 def fail(error: BaseException) -> None:
-    close_progress_bars()
-    print(f"reasoning_lab: error: {one_line(error)}", file=sys.stderr)
+    print(f"{close_progress_bars()}reasoning_lab: error: {one_line(error)}", file=sys.stderr)
     sys.exit(2)
 
 

@@ -66,7 +66,8 @@ def data_lines(stages: dict[str, dict]) -> list[str]:
                 shown = ", ".join(f"{k} {v}" for k, v in sizes.get("per_source", {}).items()) or str(sizes.get("examples", "?"))
                 lines.append(f"- curriculum stage {s['stage']} ({s.get('name', '')}): {shown} examples")
         elif name == "rl":
-            lines.append(f"- RL: {m.get('prompts', '?')} prompts from {', '.join(m.get('settings', {}).get('prompt_sets', []))}")
+            sets = m.get("settings", {}).get("prompt_sets") or ["the training sets (data.train)"]
+            lines.append(f"- RL: {m.get('prompts', '?')} prompts from {', '.join(sets)}")
     return lines
 
 

@@ -1,7 +1,7 @@
 """lm-evaluation-harness on a checkpoint: the harness's GSM8K numbers beside this project's own.
 
     python -m reasoning_lab.lm_eval CHECKPOINT [--limit N] [--tasks gsm8k gsm8k_cot_self_consistency] [--k K]
-                                   [--data-root DIR] [--chat] [--out DIR]
+                                   [--data-root DIR] [--chat] [--run-dir DIR]
 
 The checkpoint (an adapter directory, or `base`) is loaded as every stage loads it (its reasoning_lab.json
 names the model setup), merged, and handed to the harness's `HFLM`. The tasks are the harness's own YAMLs
@@ -50,7 +50,7 @@ def local_tasks(data_root: Path, folder: Path, k: int, max_gen_toks: int) -> lis
                                     "point --data-root at a folder with gsm8k/train.jsonl and gsm8k/test.jsonl")
     names = []
     for task, relative in TASK_FILES.items():
-        lines = [f"include: {tasks_dir / relative}", f"task: {task}_local", "tag: []", "dataset_path: json",
+        lines = [f"include: {tasks_dir / relative}", f"task: {task}_local", "dataset_path: json",
                  "dataset_name: null", "dataset_kwargs:", "  data_files:",
                  *(f"    {split}: {path}" for split, path in files.items())]
         if task == "gsm8k_cot_self_consistency":  # k samples instead of 64, and maj@k
@@ -123,7 +123,7 @@ def harness(checkpoint: str, tasks: list[str], limit: int | None, k: int, data_r
         out = lm_eval.simple_evaluate(model=lm, tasks=wanted, limit=limit, task_manager=TaskManager(include_path=folder),
                                       apply_chat_template=chat, system_instruction=cfg.data.system_prompt if chat else None,
                                       random_seed=cfg.seed, numpy_random_seed=cfg.seed, torch_random_seed=cfg.seed,
-                                      fewshot_random_seed=cfg.seed)
+                                      fewshot_random_seed=cfg.seed, bootstrap_iters=1000, log_samples=False)
     tasks_out = {}
     for name, metrics in out["results"].items():
         task = name.removesuffix("_local")
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chat", action="store_true", help="ask with the chat template and the reasoning system prompt")
     parser.add_argument("--max-gen-toks", type=int, default=256, help="token budget per answer (the harness's default)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--out", default=None, help="default: <run_dir>/lm_eval/<checkpoint label>/")
+    parser.add_argument("--run-dir", default=None, help="the run directory whose report.md gets the harness's table "
+                        "(default: the checkpoint's own); its lm_eval/<checkpoint>/ receives lm_eval.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     try:
@@ -158,17 +159,17 @@ def main(argv: list[str] | None = None) -> None:
             raise ReasoningLabError(f"--limit {args.limit} --k {args.k}: each must be at least 1")
         results = harness(args.checkpoint, args.tasks, args.limit, args.k, Path(args.data_root), args.chat,
                           args.max_gen_toks, args.batch_size)
-        run_dir = run_dir_of(Path(args.checkpoint)) if args.checkpoint != "base" else Path.cwd()
-        label = "base" if args.checkpoint == "base" else Path(args.checkpoint).resolve().relative_to(run_dir).as_posix()
-        out = Path(args.out) if args.out else run_dir / "lm_eval" / label.replace("/", "_")
+        own = run_dir_of(Path(args.checkpoint)) if args.checkpoint != "base" else Path.cwd()
+        label = "base" if args.checkpoint == "base" else Path(args.checkpoint).resolve().relative_to(own).as_posix()
+        run_dir = Path(args.run_dir) if args.run_dir else own
+        out = run_dir / "lm_eval" / label.replace("/", "_")
         out.mkdir(parents=True, exist_ok=True)
         from reasoning_lab.report import harness_markdown, write_report
         from reasoning_lab.tracking import write_json
 
         write_json(out / "lm_eval.json", {**results, "label": label})
         print(harness_markdown(run_dir, [json.loads((out / "lm_eval.json").read_text())]))
-        if args.out is None and args.checkpoint != "base":
-            write_report(run_dir)  # report.md gets the harness's table (when the run has evaluations)
+        write_report(run_dir)  # report.md gets the harness's table (when the run has evaluations)
     except ReasoningLabError as error:
         print(f"reasoning_lab.lm_eval: error: {error}", file=sys.stderr)
         sys.exit(2)

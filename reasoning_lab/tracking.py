@@ -153,9 +153,9 @@ def run_identity(run_dir: str | Path) -> str:
     """The W&B identity of a run directory: made on its first run and kept in `<run_dir>/.wandb_id`."""
     path = Path(run_dir) / ".wandb_id"
     if not path.exists():
-        import wandb
+        import uuid
 
-        path.write_text(wandb.util.generate_id() + "\n")
+        path.write_text(uuid.uuid4().hex[:8] + "\n")
     return path.read_text().strip()
 
 

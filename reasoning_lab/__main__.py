@@ -21,9 +21,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from reasoning_lab.card import check_push, final_checkpoint, model_card, push
+from reasoning_lab.card import TRAINING, check_push, final_checkpoint, model_card, push
 from reasoning_lab.config import ReasoningLabError, register_configs, validate
-from reasoning_lab.tracking import is_main_process, own_run_dir
+from reasoning_lab.tracking import is_main_process, own_run_dir, write_text
 
 STAGES = {
     "warmup": "reasoning_lab.stages.warmup",
@@ -43,7 +43,7 @@ def run(cfg: DictConfig) -> dict:
         if name not in STAGES:
             raise ReasoningLabError(f"stage.name={name!r} has no stage module; known stages: {', '.join(STAGES)}")
         stage = importlib.import_module(STAGES[name])
-        trains = name in ("warmup", "curriculum", "rl", "pipeline")
+        trains = name in TRAINING or name == "pipeline"
         if trains:
             check_push(cfg)
         run_dir = HydraConfig.get().runtime.output_dir
@@ -51,11 +51,10 @@ def run(cfg: DictConfig) -> dict:
             metrics = stage.run(cfg, run_dir)
             if trains and is_main_process():  # what the adapter is, beside it; pushed with it when asked
                 command = " ".join(["python -m reasoning_lab", *HydraConfig.get().overrides.task])
-                card = Path(run_dir) / "model_card.md"
-                card.with_name(".model_card.md.tmp").write_text(model_card(cfg, run_dir, command))
-                card.with_name(".model_card.md.tmp").replace(card)
-                if cfg.export.push_to_hub and final_checkpoint(metrics):
-                    push(cfg, run_dir, final_checkpoint(metrics))
+                write_text(Path(run_dir) / "model_card.md", model_card(cfg, run_dir, command))
+                checkpoint = final_checkpoint(metrics)
+                if cfg.export.push_to_hub and checkpoint:
+                    push(cfg, run_dir, checkpoint)
         if cfg.optimized_metric:  # a sweeper (e.g. Optuna) maximises this number
             if cfg.optimized_metric not in metrics:
                 raise ReasoningLabError(f"optimized_metric={cfg.optimized_metric} is not in the {name} stage's "

@@ -19,6 +19,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.tracking import finished_stage
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,7 @@ def accuracy_table(run_dir: Path) -> list[str]:
 
 def model_card(cfg: DictConfig, run_dir: str | Path, command: str) -> str:
     run_dir = Path(run_dir)
-    stages = {}
-    for name in TRAINING:
-        path = run_dir / name / "metrics.json"
-        if path.exists() and json.loads(path.read_text()).get("status") == "completed":
-            stages[name] = json.loads(path.read_text())
+    stages = {name: m for name in TRAINING if (m := finished_stage(run_dir, name))}
     base = base_model_id(cfg.model.source)
     front = ["---", "library_name: peft", *([f"base_model: {base}"] if base else []),
              "tags: [reasoning_lab, lora, reasoning" + "".join(f", {s}" for s in stages) + "]", "---", ""]

@@ -63,7 +63,12 @@ def finished_stage(run_dir: str | Path, stage: str) -> dict | None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically: a reader sees the old file or the new one, never half of one.
+    """Write JSON atomically (write_text). In a distributed job only rank 0 writes."""
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a file atomically: a reader sees the old file or the new one, never half of one.
     In a distributed job only rank 0 writes."""
     if not is_main_process():
         return
@@ -71,7 +76,7 @@ def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        tmp.write_text(text)
         os.replace(tmp, path)
     except OSError:  # a full disk: the old file stays, and no partial temporary file is left beside it
         tmp.unlink(missing_ok=True)

@@ -232,6 +232,8 @@ class CurriculumConfig:
     val_limit: int = 0
     # token budget of those validation answers (null: from the data)
     val_max_new_tokens: int | None = None
+    # after every stage but the last: the in-memory evaluation (eval.during_training) and a report column
+    stage_evals: bool = True
     # after the last stage: the full `eval` budget on its adapter, beside the base model's numbers
     final_eval: bool = True
 

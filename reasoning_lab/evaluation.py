@@ -10,8 +10,9 @@ the model in `eval.dtype` (bfloat16 uses the CPU's bf16 matrix units: about 2x f
 - pass@1, pass@k: the unbiased estimator of Chen et al. (2021) from the k samples
   (k=0: greedy only; no samples are drawn and these three are left out)
 - format_rate: greedy answers with a complete <think>...</think> followed by an answer
-- think_rate_with_prompt, think_rate_without_prompt, direct_rate (no <think> without the prompt)
-- accuracy_direct: greedy strict accuracy without the reasoning prompt, on the same problems
+- think_rate_with_prompt
+- without the reasoning prompt, on the same problems (left out when eval.direct_limit is 0): accuracy_direct
+  (greedy strict accuracy), think_rate_without_prompt, direct_rate (no <think>)
 - mean_completion_tokens, cap_rate (share stopped by max_new_tokens), ci95 (bootstrap of accuracy), and a
   Wilson 95% interval for every rate (`intervals`)
 The base model's numbers under the same settings are computed once per model and settings and cached
@@ -155,20 +156,20 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
         **({f"maj@{k}": mean(majority), "pass@1": mean(pass1), f"pass@{k}": mean(passk)} if k else {}),
         "format_rate": mean(formatted),
         "think_rate_with_prompt": mean([float("<think>" in g.text) for (g,) in greedy]),
-        "think_rate_without_prompt": mean(direct_think),
-        "direct_rate": mean([1.0 - t for t in direct_think]),
         "direct_n": len(direct),
+        # without the reasoning prompt: only when some problems were asked that way (eval.direct_limit > 0)
+        **({"accuracy_direct": mean(direct_correct), "think_rate_without_prompt": mean(direct_think),
+            "direct_rate": mean([1.0 - t for t in direct_think])} if direct else {}),
         "mean_completion_tokens": mean([c.tokens for c in all_completions]),
         "cap_rate": mean([float(c.hit_cap) for c in all_completions]),
-        "accuracy_direct": mean(direct_correct),
         "max_new_tokens": max_new,
         "direct_max_new_tokens": direct_max_new,
         "ci95": bootstrap_ci(strict, budget.bootstrap_samples, seed),
     }
     counts = {"accuracy": (sum(strict), n), **({f"maj@{k}": (sum(majority), n)} if k else {}),
               "format_rate": (sum(formatted), n),
-              "accuracy_direct": (sum(direct_correct), len(direct)),
-              "think_rate_without_prompt": (sum(direct_think), len(direct)),
+              **({"accuracy_direct": (sum(direct_correct), len(direct)),
+                  "think_rate_without_prompt": (sum(direct_think), len(direct))} if direct else {}),
               "cap_rate": (sum(float(c.hit_cap) for c in all_completions), len(all_completions))}
     metrics["intervals"] = {key: wilson(x, m) for key, (x, m) in counts.items()}
     return metrics, predictions
@@ -211,9 +212,10 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     for source, (metrics, predictions) in evaluated.items():
         results["datasets"][source] = metrics
         voted = f", maj@{budget.k} {metrics[f'maj@{budget.k}']:.3f}" if budget.k else ""
-        log.info("[%s] %s (n=%d): accuracy %.3f %s%s, direct %.3f, format %.2f, cap rate %.3f", label, source,
-                 metrics["n"], metrics["accuracy"], metrics["intervals"]["accuracy"], voted, metrics["accuracy_direct"],
-                 metrics["format_rate"], metrics["cap_rate"])
+        direct = f", direct {metrics['accuracy_direct']:.3f}" if "accuracy_direct" in metrics else ""
+        log.info("[%s] %s (n=%d): accuracy %.3f %s%s%s, format %.2f, cap rate %.3f", label, source, metrics["n"],
+                 metrics["accuracy"], metrics["intervals"]["accuracy"], voted, direct, metrics["format_rate"],
+                 metrics["cap_rate"])
         if out_dir is not None and is_main_process():
             path = Path(out_dir) / "predictions" / f"{source}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)

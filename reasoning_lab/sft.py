@@ -5,10 +5,13 @@
 - `OrderedSFTTrainer`: SFTTrainer that draws its batches from a given sampler (the curriculum's).
 - `MarkComplete` + `latest_complete_checkpoint`: the Trainer writes `checkpoint-N/` file by file; a
   marker written after the save finished tells a complete checkpoint from a half-written one.
+- `stop_if_asked`: the kill tests' hook, a process that stops itself right after a given checkpoint.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import torch
@@ -68,6 +71,16 @@ class MarkComplete(TrainerCallback):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if folder.exists() and state.is_world_process_zero:
             (folder / COMPLETE).write_text(str(state.global_step))
+            stop_if_asked(folder)
+
+
+def stop_if_asked(saved: Path) -> None:
+    """With REASONING_LAB_STOP_AFTER=<path suffix> set, the process sends itself REASONING_LAB_STOP_SIGNAL (TERM,
+    or KILL) right after the checkpoint at that path is complete (PPO's state at step N: `ppo_state/step-N`): the
+    kill tests stop a run at a known point."""
+    target = os.environ.get("REASONING_LAB_STOP_AFTER")
+    if target and Path(saved).as_posix().endswith(target):
+        os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get("REASONING_LAB_STOP_SIGNAL", "TERM")))
 
 
 def latest_complete_checkpoint(output_dir: Path) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,8 +27,18 @@ def make_config(*overrides: str):
         return compose("config", overrides=list(overrides))
 
 
-# the working directory of every app the tests start: nothing is read from or left in the checkout's logs/
+# the working directory of the tests and of every app they start: nothing is read from or left in the checkout's logs/
 WORKDIR = Path(tempfile.mkdtemp(prefix="reasoning_lab_tests_"))
+# offline, in this process and in every process it starts: no test reaches the hub
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_API_KEY="")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def scratch_working_directory():
+    previous = os.getcwd()
+    os.chdir(WORKDIR)
+    yield WORKDIR
+    os.chdir(previous)
 
 
 def run_cli(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -38,6 +49,29 @@ def run_cli(*args: str, timeout: float = 1800, env: dict | None = None) -> subpr
         cwd=WORKDIR, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1", **(env or {})},
     )
+
+
+def finished(run_dir: Path, result: subprocess.CompletedProcess, stage: str) -> dict:
+    """The metrics of `stage` in run_dir, after checking that the app exited 0 and the stage completed."""
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads((run_dir / stage / "metrics.json").read_text())
+    assert metrics["stage"] == stage and metrics["status"] == "completed"
+    return metrics
+
+
+# a two-step warm-up on tiny_random: shared by the tests that read its outputs or start from its checkpoint
+TINY_WARMUP = ["stage=warmup", "model=tiny_random", "warmup.max_steps=2", "warmup.eval_steps=1",
+               "warmup.learning_rate=0.05", "eval.during_training.limit=2", "eval.during_training.k=2",
+               "eval.during_training.max_new_tokens=8", "data.generic.size_per_level=8", "eval.datasets=[generic]"]
+
+
+@pytest.fixture(scope="session")
+def tiny_warmup(tmp_path_factory) -> Path:
+    """The run directory of one TINY_WARMUP run with its offline W&B run (read it, never write to it)."""
+    run_dir = tmp_path_factory.mktemp("tiny_warmup") / "run"
+    result = run_cli(*TINY_WARMUP, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
 
 
 @pytest.fixture(scope="session")

@@ -24,18 +24,8 @@ def test_printed_vote_matches_the_saved_paths(tmp_path):
     assert "votes (4 paths): " + ", ".join(f"{a}: {c}" for a, c in counts.items()) in result.stdout
 
 
-@pytest.fixture(scope="module")
-def train(tmp_path_factory):
-    """A run directory with a one-step tiny_random warm-up checkpoint."""
-    train = tmp_path_factory.mktemp("train")
-    trained = run_cli("stage=warmup", "model=tiny_random", "warmup.max_steps=1", "warmup.eval_steps=0",
-                      "warmup.eval_sets=[]", "data.generic.size_per_level=4", "eval.datasets=[generic]",
-                      "logger=none", f"hydra.run.dir={train}")
-    assert trained.returncode == 0, trained.stderr[-2000:]
-    return train
-
-
-def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, train):
+def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, tiny_warmup):
+    train = tiny_warmup
     questions = tmp_path / "q.jsonl"
     questions.write_text('{"question": "Is 9 greater than 3?"}\n\n{"question": "What is 2+2?\\nOptions: A)3 B)4 C)5 D)6 E)7"}\n')
     out = tmp_path / "answers"
@@ -59,7 +49,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
-def test_checkpoint_of_another_base_model_is_refused(tmp_path, train):
+def test_checkpoint_of_another_base_model_is_refused(tmp_path, tiny_warmup):
     result = run_cli("stage=answer", "model=smollm2_135m", "question=hi",
-                     f"eval.checkpoint={train}/warmup/checkpoint", f"hydra.run.dir={tmp_path / 'a'}")
+                     f"eval.checkpoint={tiny_warmup}/warmup/checkpoint", f"hydra.run.dir={tmp_path / 'a'}")
     assert result.returncode == 2 and "trained on model=tiny_random" in result.stderr

@@ -2,12 +2,7 @@
 
 import json
 import math
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 
 import pytest
@@ -16,7 +11,7 @@ from safetensors.torch import load_file
 
 from reasoning_lab.curriculum import CurriculumSampler, competence, decide
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file
-from tests.conftest import ROOT, make_config, run_cli
+from tests.conftest import make_config, run_cli
 
 
 @pytest.mark.parametrize(
@@ -187,28 +182,15 @@ def test_tiny_curriculum_writes_every_stage(tiny_run):
     assert trained_on[-1]["sets"] == ["generic", "gsm8k_simple", "gsm8k_medium", "aqua", "gsm8k", "strategyqa"]
 
 
-def wait_for(path_glob, root, timeout=600):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        found = list(root.glob(path_glob))
-        if found:
-            return found
-        time.sleep(0.2)
-    raise TimeoutError(path_glob)
-
-
 @pytest.mark.slow
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_run):
     clean, killed = tiny_run, tmp_path / "killed"
 
-    env = {**os.environ, "WANDB_API_KEY": ""}
     with_wandb = [a for a in TINY if a != "logger=none"]  # an offline W&B run: the resumed stage must rejoin it
-    process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", *with_wandb, f"hydra.run.dir={killed}"], cwd=ROOT,
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_for("curriculum/stage_2.work/round_0.work/trainer/checkpoint-2/reasoning_lab.complete", killed)
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=120)
-    assert process.returncode != 0
+    # the run stops itself with SIGTERM right after stage 2's checkpoint-2 is complete (reasoning_lab.sft.stop_if_asked)
+    stopped = run_cli(*with_wandb, f"hydra.run.dir={killed}",
+                      env={"REASONING_LAB_STOP_AFTER": "stage_2.work/round_0.work/trainer/checkpoint-2"})
+    assert stopped.returncode == 130, stopped.stderr[-2000:]
     assert curriculum_metrics(killed)["status"] == "interrupted"
     assert not (killed / "curriculum" / "stage_2").exists()
 

@@ -73,6 +73,8 @@ def test_k_0_is_greedy_only_no_samples_drawn_and_no_vote_reported(monkeypatch, t
     assert len(calls) == 2 and not any(c.get("do_sample") for c in calls)  # greedy, and the empty direct pass
     assert metrics["accuracy"] == 0.5 and not any(k.startswith(("maj@", "pass@")) for k in metrics)
     assert "maj@0" not in metrics["intervals"] and predictions[0]["samples"] == [] and predictions[0]["vote_correct"] is None
+    # direct_limit=0: nothing was asked without the prompt, so no direct numbers (not a measured 0)
+    assert not {"accuracy_direct", "think_rate_without_prompt", "direct_rate"} & (set(metrics) | set(metrics["intervals"]))
     for name in ("a", "b"):
         (tmp_path / name / "predictions").mkdir(parents=True)
         (tmp_path / name / "predictions" / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in predictions))

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -210,19 +208,12 @@ def test_a_second_process_in_the_same_run_dir_is_refused_naming_the_holder(tmp_p
 
 def test_sigterm_ends_in_one_line_and_exit_130(tmp_path):
     run_dir = tmp_path / "run"
-    process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", "stage=warmup", "model=tiny_random",
-                                "warmup.max_steps=100000", "warmup.eval_steps=0", "warmup.eval_sets=[]",
-                                "data.generic.size_per_level=8", "logger=none", f"hydra.run.dir={run_dir}"],
-                               cwd=WORKDIR, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1"})
     metrics = run_dir / "warmup" / "metrics.json"
-    deadline = time.time() + 300
-    while not (metrics.exists() and "running" in metrics.read_text()) and time.time() < deadline:
-        time.sleep(0.5)
-    time.sleep(3)  # inside the training loop
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 130, stderr[-2000:]
+    result = run_cli("stage=warmup", "model=tiny_random", "warmup.max_steps=100000", "warmup.save_steps=2",
+                     "warmup.eval_steps=0", "warmup.eval_sets=[]", "data.generic.size_per_level=8", "logger=none",
+                     f"hydra.run.dir={run_dir}", env={"REASONING_LAB_STOP_AFTER": "trainer/checkpoint-2"}, timeout=300)
+    stderr = result.stderr  # SIGTERM inside the training loop, right after checkpoint-2 (sft.stop_if_asked)
+    assert result.returncode == 130, stderr[-2000:]
     ours = [line for line in stderr.splitlines() if line.startswith("reasoning_lab:")]
     assert ours == ["reasoning_lab: interrupted; rerun the same command to resume"], stderr[-2000:]
     assert "Traceback" not in stderr

@@ -53,7 +53,7 @@ def test_whiten_is_zero_mean_unit_variance_on_the_mask():
     assert w[0, 3].item() == 0.0
 
 
-def toy_ppo(lr=3e-2, beta=0.0):
+def toy_ppo(lr=3e-2, beta=0.0, *extra: str, reward=None):
     """tiny_random with LoRA on the output layer too, rewarded for the share of token ids divisible by 8."""
     torch.manual_seed(0)
     cfg = make_config("model=tiny_random", "model.lora.target_modules=[q_proj,v_proj,lm_head]")
@@ -65,8 +65,8 @@ def toy_ppo(lr=3e-2, beta=0.0):
 
     settings = make_config("rl=ppo", "rl.batch_size=4", "rl.num_generations=2", "rl.max_completion_length=8",
                            "rl.temperature=1.0", f"rl.learning_rate={lr}", f"rl.beta={beta}", "rl.num_iterations=2",
-                           "rl.minibatch_size=4").rl
-    return PPO(model, tokenizer, [share_of_multiples_of_8], [1.0], settings, seed=0)
+                           "rl.minibatch_size=4", *extra).rl
+    return PPO(model, tokenizer, [reward or share_of_multiples_of_8], [1.0], settings, seed=0)
 
 
 def test_toy_task_mean_reward_rises(tmp_path):
@@ -103,3 +103,32 @@ def test_with_beta_the_kl_to_the_reference_grows_while_the_reference_stays_fixed
     for name, p in ppo.model.named_parameters():
         if name in ref:
             assert torch.equal(p, ref[name]), name  # the reference did not
+
+
+def test_an_early_eos_ends_the_completion_there_and_gets_the_reward_on_its_last_real_token():
+    """Row 0 stops after 3 tokens (its EOS, then padding), row 1 runs to the 8-token cap. With gamma = lam = 1
+    and beta = 0 the return at every real token is the completion's score, and nothing after its end counts."""
+    seen = {}
+
+    def score_by_length(prompts=None, completions=(), completion_ids=(), **kwargs):
+        seen["ids"] = [list(ids) for ids in completion_ids]
+        return [float(len(ids)) for ids in completion_ids]
+
+    ppo = toy_ppo(3e-2, 0.0, "rl.gamma=1.0", "rl.lam=1.0", "rl.batch_size=2", "rl.minibatch_size=2",
+                  reward=score_by_length)
+    eos, pad = ppo.eos_ids[0], ppo.pad
+    early = [11, 12, eos] + [pad] * 5
+    full = [21, 22, 23, 24, 25, 26, 27, 28]
+
+    def generate(input_ids, **kwargs):
+        return torch.cat([input_ids, torch.tensor([early, full], device=input_ids.device)], dim=1)
+
+    ppo.model.generate = generate
+    batch = ppo.rollout([{"prompt": "hello"}])
+    assert batch["mask"].tolist() == [[1.0, 1.0, 1.0, 0, 0, 0, 0, 0], [1.0] * 8]
+    assert seen["ids"] == [[11, 12, eos], full]  # the reward reads the completion up to and with its EOS
+    assert batch["ended"].tolist() == [True, False] and batch["lengths"].tolist() == [3.0, 8.0]
+    assert batch["returns"][0].tolist() == pytest.approx([3.0, 3.0, 3.0, 0, 0, 0, 0, 0])
+    assert batch["returns"][1].tolist() == pytest.approx([8.0] * 8)
+    assert batch["advantages"][0, 3:].abs().sum().item() == 0.0  # no advantage after the end
+    assert batch["kl"].tolist() == pytest.approx([0.0, 0.0], abs=1e-5)

@@ -7,7 +7,13 @@ import pytest
 
 from reasoning_lab.rl import AdaptiveDifficulty, PromptSampler, quantiles
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file
+from tests.conftest import finished as finished_stage
 from tests.conftest import run_cli
+
+
+def finished(run_dir, result):
+    return finished_stage(run_dir, result, "rl")
+
 
 TINY_RL = ["stage=rl", "model=tiny_random", "rl.max_steps=2", "rl.batch_size=2", "rl.num_generations=2",
            "rl.max_completion_length=8", "rl.eval_every=1", "rl.eval_sets=[synthetic_gsm8k]",
@@ -46,18 +52,13 @@ def test_prompt_sampler_uses_trl_group_order():
     assert sorted(set(order)) == list(range(6))
 
 
-def finished(run_dir, result):
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    metrics = json.loads((run_dir / "rl" / "metrics.json").read_text())
-    assert metrics["status"] == "completed"
-    return metrics
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo", "ppo"])
-def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm):
+def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warmup):
     run_dir = tmp_path / "run"
-    metrics = finished(run_dir, run_cli(f"rl={algorithm}", *TINY_RL, "logger=wandb", f"hydra.run.dir={run_dir}"))
+    metrics = finished(run_dir, run_cli(f"rl={algorithm}", *TINY_RL, "logger=wandb", f"init_from={tiny_warmup}/warmup/checkpoint",
+                                        f"hydra.run.dir={run_dir}"))
+    assert metrics["init_from"] == f"{tiny_warmup}/warmup/checkpoint"
     assert metrics["algorithm"] == algorithm
     train = metrics["train"]
     assert train["steps"] == 2 and len(train["history"]) == 2
@@ -101,9 +102,9 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm):
 
 
 @pytest.mark.slow
-def test_adaptive_difficulty_and_dropped_groups_in_grpo(tmp_path):
+def test_adaptive_difficulty_and_dropped_groups_in_grpo(tmp_path, tiny_warmup):
     run_dir = tmp_path / "run"
-    metrics = finished(run_dir, run_cli(*TINY_RL, "rl.difficulty_target=0.3", "rl.drop_uniform_groups=true",
+    metrics = finished(run_dir, run_cli(*TINY_RL, f"init_from={tiny_warmup}/warmup/checkpoint", "rl.difficulty_target=0.3", "rl.drop_uniform_groups=true",
                                         "rl.eval_every=0", "logger=none", f"hydra.run.dir={run_dir}"))
     targets = [h["target"] for h in metrics["train"]["difficulty"]]
     assert len(targets) == 2 and targets[0] < 0.3  # tiny_random earns nothing: the target eases
@@ -224,33 +225,19 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
 
 
 @pytest.mark.slow
-def test_killed_ppo_stage_resumes_to_the_same_weights(tmp_path):
+def test_killed_ppo_stage_resumes_to_the_same_weights(tmp_path, tiny_warmup):
     """SIGKILL after PPO's state at step 2 is on disk: the rerun continues from the newest saved state and ends
     with the adapter and value head of an uninterrupted run, bit for bit; a finished stage is not trained again."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     import torch
     from safetensors.torch import load_file
 
-    from tests.conftest import WORKDIR
-
-    args = ["rl=ppo", *TINY_RL, "rl.max_steps=6", "rl.save_steps=2", "rl.eval_every=0", "rl.learning_rate=0.01",
+    args = ["rl=ppo", *TINY_RL, f"init_from={tiny_warmup}/warmup/checkpoint", "rl.max_steps=6", "rl.save_steps=2", "rl.eval_every=0", "rl.learning_rate=0.01",
             "logger=none"]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     finished(clean, run_cli(*args, f"hydra.run.dir={clean}"))
-    process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", *args, f"hydra.run.dir={killed}"], cwd=WORKDIR,
-                               env={**os.environ, "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = killed / "rl" / "ppo_state" / "state.pt"
-    deadline = time.time() + 600
-    while not marker.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=60)
+    stopped = run_cli(*args, f"hydra.run.dir={killed}",  # SIGKILL right after PPO's state at step 2 is saved
+                      env={"REASONING_LAB_STOP_AFTER": "ppo_state/step-2", "REASONING_LAB_STOP_SIGNAL": "KILL"})
+    assert stopped.returncode == -9 and (killed / "rl" / "ppo_state" / "state.pt").exists()
     assert not (killed / "rl" / "checkpoint").exists()
 
     resumed = run_cli(*args, f"hydra.run.dir={killed}")

@@ -124,6 +124,9 @@ def test_curriculum_ablation_reports_seeds_and_paired_comparisons(tmp_path):
     assert len(jobs) == 4
     stages = [json.loads((job / "curriculum" / "metrics.json").read_text())["stages"] for job in jobs]
     assert sorted(len(s) for s in stages) == [1, 1, 4, 4]  # shuffled mix: one stage of every set
+    assert not any("eval" in stage for job in stages for stage in job)  # curriculum.stage_evals=false: final only
+    assert all(json.loads((job / "curriculum" / "final" / "eval_results.json").read_text())["datasets"]["generic"]["n"]
+               == 2 for job in jobs)
     table = (sweep / "sweep.md").read_text()
     assert "## Across seeds" in table and "| curriculum=default | 2 |" in table and "| curriculum=shuffled_mix | 2 |" in table
     assert "## Paired comparison with job 0" in table

@@ -8,23 +8,21 @@ from peft import PeftModel
 
 from reasoning_lab.model import load_base_model
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file
-from tests.conftest import make_config, run_cli
-
-TINY = ["model=tiny_random", "warmup.max_steps=2", "warmup.eval_steps=1", "eval.during_training.limit=2",
-        "eval.during_training.k=2", "eval.during_training.max_new_tokens=8", "data.generic.size_per_level=8",
-        "eval.datasets=[generic]"]
+from tests.conftest import TINY_WARMUP, make_config, run_cli
+from tests.conftest import finished as finished_stage
 
 
 def finished(run_dir, result):
-    assert result.returncode == 0, result.stderr[-3000:]
+    return finished_stage(run_dir, result, "warmup")
+
+
+TINY = TINY_WARMUP[1:]  # without stage=warmup
+
+
+def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tiny_warmup):
+    run_dir = tiny_warmup
     metrics = json.loads((run_dir / "warmup" / "metrics.json").read_text())
     assert metrics["stage"] == "warmup" and metrics["status"] == "completed"
-    return metrics
-
-
-def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tmp_path):
-    run_dir = tmp_path / "run"
-    metrics = finished(run_dir, run_cli("stage=warmup", *TINY, f"hydra.run.dir={run_dir}"))
     assert metrics["train"]["steps"] == 2
     from reasoning_lab.data import source_rows
 
@@ -48,10 +46,9 @@ def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tmp_path):
     assert logged["config"]["model"]["name"] == "tiny_random"
 
 
-def test_init_from_continues_from_a_checkpoint_and_bad_paths_fail_cleanly(tmp_path):
-    first, second = tmp_path / "first", tmp_path / "second"
-    before = finished(first, run_cli("stage=warmup", *TINY, "warmup.learning_rate=0.05", "logger=none",
-                                     f"hydra.run.dir={first}"))
+def test_init_from_continues_from_a_checkpoint_and_bad_paths_fail_cleanly(tmp_path, tiny_warmup):
+    first, second = tiny_warmup, tmp_path / "second"
+    before = json.loads((first / "warmup" / "metrics.json").read_text())
     after = finished(second, run_cli("stage=warmup", *TINY, "logger=none", f"init_from={first}/warmup/checkpoint",
                                      f"hydra.run.dir={second}"))
     assert after["train"]["eval_loss_before"] == pytest.approx(before["train"]["eval_loss_after"], rel=1e-4)
@@ -129,34 +126,20 @@ def test_length_grouped_batches_pad_less_than_random_ones():
 
 @pytest.mark.slow
 def test_killed_warmup_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     from safetensors.torch import load_file
-
-    from tests.conftest import ROOT
 
     args = ["stage=warmup", "model=tiny_random", "warmup.max_steps=6", "warmup.save_steps=2", "warmup.eval_steps=0",
             "warmup.eval_sets=[]", "warmup.learning_rate=0.01", "data.generic.size_per_level=8", "logger=none"]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     finished(clean, run_cli(*args, f"hydra.run.dir={clean}"))
-    process = subprocess.Popen([sys.executable, "-m", "reasoning_lab", *args, f"hydra.run.dir={killed}"], cwd=ROOT,
-                               env={**os.environ, "WANDB_API_KEY": "", "HF_HUB_OFFLINE": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = killed / "warmup" / "trainer" / "checkpoint-2" / "reasoning_lab.complete"
-    deadline = time.time() + 600
-    while not marker.exists() and time.time() < deadline:
-        time.sleep(0.1)
-    process.send_signal(signal.SIGKILL)  # no chance to clean up
-    process.wait(timeout=60)
+    stopped = run_cli(*args, f"hydra.run.dir={killed}",  # SIGKILL right after checkpoint-2: no chance to clean up
+                      env={"REASONING_LAB_STOP_AFTER": "trainer/checkpoint-2", "REASONING_LAB_STOP_SIGNAL": "KILL"})
+    assert stopped.returncode == -9
     assert not (killed / "warmup" / "checkpoint").exists()
 
     resumed = run_cli(*args, f"hydra.run.dir={killed}")
     metrics = finished(killed, resumed)
-    assert metrics["resumed_from"].endswith(("checkpoint-2", "checkpoint-4")) and metrics["train"]["steps"] == 6
+    assert metrics["resumed_from"].endswith("checkpoint-2") and metrics["train"]["steps"] == 6
     a = load_file(clean / "warmup" / "checkpoint" / "adapter_model.safetensors")
     b = load_file(killed / "warmup" / "checkpoint" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

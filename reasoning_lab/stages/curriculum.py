@@ -10,7 +10,7 @@ round's own):
   `extend_lr_scale` x the learning rate) while the loss still falls beyond its noise, within
   `max_extra_epochs` and `max_extensions`, undoing an extension that raised the loss; raise replay on
   forgetting -> greedy validation accuracy (if `val_limit` > 0) -> save `curriculum/stage_k/` (adapter +
-  metrics.json) -> evaluate in memory (eval.during_training).
+  metrics.json) -> evaluate in memory (eval.during_training; `stage_evals`).
 After stage 4: the final evaluation (the full `eval` budget) of the last adapter beside the base model's
 under the same settings (`curriculum.final_eval`).
 Resume: re-running with the same hydra.run.dir skips finished stages and rounds and continues an
@@ -198,7 +198,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             save_adapter(model, tokenizer, stage_dir, cfg.model, {"stage": f"curriculum/stage_{k}",
                                                                   "trained_on": trained_on})
             write_json(stage_dir / "metrics.json", record)
-            if k < len(c.stages) or not c.final_eval:  # the last stage's evaluation is the final one
+            if c.stage_evals and k < len(c.stages) or not c.final_eval:  # the last stage's is the final one
                 results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, f"curriculum/stage_{k}", stage_dir)
                 write_json(stage_dir / "eval_results.json", results)
                 log_to_wandb(wandb_run, results, f"curriculum/stage_{k}/eval")

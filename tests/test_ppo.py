@@ -69,6 +69,7 @@ def toy_ppo(lr=3e-2, beta=0.0, *extra: str, reward=None):
     return PPO(model, tokenizer, [reward or share_of_multiples_of_8], [1.0], settings, seed=0)
 
 
+@pytest.mark.slow
 def test_toy_task_mean_reward_rises(tmp_path):
     ppo = toy_ppo()
     rows = [{"prompt": p} for p in ("count to ten", "say something", "hello", "abc")]

@@ -1,4 +1,5 @@
-"""Shared fixtures: composed configs, the real benchmark files in ../shared/data, subprocess runs."""
+"""Shared fixtures: composed configs, the tiny model factory, the shared tiny warm-up run, the real benchmark
+files in ../shared/data, app runs in subprocesses (offline, in a scratch working directory), test order."""
 
 from __future__ import annotations
 
@@ -26,6 +27,22 @@ def make_config(*overrides: str):
     """The app's config composed with these overrides (no Hydra run dir involved)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+def tiny_model(*overrides: str, trainable: bool = True):
+    """(config, model, tokenizer) of tiny_random with these overrides: the model factory of the in-process tests."""
+    from reasoning_lab.model import load_model, load_tokenizer
+
+    cfg = make_config("model=tiny_random", *overrides)
+    return cfg, load_model(cfg.model, trainable=trainable), load_tokenizer(cfg.model)
+
+
+def tiny_adapter(folder: Path) -> Path:
+    """A freshly initialised tiny_random adapter saved as a checkpoint at `folder`."""
+    from reasoning_lab.model import save_adapter
+
+    cfg, model, tokenizer = tiny_model()
+    return save_adapter(model, tokenizer, folder, cfg.model)
 
 
 # the working directory of the tests and of every app they start: nothing is read from or left in the checkout's logs/

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from reasoning_lab.curriculum import CurriculumSampler, competence, decide
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file
-from tests.conftest import make_config, run_cli
+from tests.conftest import make_config, run_cli, tiny_model
 
 
 @pytest.mark.parametrize(
@@ -216,15 +216,14 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_run)
 def test_merged_export_loads_without_peft(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from reasoning_lab.model import export_merged, load_model, load_tokenizer, save_adapter
+    from reasoning_lab.model import export_merged, save_adapter
 
-    cfg = make_config("model=tiny_random")
-    model = load_model(cfg.model)
+    cfg, model, tokenizer = tiny_model()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.fill_(0.01)
-    adapter = save_adapter(model, load_tokenizer(cfg.model), tmp_path / "adapter", cfg.model)
+    adapter = save_adapter(model, tokenizer, tmp_path / "adapter", cfg.model)
     merged_dir = export_merged(cfg.model, adapter, tmp_path / "merged")
     merged = AutoModelForCausalLM.from_pretrained(merged_dir)
     ids = torch.tensor([[1, 2, 3, 4]])
@@ -329,17 +328,15 @@ def test_resume_takes_the_newest_complete_checkpoint_not_a_half_written_one(tmp_
 def test_the_curriculum_trainer_draws_its_batches_from_the_curriculum_sampler():
     from datasets import Dataset
 
-    from reasoning_lab.model import load_model, load_tokenizer
     from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
 
-    cfg = make_config("model=tiny_random")
-    tokenizer = load_tokenizer(cfg.model)
+    _, model, tokenizer = tiny_model()
     rows = [{"input_ids": [5, 6 + i, 7], "completion_mask": [0, 1, 1]} for i in range(40)]
     difficulties = [i % 4 for i in range(40)]
     sampler = CurriculumSampler(difficulties, 0, 4, 5, "linear", c0=0.25, replay=0.0, seed=1)
     args = sft_arguments("/tmp/unused", max_steps=5, batch_size=4, grad_accum=1, learning_rate=1e-3,
                          lr_scheduler="constant", warmup_ratio=0.0, logging_steps=1, seed=0, report_to="none")
-    trainer = OrderedSFTTrainer(model=load_model(cfg.model), args=args, train_dataset=Dataset.from_list(rows),
+    trainer = OrderedSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                 processing_class=tokenizer, sampler=sampler)
     drawn = [batch["input_ids"][:, 1].tolist() for batch in trainer.get_train_dataloader()]
     assert drawn == [[6 + i for i in batch] for batch in sampler.batches()]

@@ -7,7 +7,7 @@ import torch
 
 from reasoning_lab.decoding import generate, guess_kind, majority_vote, pass_at_k, self_consistency
 from reasoning_lab.model import load_model, load_tokenizer
-from tests.conftest import make_config
+from tests.conftest import make_config, tiny_model
 
 
 def test_majority_vote():
@@ -46,8 +46,8 @@ def test_guess_kind(question, kind):
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = make_config("model=tiny_random")
-    return load_model(cfg.model, trainable=False), load_tokenizer(cfg.model)
+    _, model, tokenizer = tiny_model(trainable=False)
+    return model, tokenizer
 
 
 def test_batched_greedy_equals_one_at_a_time(tiny):

@@ -13,7 +13,7 @@ import pytest
 
 from reasoning_lab.config import ReasoningLabError, validate
 from reasoning_lab.data import read_jsonl
-from tests.conftest import ROOT, WORKDIR, make_config, run_cli
+from tests.conftest import ROOT, WORKDIR, make_config, run_cli, tiny_adapter
 
 # a stage that needs no training and finishes in seconds on tiny_random
 QUICK_EVAL = ["stage=eval", "model=tiny_random", "eval.datasets=[generic]", "eval.limit=2", "eval.k=1",
@@ -136,11 +136,7 @@ def test_a_questions_file_that_is_not_text_is_one_line(tmp_path, content):
 
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
-    from reasoning_lab import model as M
-
-    cfg = make_config("model=tiny_random")
-    return M.save_adapter(M.load_model(cfg.model), M.load_tokenizer(cfg.model),
-                          tmp_path_factory.mktemp("adapter") / "checkpoint", cfg.model)
+    return tiny_adapter(tmp_path_factory.mktemp("adapter") / "checkpoint")
 
 
 WEIGHTS = "adapter_model.safetensors"

@@ -5,13 +5,11 @@ import os
 import subprocess
 import sys
 
-from reasoning_lab.model import load_model, load_tokenizer, save_adapter
-from tests.conftest import WORKDIR, make_config
+from tests.conftest import WORKDIR, tiny_adapter
 
 
 def test_the_harness_runs_on_a_checkpoint_and_its_numbers_join_the_report(tmp_path, shared_data):
-    cfg = make_config("model=tiny_random")
-    adapter = save_adapter(load_model(cfg.model), load_tokenizer(cfg.model), tmp_path / "warmup" / "checkpoint", cfg.model)
+    adapter = tiny_adapter(tmp_path / "warmup" / "checkpoint")
     (tmp_path / "run_settings.json").write_text("{}")  # marks the run directory
     ours = {"label": "eval: warmup", "checkpoint": str(adapter), "finished": 1, "decoding": {},
             "datasets": {"gsm8k": {"n": 100, "accuracy": 0.02, "intervals": {"accuracy": [0.01, 0.07]}}}}

@@ -3,9 +3,8 @@
 import pytest
 import torch
 
-from reasoning_lab.model import load_model, load_tokenizer
 from reasoning_lab.ppo import PPO, gae, load_value_head, policy_loss, value_loss, whiten
-from tests.conftest import make_config
+from tests.conftest import make_config, tiny_model
 
 
 def test_gae_with_lambda_one_gives_monte_carlo_returns():
@@ -56,9 +55,7 @@ def test_whiten_is_zero_mean_unit_variance_on_the_mask():
 def toy_ppo(lr=3e-2, beta=0.0, *extra: str, reward=None):
     """tiny_random with LoRA on the output layer too, rewarded for the share of token ids divisible by 8."""
     torch.manual_seed(0)
-    cfg = make_config("model=tiny_random", "model.lora.target_modules=[q_proj,v_proj,lm_head]")
-    tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model)
+    _, model, tokenizer = tiny_model("model.lora.target_modules=[q_proj,v_proj,lm_head]")
 
     def share_of_multiples_of_8(prompts=None, completions=(), completion_ids=(), **kwargs):
         return [sum(t % 8 == 0 for t in ids) / max(len(ids), 1) for ids in completion_ids]

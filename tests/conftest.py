@@ -87,8 +87,7 @@ TINY_WARMUP = ["stage=warmup", "model=tiny_random", "warmup.max_steps=2", "warmu
 def tiny_warmup(tmp_path_factory) -> Path:
     """The run directory of one TINY_WARMUP run with its offline W&B run (read it, never write to it)."""
     run_dir = tmp_path_factory.mktemp("tiny_warmup") / "run"
-    result = run_cli(*TINY_WARMUP, f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
+    finished(run_dir, run_cli(*TINY_WARMUP, f"hydra.run.dir={run_dir}"), "warmup")
     return run_dir
 
 

@@ -198,7 +198,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             save_adapter(model, tokenizer, stage_dir, cfg.model, {"stage": f"curriculum/stage_{k}",
                                                                   "trained_on": trained_on})
             write_json(stage_dir / "metrics.json", record)
-            if c.stage_evals and k < len(c.stages) or not c.final_eval:  # the last stage's is the final one
+            last = k == len(c.stages)  # the last stage's evaluation is the final one, unless final_eval is off
+            if (c.stage_evals and not last) or (last and not c.final_eval):
                 results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, f"curriculum/stage_{k}", stage_dir)
                 write_json(stage_dir / "eval_results.json", results)
                 log_to_wandb(wandb_run, results, f"curriculum/stage_{k}/eval")

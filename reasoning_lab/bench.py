@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -191,9 +192,9 @@ def bench_sft(model, batches) -> dict:
             "step_s": statistics.median(times)}
 
 
-def matmul_peak(size: int = 1024, repeats: int = 20) -> float:
-    """Measured dense fp32 matrix-product FLOP/s of this machine (torch.mm, all threads)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak(dtype: torch.dtype = torch.float32, size: int = 1024, repeats: int = 20) -> float:
+    """Measured dense matrix-product FLOP/s of this machine in `dtype` (torch.mm, all threads)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     seconds = median_time(lambda: [torch.mm(a, b) for _ in range(4)], repeats) / 4
     return 2 * size**3 / seconds
 
@@ -281,7 +282,8 @@ def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int,
     from reasoning_lab.evaluation import inference_model
     from reasoning_lab.model import load_model
 
-    model = load_model(cfg.model, trainable=False).merge_and_unload()  # what stage=eval generated with before
+    before_cfg = OmegaConf.merge(cfg.model, {"dtype": "float32", "attn_implementation": "sdpa"})
+    model = load_model(before_cfg, trainable=False).merge_and_unload()  # what stage=eval generated with before
     rows = source_rows("synthetic_gsm8k", "test", cfg.data)[:problems]
     prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}]
                for p in rows]
@@ -390,11 +392,20 @@ def main() -> None:
         row(f"2. SFT loss-bearing tokens/s, {label}", f"{base:.0f}", f"{results[label]['loss_tokens_per_s']:.0f}",
             f"{ratio:.2f}x", ">= 1.5x, 0 truncated", ratio >= 1.5,
             f"{n} batches of 8; the sketch (padded to 256) truncated {truncated} of {len(dataset)} examples, ours none")
-    peak = matmul_peak()
+    # the same grouped batches on the model in float32 with sdpa attention (the CPU default before)
+    grouped = stage_batches(model, tokenizer, dataset, len(sketch), batch, group_by_length=True)
+    float32 = load_model(OmegaConf.merge(cfg.model, {"dtype": "float32", "attn_implementation": "sdpa"}))
+    before = bench_sft(float32, grouped)["step_s"]
+    del float32
+    now = results["warm-up, grouped by length (now the default)"]["step_s"]
+    row("2. SFT step time, precision", f"{before:.2f} s (float32, sdpa)",
+        f"{now:.2f} s ({cfg.model.dtype}, {cfg.model.attn_implementation})", f"{before / now:.2f}x", "recorded", True,
+        f"{len(grouped)} length-grouped batches of 8; LoRA adapters in float32 either way")
+    peak = matmul_peak(model.dtype)
     flops = training_flops_per_token(model)
     best = max(r["tokens_per_s"] for r in results.values())
     mfu = best * flops / peak
-    row("3. MFU of a LoRA training step", f"peak {peak / 1e9:.0f} GFLOP/s (fp32 mm)",
+    row("3. MFU of a LoRA training step", f"peak {peak / 1e9:.0f} GFLOP/s ({str(model.dtype)[6:]} mm)",
         f"{best * flops / 1e9:.1f} GFLOP/s", f"{100 * mfu:.1f}%", ">= 30%", mfu >= 0.30,
         f"{flops / 1e6:.0f} MFLOP per token (4N frozen + 6N adapters); batch 8, "
         f"{statistics.mean(len(x) for x in dataset['input_ids']):.0f} tokens per example on average")

@@ -355,6 +355,8 @@ class EvalConfig(EvalBudget):
     checkpoint: str | None = None
     # the smaller budget of the evaluations run after every training stage
     during_training: EvalBudget = field(default_factory=EvalBudget)
+    # attention of the model copy that generates, in every evaluation
+    attn_implementation: str = "sdpa"
     # stage=eval of a checkpoint also reports the base model under the same settings (computed once, cached)
     with_base: bool = True
 
@@ -409,6 +411,7 @@ CHOICES = {
     "eval.dtype": ("float32", "bfloat16", "float16"),
     "eval.during_training.dtype": ("float32", "bfloat16", "float16"),
     "model.attn_implementation": ("sdpa", "eager"),
+    "eval.attn_implementation": ("sdpa", "eager"),
     "data.overflow": ("drop", "truncate"),
     "data.contamination.action": ("refuse", "drop"),
     "rl.algorithm": ("grpo", "rloo", "ppo"),

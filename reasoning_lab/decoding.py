@@ -122,7 +122,8 @@ def generate(
         if k > 1:  # the prompts once, their cache repeated k times; generate then runs only the last prompt token
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
             cache = model(input_ids=input_ids[:, :-1], attention_mask=attention[:, :-1],
-                          position_ids=positions[:, :-1], use_cache=True).past_key_values
+                          position_ids=positions[:, :-1], use_cache=True,
+                          logits_to_keep=1).past_key_values
             cache.batch_repeat_interleave(k)
             input_ids, attention = input_ids.repeat_interleave(k, 0), attention.repeat_interleave(k, 0)
             shared = {"past_key_values": cache}

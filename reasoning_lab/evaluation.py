@@ -197,7 +197,7 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
                             "direct_limit": budget.direct_limit, "dtype": budget.dtype,
                             "system_prompt": cfg.data.system_prompt}}
     began = time.perf_counter()
-    model = inference_model(model, cfg.model.quantization, budget.dtype)
+    model = inference_model(model, cfg.model.quantization, budget.dtype, cfg.eval.attn_implementation)
     sets = {}
     for source in datasets if datasets is not None else cfg.eval.datasets:
         try:
@@ -229,18 +229,22 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     return results
 
 
-def inference_model(model, quantization: str, dtype: str):
-    """The model to generate with: the LoRA weights merged into a copy, cast to `dtype` (the training
-    model is left as it is). A quantized base is used as it is (its weights cannot be merged exactly)."""
+def inference_model(model, quantization: str, dtype: str, attn_implementation: str = "sdpa"):
+    """The model to generate with: the LoRA weights merged into a copy, cast to `dtype`, with `attn_implementation`
+    (the training model is left as it is). A quantized base is used as it is (its weights cannot be merged
+    exactly); so is a bare model already in `dtype`, which then takes `attn_implementation`."""
     from peft import PeftModel
 
     target = getattr(torch, dtype)
-    if quantization != "none" or (not isinstance(model, PeftModel) and model.dtype == target):
+    if quantization != "none":
         return model
-    twin = copy.deepcopy(model)
-    if isinstance(twin, PeftModel):
-        twin = twin.merge_and_unload()
-    return twin.to(target).eval()
+    if isinstance(model, PeftModel) or model.dtype != target:
+        model = copy.deepcopy(model)
+        if isinstance(model, PeftModel):
+            model = model.merge_and_unload()
+        model = model.to(target).eval()
+    model.set_attn_implementation(attn_implementation)
+    return model
 
 
 def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
@@ -312,7 +316,8 @@ def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], lim
     prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}]
                for _, p in flat]
     budget = max_new_tokens or token_budget(tokenizer, [p for _, p in flat], reason=True)
-    twin = inference_model(model, cfg.model.quantization, cfg.eval.during_training.dtype)
+    twin = inference_model(model, cfg.model.quantization, cfg.eval.during_training.dtype,
+                           cfg.eval.attn_implementation)
     outputs = generate(twin, tokenizer, prompts, budget, batch_size=cfg.eval.batch_size, progress="validation")
     correct: dict[str, list[float]] = {name: [] for name in names}
     for (name, problem), (completion,) in zip(flat, outputs):

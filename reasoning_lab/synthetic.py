@@ -146,34 +146,34 @@ def synthetic_gsm8k(size: int, seed: int) -> list[Problem]:
             if op == "add":
                 b = rng.randint(2, 20)
                 sentences.append(f"{pronoun.capitalize()} gets {b} more {item}.")
-                lines.append(f"{value} + {b} = {value + b}")
+                lines.append(f"gets {b} more: {value} + {b} = {value + b}")
                 value += b
             elif op == "sub" and value > 3:
                 b = rng.randint(1, value - 1)
                 sentences.append(f"{pronoun.capitalize()} gives {b} {item} to {rng.choice(FRIENDS)}.")
-                lines.append(f"{value} - {b} = {value - b}")
+                lines.append(f"gives {b} away: {value} - {b} = {value - b}")
                 value -= b
             elif op == "div" and value % 2 == 0:
                 k = 2
                 sentences.append(f"{pronoun.capitalize()} splits them equally into {k} boxes and keeps one box.")
-                lines.append(f"{value} / {k} = {value // k}")
+                lines.append(f"keeps one of {k} boxes: {value} / {k} = {value // k}")
                 value //= k
             elif op == "price" and value <= 40:
                 cost = rng.randint(2, 5)
                 sentences.append(f"Each of the {item} is worth ${cost}.")
-                lines.append(f"{value} x {cost} = {value * cost}")
+                lines.append(f"${cost} each: {value} x {cost} = {value * cost}")
                 value *= cost
                 question = f"How many dollars are all of {name}'s {item} worth?"
                 break
             elif value <= 60:
                 k = rng.choice([2, 3]) if value <= 30 else 2
                 sentences.append(f"Then the number of {item} {pronoun} has {'doubles' if k == 2 else 'triples'}.")
-                lines.append(f"{value} x {k} = {value * k}")
+                lines.append(f"{'doubles' if k == 2 else 'triples'}: {value} x {k} = {value * k}")
                 value *= k
             else:
                 b = rng.randint(1, 9)
                 sentences.append(f"{pronoun.capitalize()} gets {b} more {item}.")
-                lines.append(f"{value} + {b} = {value + b}")
+                lines.append(f"gets {b} more: {value} + {b} = {value + b}")
                 value += b
         else:
             question = f"How many {item} does {name} have now?"
@@ -260,18 +260,21 @@ def synthetic_strategyqa(size: int, seed: int) -> list[Problem]:
         if kind == "legs":
             a, b = rng.sample(sorted(LEGS), 2)
             question = f"Does a {a} have more legs than a {b}?"
-            facts = [f"A {a} has {LEGS[a]} legs.", f"A {b} has {LEGS[b]} legs."]
             yes, steps = LEGS[a] > LEGS[b], 3
+            facts = [f"A {a} has {LEGS[a]} legs.", f"A {b} has {LEGS[b]} legs.",
+                     f"{LEGS[a]} is {'more' if yes else 'not more'} than {LEGS[b]}."]
         elif kind == "eggs":
             k, n, e = rng.randint(1, 4), rng.randint(2, 12), rng.randint(1, 4)
             question = f"Would {k} dozen eggs be enough for {n} people who each eat {e} eggs?"
-            facts = ["A dozen is 12.", f"{k} dozen eggs is {12 * k} eggs.", f"{n} people eating {e} eggs each need {n * e} eggs."]
             yes, steps = 12 * k >= n * e, 4
+            facts = ["A dozen is 12.", f"{k} dozen eggs is {12 * k} eggs.", f"{n} people eating {e} eggs each need {n * e} eggs.",
+                     f"{12 * k} is {'at least' if yes else 'less than'} {n * e}."]
         elif kind == "movies":
             k, m, h = rng.randint(2, 4), rng.choice([60, 90, 120]), rng.randint(2, 8)
             question = f"Can you watch {k} movies of {m} minutes each in {h} hours?"
-            facts = [f"{h} hours is {60 * h} minutes.", f"{k} movies of {m} minutes take {k * m} minutes."]
             yes, steps = k * m <= 60 * h, 3
+            facts = [f"{h} hours is {60 * h} minutes.", f"{k} movies of {m} minutes take {k * m} minutes.",
+                     f"{k * m} is {'at most' if yes else 'more than'} {60 * h}."]
         elif kind == "even":
             n = rng.randint(10, 199)
             question = f"Is {n} an even number?"
@@ -280,8 +283,8 @@ def synthetic_strategyqa(size: int, seed: int) -> list[Problem]:
         else:
             d, w = rng.randint(5, 60), rng.randint(1, 8)
             question = f"Is {d} days longer than {w} weeks?"
-            facts = ["A week has 7 days.", f"{w} weeks is {7 * w} days."]
             yes, steps = d > 7 * w, 3
+            facts = ["A week has 7 days.", f"{w} weeks is {7 * w} days.", f"{d} is {'more' if yes else 'not more'} than {7 * w}."]
         problems.append(Problem(question, "\n".join(facts), "yes" if yes else "no", "yesno", steps,
                                 "synthetic_strategyqa"))
     return problems

@@ -252,6 +252,12 @@ LEGS = {"spider": 8, "dog": 4, "chicken": 2, "ant": 6, "crab": 10, "starfish": 5
         "cat": 4, "duck": 2, "octopus": 8, "fish": 0, "cow": 4, "beetle": 6, "goat": 4}
 
 
+def compared(a: int, b: int) -> str:
+    """The comparison line of a yes/no reasoning, worded as generic's compare_sum words it ("greater" goes with
+    yes there); every question puts first the quantity whose being greater means yes."""
+    return f"{a} is {'greater than' if a > b else 'less than' if a < b else 'equal to'} {b}."
+
+
 def synthetic_strategyqa(size: int, seed: int) -> list[Problem]:
     rng = random.Random(seed)
     problems = []
@@ -262,19 +268,19 @@ def synthetic_strategyqa(size: int, seed: int) -> list[Problem]:
             question = f"Does a {a} have more legs than a {b}?"
             yes, steps = LEGS[a] > LEGS[b], 3
             facts = [f"A {a} has {LEGS[a]} legs.", f"A {b} has {LEGS[b]} legs.",
-                     f"{LEGS[a]} is {'more' if yes else 'not more'} than {LEGS[b]}."]
+                     compared(LEGS[a], LEGS[b])]
         elif kind == "eggs":
             k, n, e = rng.randint(1, 4), rng.randint(2, 12), rng.randint(1, 4)
             question = f"Would {k} dozen eggs be enough for {n} people who each eat {e} eggs?"
             yes, steps = 12 * k >= n * e, 4
             facts = ["A dozen is 12.", f"{k} dozen eggs is {12 * k} eggs.", f"{n} people eating {e} eggs each need {n * e} eggs.",
-                     f"{12 * k} is {'at least' if yes else 'less than'} {n * e}."]
+                     compared(12 * k, n * e)]
         elif kind == "movies":
             k, m, h = rng.randint(2, 4), rng.choice([60, 90, 120]), rng.randint(2, 8)
             question = f"Can you watch {k} movies of {m} minutes each in {h} hours?"
             yes, steps = k * m <= 60 * h, 3
             facts = [f"{h} hours is {60 * h} minutes.", f"{k} movies of {m} minutes take {k * m} minutes.",
-                     f"{k * m} is {'at most' if yes else 'more than'} {60 * h}."]
+                     compared(60 * h, k * m)]
         elif kind == "even":
             n = rng.randint(10, 199)
             question = f"Is {n} an even number?"
@@ -284,7 +290,7 @@ def synthetic_strategyqa(size: int, seed: int) -> list[Problem]:
             d, w = rng.randint(5, 60), rng.randint(1, 8)
             question = f"Is {d} days longer than {w} weeks?"
             yes, steps = d > 7 * w, 3
-            facts = ["A week has 7 days.", f"{w} weeks is {7 * w} days.", f"{d} is {'more' if yes else 'not more'} than {7 * w}."]
+            facts = ["A week has 7 days.", f"{w} weeks is {7 * w} days.", compared(d, 7 * w)]
         problems.append(Problem(question, "\n".join(facts), "yes" if yes else "no", "yesno", steps,
                                 "synthetic_strategyqa"))
     return problems

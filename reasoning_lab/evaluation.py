@@ -242,6 +242,10 @@ def inference_model(model, quantization: str, dtype: str, attn_implementation: s
         model = copy.deepcopy(model)
         if isinstance(model, PeftModel):
             model = model.merge_and_unload()
+        # TRL's trainers replace the trained model's forward with a wrapper whose closure holds the original
+        # model's bound forward; copied, it would still run the training model (adapters unmerged, its attention):
+        # 2x slower generation. The copy gets its class's forward back.
+        model.__dict__.pop("forward", None)
         model = model.to(target).eval()
     model.set_attn_implementation(attn_implementation)
     return model

@@ -179,3 +179,32 @@ def test_eval_checks_what_the_checkpoint_was_trained_on(tmp_path, shared_data):
     (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": [{"sets": ["aqua"], "data": real_record}]}))
     (report,) = held_out_check(evaluation, tmp_path)
     assert report["dropped"]["aqua"] > 0
+
+
+def test_the_generating_copy_of_a_trained_model_runs_its_own_weights(tmp_path):
+    """TRL's trainer replaces the trained model's forward with a wrapper bound to that model; a merged copy must not
+    keep it, or every evaluation after training runs the training model (unmerged adapters, 2x slower). Seen
+    from outside: once the copy is made, changing the trained model must not change the copy's outputs."""
+    import torch
+
+    from reasoning_lab.data import format_example, tokenize
+    from reasoning_lab.evaluation import inference_model
+    from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
+    from reasoning_lab.synthetic import synthetic_gsm8k
+    from tests.conftest import tiny_model
+
+    cfg, model, tokenizer = tiny_model()
+    examples = [format_example(p, True, cfg.data.system_prompt) for p in synthetic_gsm8k(8, 0)]
+    dataset, _ = tokenize(examples, tokenizer, max_length=512, overflow="drop")
+    args = sft_arguments(tmp_path, max_steps=1, batch_size=4, grad_accum=1, learning_rate=1e-3, lr_scheduler="constant",
+                         warmup_ratio=0.0, logging_steps=1, seed=0, report_to="none")
+    OrderedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer).train()
+    twin = inference_model(model, "none", "float32")
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        before = twin(input_ids=ids).logits
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.add_(1.0)  # the trained model changes; its copy must not
+        after = twin(input_ids=ids).logits
+    assert torch.equal(before, after)

@@ -75,6 +75,11 @@ def compose(*overrides: str):
         return hydra_compose("config", overrides=list(overrides))
 
 
+def float32_sdpa(model_cfg):
+    """`model_cfg` as the CPU default was before bfloat16 training: float32 weights, sdpa attention."""
+    return OmegaConf.merge(model_cfg, {"dtype": "float32", "attn_implementation": "sdpa"})
+
+
 def median_time(fn, repeats: int, warm_up=None) -> float:
     (warm_up or fn)()  # allocator, kernels, caches
     times = []
@@ -282,8 +287,7 @@ def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int,
     from reasoning_lab.evaluation import inference_model
     from reasoning_lab.model import load_model
 
-    before_cfg = OmegaConf.merge(cfg.model, {"dtype": "float32", "attn_implementation": "sdpa"})
-    model = load_model(before_cfg, trainable=False).merge_and_unload()  # what stage=eval generated with before
+    model = load_model(float32_sdpa(cfg.model), trainable=False).merge_and_unload()  # what stage=eval generated with before
     rows = source_rows("synthetic_gsm8k", "test", cfg.data)[:problems]
     prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}]
                for p in rows]
@@ -385,22 +389,23 @@ def main() -> None:
         "curriculum, per-step batches (before)": (curriculum_steps, dict(sampler=curriculum(1))),
         f"curriculum, length_window={window} (now the default)": (curriculum_steps, dict(sampler=curriculum(window))),
     }
-    results = {}
+    results, drawn = {}, {}
     for label, (n, how) in variants.items():
-        results[label] = bench_sft(model, stage_batches(model, tokenizer, dataset, n, batch, **how))
+        drawn[label] = stage_batches(model, tokenizer, dataset, n, batch, **how)
+        results[label] = bench_sft(model, drawn[label])
         ratio = results[label]["loss_tokens_per_s"] / base
         row(f"2. SFT loss-bearing tokens/s, {label}", f"{base:.0f}", f"{results[label]['loss_tokens_per_s']:.0f}",
             f"{ratio:.2f}x", ">= 1.5x, 0 truncated", ratio >= 1.5,
             f"{n} batches of 8; the sketch (padded to 256) truncated {truncated} of {len(dataset)} examples, ours none")
     # the same grouped batches on the model in float32 with sdpa attention (the CPU default before)
-    grouped = stage_batches(model, tokenizer, dataset, len(sketch), batch, group_by_length=True)
-    float32 = load_model(OmegaConf.merge(cfg.model, {"dtype": "float32", "attn_implementation": "sdpa"}))
-    before = bench_sft(float32, grouped)["step_s"]
+    grouped = "warm-up, grouped by length (now the default)"
+    float32 = load_model(float32_sdpa(cfg.model))
+    before = bench_sft(float32, drawn[grouped])["step_s"]
     del float32
-    now = results["warm-up, grouped by length (now the default)"]["step_s"]
+    now = results[grouped]["step_s"]
     row("2. SFT step time, precision", f"{before:.2f} s (float32, sdpa)",
         f"{now:.2f} s ({cfg.model.dtype}, {cfg.model.attn_implementation})", f"{before / now:.2f}x", "recorded", True,
-        f"{len(grouped)} length-grouped batches of 8; LoRA adapters in float32 either way")
+        f"{len(drawn[grouped])} length-grouped batches of 8; LoRA adapters in float32 either way")
     peak = matmul_peak(model.dtype)
     flops = training_flops_per_token(model)
     best = max(r["tokens_per_s"] for r in results.values())

@@ -8,7 +8,7 @@ from reasoning_lab.data import Problem
 from reasoning_lab.evaluation import evaluate_problems, options_of, well_formed
 from reasoning_lab.report import write_report
 from reasoning_lab.stats import bootstrap_ci
-from tests.conftest import make_config, run_cli
+from tests.conftest import make_config, run_cli, tiny_model
 
 
 def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
@@ -191,7 +191,6 @@ def test_the_generating_copy_of_a_trained_model_runs_its_own_weights(tmp_path):
     from reasoning_lab.evaluation import inference_model
     from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
     from reasoning_lab.synthetic import synthetic_gsm8k
-    from tests.conftest import tiny_model
 
     cfg, model, tokenizer = tiny_model()
     examples = [format_example(p, True, cfg.data.system_prompt) for p in synthetic_gsm8k(8, 0)]

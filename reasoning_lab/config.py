@@ -359,6 +359,8 @@ class EvalConfig(EvalBudget):
     attn_implementation: str = "sdpa"
     # stage=eval of a checkpoint also reports the base model under the same settings (computed once, cached)
     with_base: bool = True
+    # the base model's evaluation also draws the k samples; false: greedy and without the prompt only
+    base_samples: bool = False
 
 
 @dataclass

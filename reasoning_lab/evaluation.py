@@ -259,6 +259,8 @@ def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
     from reasoning_lab.model import cache_dir, load_base_model
     from reasoning_lab.tracking import write_json
 
+    if not cfg.eval.base_samples:  # greedy and without the prompt, on the same problems and budgets
+        budget = OmegaConf.merge(budget, {"k": 0})
     settings = {"model": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
                 "data": OmegaConf.to_container(cfg.data, resolve=True),
                 "datasets": list(cfg.eval.datasets if datasets is None else datasets),

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from reasoning_lab.decoding import generate, guess_kind, majority_vote, pass_at_k, self_consistency
+from reasoning_lab.decoding import answer_line_complete, generate, guess_kind, majority_vote, pass_at_k, self_consistency
 from reasoning_lab.model import load_model, load_tokenizer
 from tests.conftest import make_config, tiny_model
 
@@ -134,3 +134,47 @@ def test_nucleus_sampler_skips_rows_that_ended_and_sorts_wide_rows_alone():
     assert tokens[0] in (0, 1) and tokens[2] == 7  # the flat row 1 drew from all 100 tokens (sorted alone)
     draws = [NucleusSampler(1.0, 0.95, ended=(99,), candidates=8)(last, scores).argmax(-1)[1].item() for _ in range(400)]
     assert len(set(draws)) > 50
+
+
+@pytest.mark.parametrize("text, complete", [
+    ("<think>\n2 + 2 = 4\n</think>\n4\n", True),
+    ("<think>\n2 + 2 = 4\n</think>\n4", False),  # the answer line may still go on
+    ("<think>\n2 + 2 = 4\n</think>\n\n", False),  # no answer yet
+    ("<think>\n2 + 2 = 4\n", False),
+    ("12\nmore\n", False),  # no </think>: only the end of turn or the cap stops it
+])
+def test_answer_line_complete(text, complete):
+    assert answer_line_complete(text) is complete
+
+
+def test_generation_stops_at_the_end_of_the_answer_line(tiny):
+    """Scripted completions through the real generate loop: a row that keeps writing after its answer line is cut
+    right after that line (not capped), a row that ends its turn keeps its end, a row without </think> runs to
+    the cap, and the rows are not mixed up."""
+    model, tokenizer = tiny
+    eos = tokenizer.eos_token_id
+    scripts = ["<think>\n2 + 2 = 4\n</think>\n4\n</think>\n4\n</think>\n4 4 4 4 4 4 4 4",
+               "<think>\n3\n</think>\n7",
+               "no think at all\nstill going" + " and on" * 30]
+    forced = [tokenizer(s, add_special_tokens=False)["input_ids"] + [eos] for s in scripts]
+    calls = []
+
+    def force(module, inputs, output):  # each forward pass picks every row's next scripted token
+        step = len(calls)
+        calls.append(step)
+        logits = torch.full_like(output, -1e4)
+        for row, ids in enumerate(forced):
+            logits[row, -1, ids[min(step, len(ids) - 1)]] = 0.0
+        return logits
+
+    hook = model.get_output_embeddings().register_forward_hook(force)
+    try:
+        prompts = [[{"role": "user", "content": q}] for q in ("a", "b", "c")]  # one length: the order is kept
+        out = generate(model, tokenizer, prompts, max_new_tokens=24, batch_size=3)
+    finally:
+        hook.remove()
+    first, second, third = (group[0] for group in out)
+    assert first.text == "<think>\n2 + 2 = 4\n</think>\n4\n" and not first.hit_cap
+    assert first.tokens == len(tokenizer(first.text, add_special_tokens=False)["input_ids"])
+    assert second.text == "<think>\n3\n</think>\n7" and not second.hit_cap and second.tokens == len(forced[1])
+    assert third.hit_cap and third.tokens == 24 and third.text.startswith("no think at all\nstill going")

@@ -207,3 +207,27 @@ def test_the_generating_copy_of_a_trained_model_runs_its_own_weights(tmp_path):
                 p.add_(1.0)  # the trained model changes; its copy must not
         after = twin(input_ids=ids).logits
     assert torch.equal(before, after)
+
+
+def test_the_base_model_is_evaluated_greedy_unless_base_samples(monkeypatch, tmp_path):
+    """eval.base_samples=false (the default): the base model's evaluation draws no samples, on the same problems and
+    budgets otherwise; true: the k samples too. The two are cached apart."""
+    from reasoning_lab import evaluation
+
+    monkeypatch.setenv("REASONING_LAB_CACHE", str(tmp_path / "cache"))
+    seen = []
+
+    def fake_evaluate(model, tokenizer, cfg, budget, label, out_dir, datasets=None):
+        seen.append(dict(budget))
+        return {"datasets": {}, "skipped": {}}
+
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    monkeypatch.setattr("reasoning_lab.model.load_base_model", lambda model_cfg: None)
+    for overrides in ((), ("eval.base_samples=true",)):
+        cfg = make_config("model=tiny_random", "eval.k=3", *overrides)
+        evaluation.base_results(cfg, None, cfg.eval, tmp_path / "out")
+    without, with_samples = seen
+    assert without["k"] == 0 and with_samples["k"] == 3
+    same = {key for key in without if key not in ("k", "base_samples")}
+    assert {key: without[key] for key in same} == {key: with_samples[key] for key in same}
+    assert len(list((tmp_path / "cache" / "base_eval").iterdir())) == 2

@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from reasoning_lab.decoding import answer_line_complete, generate, guess_kind, majority_vote, pass_at_k, self_consistency
+from reasoning_lab.decoding import (
+    answer_line_complete,
+    generate,
+    guess_kind,
+    majority_vote,
+    pass_at_k,
+    self_consistency,
+)
 from reasoning_lab.model import load_model, load_tokenizer
 from tests.conftest import make_config, tiny_model
 

@@ -45,6 +45,10 @@ from reasoning_lab.tracking import is_main_process
 
 log = logging.getLogger(__name__)
 
+# part of the base model's cache key: raise it when generation, scoring or the generated data change what an
+# evaluation returns (2: generation stops at the end of the answer line)
+EVALUATION_VERSION = 2
+
 OPTION = re.compile(r"([A-E])\)(.*?)(?=\s[A-E]\)|$)")
 
 
@@ -264,7 +268,8 @@ def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
     settings = {"model": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
                 "data": OmegaConf.to_container(cfg.data, resolve=True),
                 "datasets": list(cfg.eval.datasets if datasets is None else datasets),
-                "budget": OmegaConf.to_container(budget, resolve=True), "seed": cfg.seed}
+                "budget": OmegaConf.to_container(budget, resolve=True), "seed": cfg.seed,
+                "evaluation": EVALUATION_VERSION}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     cached = cache_dir() / "base_eval" / f"{cfg.model.name}-{key}"
     if (cached / "eval_results.json").exists():

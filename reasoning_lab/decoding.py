@@ -1,6 +1,6 @@
 """Decoding: batched generation from chat prompts.
 
-Prompts are encoded once, sorted by length and left-padded into batches. For `k` samples per prompt
+Prompts are encoded once, sorted by token budget and length, and left-padded into batches. For `k` samples per prompt
 the prompt is run through the model once and its KV cache repeated k times (transformers' generate
 would otherwise run every prompt k times: 1.4x faster sampling on the CPU). Generation stops at the
 end-of-turn token, at the end of the answer line (the first line with text after `</think>`: the answer the
@@ -132,7 +132,8 @@ def generate(
     from `NucleusSampler` (`nucleus_sampler=False`: transformers' own sampling, the same distribution, slower)."""
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     encoded = [tokenizer.apply_chat_template(p, add_generation_prompt=True)["input_ids"] for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
+    # by budget, then by length: a batch runs until its last row ends, often at the largest budget in it
+    order = sorted(range(len(prompts)), key=lambda i: (budgets[i], len(encoded[i])), reverse=True)
     results: list[list[Completion]] = [[] for _ in prompts]
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos

@@ -5,13 +5,11 @@ import json
 import pytest
 
 from reasoning_lab.decoding import majority_vote
-from tests.conftest import run_cli
-
-TINY = ["stage=answer", "model=tiny_random", "eval.k=4", "eval.max_new_tokens=12", "logger=none"]
+from tests.conftest import TINY_ANSWER, run_cli
 
 
 def test_printed_vote_matches_the_saved_paths(tmp_path):
-    result = run_cli(*TINY, "eval.checkpoint=base", "question=What is 12 + 30?", f"hydra.run.dir={tmp_path}")
+    result = run_cli(*TINY_ANSWER, "eval.checkpoint=base", "question=What is 12 + 30?", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     (saved,) = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
     assert len(saved["paths"]) == 4 and saved["kind"] == "number"
@@ -29,7 +27,7 @@ def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, tiny_warmup):
     questions = tmp_path / "q.jsonl"
     questions.write_text('{"question": "Is 9 greater than 3?"}\n\n{"question": "What is 2+2?\\nOptions: A)3 B)4 C)5 D)6 E)7"}\n')
     out = tmp_path / "answers"
-    result = run_cli(*TINY, f"run={train}", f"questions={questions}", "reason=false", f"hydra.run.dir={out}")
+    result = run_cli(*TINY_ANSWER, f"run={train}", f"questions={questions}", "reason=false", f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"{train}/warmup/checkpoint" in result.stdout
     rows = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
@@ -43,7 +41,7 @@ def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, tiny_warmup):
      (["question=hi", "run=/no/such/run"], "does not exist"), (["question=hi", "kind=date"], "kind=date")],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
-    result = run_cli(*TINY, *args, f"hydra.run.dir={tmp_path}")
+    result = run_cli(*TINY_ANSWER, *args, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
     assert "Traceback" not in result.stderr

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from reasoning_lab.curriculum import CurriculumSampler, competence, decide
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file
-from tests.conftest import make_config, run_cli, tiny_model
+from tests.conftest import TINY_CURRICULUM, make_config, run_cli, tiny_model
 
 
 @pytest.mark.parametrize(
@@ -140,12 +140,6 @@ def test_forgetting_raises_replay_up_to_the_ceiling():
     assert decide(shared, shared, True, {"a": worse}, {"a": shared}, 0.45, Settings).next_replay == 0.5
 
 
-TINY = ["stage=curriculum", "model=tiny_random", "curriculum.steps_per_stage=4", "curriculum.save_steps=1",
-        "curriculum.extend_steps=2", "curriculum.val_limit=2", "curriculum.val_max_new_tokens=4",
-        "curriculum.learning_rate=0.01", "data.generic.size_per_level=8", "data.synthetic_size=48",
-        "data.val_size=8", "eval.during_training.limit=2", "eval.during_training.k=2",
-        "eval.during_training.max_new_tokens=4", "eval.during_training.direct_limit=1", "eval.limit=3", "eval.k=2",
-        "eval.max_new_tokens=4", "eval.datasets=[generic,synthetic_gsm8k]", "logger=none"]
 
 
 def curriculum_metrics(run_dir):
@@ -156,7 +150,7 @@ def curriculum_metrics(run_dir):
 def tiny_run(tmp_path_factory):
     """One tiny curriculum run, shared by the tests that read its outputs."""
     run_dir = tmp_path_factory.mktemp("tiny_curriculum")
-    result = run_cli(*TINY, f"hydra.run.dir={run_dir}")
+    result = run_cli(*TINY_CURRICULUM, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
@@ -186,7 +180,7 @@ def test_tiny_curriculum_writes_every_stage(tiny_run):
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_run):
     clean, killed = tiny_run, tmp_path / "killed"
 
-    with_wandb = [a for a in TINY if a != "logger=none"]  # an offline W&B run: the resumed stage must rejoin it
+    with_wandb = [a for a in TINY_CURRICULUM if a != "logger=none"]  # an offline W&B run: the resumed stage must rejoin it
     # the run stops itself with SIGTERM right after stage 2's checkpoint-2 is complete (reasoning_lab.sft.stop_if_asked)
     stopped = run_cli(*with_wandb, f"hydra.run.dir={killed}",
                       env={"REASONING_LAB_STOP_AFTER": "stage_2.work/round_0.work/trainer/checkpoint-2"})
@@ -234,7 +228,7 @@ def test_merged_export_loads_without_peft(tmp_path):
 
 
 def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
-    result = run_cli(*[a.replace("stage=curriculum", "stage=pipeline") for a in TINY if a != "logger=none"],
+    result = run_cli(*[a.replace("stage=curriculum", "stage=pipeline") for a in TINY_CURRICULUM if a != "logger=none"],
                      "warmup.max_steps=1",
                      "warmup.eval_steps=0", "warmup.eval_sets=[]", "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4",
                      "eval.direct_limit=1", "rl.max_steps=1", "rl.batch_size=2", "rl.num_generations=2",
@@ -288,7 +282,7 @@ def test_scripted_losses_drive_extension_revert_forgetting_and_replay(tmp_path, 
         return {n: [levels.get(n, 1.0) + e for e in noise] for n in names}
 
     monkeypatch.setattr(stage, "validation_losses", scripted)
-    overrides = [a for a in TINY if not a.startswith(("curriculum.val_limit", "curriculum.extend_steps"))]
+    overrides = [a for a in TINY_CURRICULUM if not a.startswith(("curriculum.val_limit", "curriculum.extend_steps"))]
     cfg = make_config(*overrides, "curriculum.steps_per_stage=1", "curriculum.extend_steps=1",
                       "curriculum.save_steps=1", "curriculum.max_extra_epochs=1.0", "curriculum.final_eval=false",
                       "curriculum.warmup_ratio=0")

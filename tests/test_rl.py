@@ -7,18 +7,14 @@ import pytest
 
 from reasoning_lab.rl import AdaptiveDifficulty, PromptSampler, quantiles
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file
+from tests.conftest import TINY_RL, run_cli
 from tests.conftest import finished as finished_stage
-from tests.conftest import run_cli
 
 
 def finished(run_dir, result):
     return finished_stage(run_dir, result, "rl")
 
 
-TINY_RL = ["stage=rl", "model=tiny_random", "rl.max_steps=2", "rl.batch_size=2", "rl.num_generations=2",
-           "rl.max_completion_length=8", "rl.eval_every=1", "rl.eval_sets=[synthetic_gsm8k]",
-           "eval.during_training.limit=2", "eval.during_training.k=2", "eval.during_training.max_new_tokens=8",
-           "eval.during_training.direct_limit=1", "data.generic.size_per_level=8", "data.synthetic_size=48"]
 
 
 def test_difficulties_become_quantiles():

@@ -12,16 +12,9 @@ from safetensors.torch import load_file
 
 from reasoning_lab.sweep_report import write_sweep_report
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file, tensors_digest
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, TINY_SWEEP, run_cli
 
 PRESETS = sorted(p.stem for p in (ROOT / "experiments" / "presets" / "experiment").glob("*.yaml"))
-# the smallest curriculum that still runs every code path
-TINY = ["model=tiny_random", "curriculum.steps_per_stage=1", "curriculum.save_steps=1", "curriculum.extend_steps=1",
-        "curriculum.max_extensions=0", "curriculum.val_limit=1", "curriculum.val_max_new_tokens=4",
-        "data.generic.size_per_level=8", "data.synthetic_size=48", "eval.during_training.limit=1",
-        "eval.during_training.k=2", "eval.during_training.max_new_tokens=4", "eval.during_training.direct_limit=1",
-        "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4", "eval.direct_max_new_tokens=4", "data.val_size=4",
-        "eval.datasets=[generic]"]
 
 
 def test_presets_exist():
@@ -66,14 +59,14 @@ def test_slurm_preset_uses_the_submitit_launcher():
 
 @pytest.mark.slow
 def test_quickstart_preset_runs_on_tiny_random(tmp_path):
-    result = run_cli("experiment=quickstart", *TINY, "logger=none", f"hydra.run.dir={tmp_path}")
+    result = run_cli("experiment=quickstart", *TINY_SWEEP, "logger=none", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "curriculum" / "metrics.json").read_text())["status"] == "completed"
 
 
 @pytest.mark.slow
 def test_llama32_3b_preset_runs_its_pipeline_on_tiny_random(tmp_path, shared_data):
-    result = run_cli("experiment=llama32_3b", *TINY, f"data.root={shared_data}", "warmup.max_steps=1",
+    result = run_cli("experiment=llama32_3b", *TINY_SWEEP, f"data.root={shared_data}", "warmup.max_steps=1",
                      "warmup.eval_sets=[]", "warmup.eval_steps=0", "warmup.save_steps=0", "rl.max_steps=1",
                      "rl.batch_size=2", "rl.num_generations=2", "rl.max_completion_length=4", "rl.eval_every=0",
                      "eval.limit=1", "eval.k=2", "eval.max_new_tokens=4", "eval.direct_limit=1",
@@ -87,7 +80,7 @@ def test_llama32_3b_preset_runs_its_pipeline_on_tiny_random(tmp_path, shared_dat
 def test_lora_pacing_sweep_leaves_one_job_per_combination_one_wandb_group_and_a_summary(tmp_path):
     """The preset's sweep (3 x 3 in the preset; 2 x 2 here, overridden on the command line, to save CI time)."""
     sweep = tmp_path / "sweep"
-    result = run_cli("experiment=sweep_lora_pacing", *TINY, "model.lora.r=4,8", "curriculum.pacing=fixed,root",
+    result = run_cli("experiment=sweep_lora_pacing", *TINY_SWEEP, "model.lora.r=4,8", "curriculum.pacing=fixed,root",
                      "logger=wandb", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
@@ -118,7 +111,7 @@ def test_lora_pacing_sweep_leaves_one_job_per_combination_one_wandb_group_and_a_
 @pytest.mark.slow
 def test_curriculum_ablation_reports_seeds_and_paired_comparisons(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("experiment=ablation_curriculum", *TINY, "logger=none", f"hydra.sweep.dir={sweep}")
+    result = run_cli("experiment=ablation_curriculum", *TINY_SWEEP, "logger=none", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
     assert len(jobs) == 4
@@ -138,7 +131,7 @@ def test_curriculum_ablation_reports_seeds_and_paired_comparisons(tmp_path):
 @pytest.mark.slow
 def test_a_failed_job_is_listed_with_its_error_and_the_others_finish(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "stage=curriculum", *TINY, "logger=none", "curriculum.pacing=linear,bogus",
+    result = run_cli("-m", "stage=curriculum", *TINY_SWEEP, "logger=none", "curriculum.pacing=linear,bogus",
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 2  # the sweep reports the failure at the end
     table = (sweep / "sweep.md").read_text()
@@ -151,7 +144,7 @@ def test_a_failed_job_is_listed_with_its_error_and_the_others_finish(tmp_path):
 @pytest.mark.slow
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
     sweep = tmp_path / "optuna"
-    result = run_cli("hparams_search=curriculum_optuna", "hydra.sweeper.n_trials=2", *TINY, "logger=none",
+    result = run_cli("hparams_search=curriculum_optuna", "hydra.sweeper.n_trials=2", *TINY_SWEEP, "logger=none",
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     best = (sweep / "optimization_results.yaml").read_text()

@@ -79,7 +79,7 @@ def finished(run_dir: Path, result: subprocess.CompletedProcess, stage: str) -> 
 
 # The tiny overrides of the app runs, in one place: each stage's smallest run that still takes its code path.
 # a tiny curriculum of 4 steps a stage, two evaluation sets (test_curriculum)
-TINY_CURRICULUM = ["stage=curriculum", "model=tiny_random", "curriculum.steps_per_stage=4", "curriculum.save_steps=1",
+TINY_CURRICULUM = ["stage=curriculum", "model=tiny_random", "curriculum.steps_per_stage=4", "curriculum.save_steps=2",
                    "curriculum.extend_steps=2", "curriculum.val_limit=2", "curriculum.val_max_new_tokens=4",
                    "curriculum.learning_rate=0.01", "data.generic.size_per_level=8", "data.synthetic_size=48",
                    "data.val_size=8", "eval.during_training.limit=2", "eval.during_training.k=2",

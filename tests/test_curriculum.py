@@ -229,7 +229,7 @@ def test_merged_export_loads_without_peft(tmp_path):
 
 def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
     result = run_cli(*[a.replace("stage=curriculum", "stage=pipeline") for a in TINY_CURRICULUM if a != "logger=none"],
-                     "warmup.max_steps=1",
+                     "warmup.max_steps=1", "curriculum.max_extensions=0",
                      "warmup.eval_steps=0", "warmup.eval_sets=[]", "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4",
                      "eval.direct_limit=1", "rl.max_steps=1", "rl.batch_size=2", "rl.num_generations=2",
                      "rl.max_completion_length=4", "rl.eval_every=0", f"hydra.run.dir={tmp_path}")

@@ -111,6 +111,50 @@ class AnswerLineEnd(StoppingCriteria):
         return done
 
 
+# steps between the rounds of generate_rows: rows that ended leave the batch then
+ROUND_STEPS = 16
+
+
+def generate_rows(model, tokenizer, input_ids, attention, cache, row_budgets: list[int], eos: int, pad: int,
+                  sampling: dict) -> tuple[list[list[int]], dict[int, int]]:
+    """Generates every row of a left-padded batch to its end (end of turn, end of its answer line, or its own
+    budget) in rounds of `ROUND_STEPS` steps. Between rounds the rows that ended leave the batch with their KV
+    cache rows, so the rows still writing no longer carry the ended ones (one long answer used to keep the whole
+    batch stepping at full width to the largest budget). Returns each row's new token ids and, for the rows
+    stopped there, the number of new tokens up to the end of their answer line. `cache`, when given, holds all
+    of `input_ids` but its last position (as generate leaves it)."""
+    width = input_ids.shape[1]
+    rows = list(range(input_ids.shape[0]))  # the batch's rows -> the caller's row numbers
+    new_ids: dict[int, list[int]] = {}
+    line_ends: dict[int, int] = {}
+    while rows:
+        steps = min(ROUND_STEPS, max(row_budgets[r] for r in rows) - (input_ids.shape[1] - width))
+        answer_end = AnswerLineEnd(tokenizer, width)
+        output = model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=steps,
+                                eos_token_id=eos, pad_token_id=pad, return_dict_in_generate=True,
+                                stopping_criteria=StoppingCriteriaList([answer_end]),
+                                **({"past_key_values": cache} if cache is not None else {}), **sampling)
+        sequences = output.sequences
+        keep = []
+        for i, (row, ids) in enumerate(zip(rows, sequences[:, width:].tolist())):
+            if i in answer_end.ends:
+                line_ends[row] = answer_end.ends[i]
+            if eos in ids or i in answer_end.ends or len(ids) >= row_budgets[row]:
+                new_ids[row] = ids
+            else:
+                keep.append(i)
+        if not keep:
+            break
+        cache = output.past_key_values
+        attention = torch.cat([attention, attention.new_ones(len(rows), sequences.shape[1] - attention.shape[1])], 1)
+        if len(keep) < len(rows):
+            index = torch.tensor(keep, device=sequences.device)
+            cache.batch_select_indices(index)
+            sequences, attention = sequences[index], attention[index]
+        rows, input_ids = [rows[i] for i in keep], sequences
+    return [new_ids[row] for row in sorted(new_ids)], line_ends
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -153,7 +197,6 @@ def generate(
         batch = order[start : start + per_call]
         input_ids, attention = left_pad([encoded[i] for i in batch], pad)
         input_ids, attention = input_ids.to(device), attention.to(device)
-        width = input_ids.shape[1]
         shared = {}
         if k > 1:  # the prompts once, their cache repeated k times; generate then runs only the last prompt token
             positions = (attention.cumsum(-1) - 1).clamp(min=0)
@@ -163,21 +206,12 @@ def generate(
             cache.batch_repeat_interleave(k)
             input_ids, attention = input_ids.repeat_interleave(k, 0), attention.repeat_interleave(k, 0)
             shared = {"past_key_values": cache}
-        answer_end = AnswerLineEnd(tokenizer, input_ids.shape[1])
-        output = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention,
-            max_new_tokens=max(budgets[i] for i in batch),
-            eos_token_id=eos,
-            pad_token_id=pad,
-            stopping_criteria=StoppingCriteriaList([answer_end]),
-            **shared,
-            **sampling,
-        )
-        new = output[:, width:].cpu()
+        row_budgets = [budgets[batch[row // k]] for row in range(input_ids.shape[0])]
+        new, line_ends = generate_rows(model, tokenizer, input_ids, attention, shared.get("past_key_values"),
+                                       row_budgets, eos, pad, sampling)
         for row, ids in enumerate(new):
-            ids = ids.tolist()[: budgets[batch[row // k]]]
-            ends = [e for e in (ids.index(eos) + 1 if eos in ids else None, answer_end.ends.get(row)) if e is not None]
+            ids = ids[: row_budgets[row]]
+            ends = [e for e in (ids.index(eos) + 1 if eos in ids else None, line_ends.get(row)) if e is not None]
             ended = bool(ends) and min(ends) <= len(ids)
             length = min(ends) if ended else len(ids)
             text = tokenizer.decode(ids[:length], skip_special_tokens=True)

@@ -154,34 +154,52 @@ def test_answer_line_complete(text, complete):
     assert answer_line_complete(text) is complete
 
 
-def test_generation_stops_at_the_end_of_the_answer_line(tiny):
+@pytest.mark.parametrize("round_steps", [4, 1000])
+def test_generation_stops_at_the_end_of_the_answer_line(tiny, monkeypatch, round_steps):
     """Scripted completions through the real generate loop: a row that keeps writing after its answer line is cut
     right after that line (not capped), a row that ends its turn keeps its end, a row without </think> runs to
-    the cap, and the rows are not mixed up."""
+    the cap, and the rows are not mixed up, whether ended rows leave the batch every 4 steps or never."""
+    from reasoning_lab import decoding
+
+    monkeypatch.setattr(decoding, "ROUND_STEPS", round_steps)
     model, tokenizer = tiny
     eos = tokenizer.eos_token_id
     scripts = ["<think>\n2 + 2 = 4\n</think>\n4\n</think>\n4\n</think>\n4 4 4 4 4 4 4 4",
                "<think>\n3\n</think>\n7",
                "no think at all\nstill going" + " and on" * 30]
     forced = [tokenizer(s, add_special_tokens=False)["input_ids"] + [eos] for s in scripts]
-    calls = []
+    questions = ["a a a a a a a a", "a a a a", "a"]  # sorted longest first: the rows keep this order
+    pads = {}  # a row's left padding (its prompt's length) tells which script it follows, whatever rows remain
+    seen = {"width": None, "rows": []}
+
+    def remember_mask(module, args, kwargs):
+        mask = kwargs["attention_mask"]
+        seen["width"] = seen["width"] or mask.shape[1]
+        seen["mask"] = mask
+        seen["rows"].append(mask.shape[0])
 
     def force(module, inputs, output):  # each forward pass picks every row's next scripted token
-        step = len(calls)
-        calls.append(step)
+        mask = seen["mask"]
+        step = mask.shape[1] - seen["width"]
         logits = torch.full_like(output, -1e4)
-        for row, ids in enumerate(forced):
+        for row, padding in enumerate((mask == 0).sum(1).tolist()):
+            ids = forced[pads.setdefault(padding, len(pads)) if step == 0 else pads[padding]]
             logits[row, -1, ids[min(step, len(ids) - 1)]] = 0.0
         return logits
 
-    hook = model.get_output_embeddings().register_forward_hook(force)
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hooks = [inner.register_forward_pre_hook(remember_mask, with_kwargs=True),
+             model.get_output_embeddings().register_forward_hook(force)]
     try:
-        prompts = [[{"role": "user", "content": q}] for q in ("a", "b", "c")]  # one length: the order is kept
+        prompts = [[{"role": "user", "content": q}] for q in questions]
         out = generate(model, tokenizer, prompts, max_new_tokens=24, batch_size=3)
     finally:
-        hook.remove()
+        for hook in hooks:
+            hook.remove()
     first, second, third = (group[0] for group in out)
     assert first.text == "<think>\n2 + 2 = 4\n</think>\n4\n" and not first.hit_cap
     assert first.tokens == len(tokenizer(first.text, add_special_tokens=False)["input_ids"])
     assert second.text == "<think>\n3\n</think>\n7" and not second.hit_cap and second.tokens == len(forced[1])
     assert third.hit_cap and third.tokens == 24 and third.text.startswith("no think at all\nstill going")
+    # every 4 steps the rows that ended leave the batch: the last steps run the capped row alone
+    assert (seen["rows"][-1] == 1) == (round_steps == 4) and seen["rows"][0] == 3

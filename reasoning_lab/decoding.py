@@ -5,7 +5,7 @@ the prompt is run through the model once and its KV cache repeated k times (tran
 would otherwise run every prompt k times: 1.4x faster sampling on the CPU). Generation stops at the
 end-of-turn token, at the end of the answer line (the first line with text after `</think>`: the answer the
 format asks for is complete, and whatever follows is never read), or at `max_new_tokens`; each completion
-records whether it hit that cap.
+records whether it hit that cap. Every `ROUND_STEPS` steps the rows that ended leave the batch (`generate_rows`).
 """
 
 from __future__ import annotations

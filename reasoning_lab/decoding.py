@@ -116,17 +116,16 @@ ROUND_STEPS = 16
 
 
 def generate_rows(model, tokenizer, input_ids, attention, cache, row_budgets: list[int], eos: int, pad: int,
-                  sampling: dict) -> tuple[list[list[int]], dict[int, int]]:
+                  sampling: dict) -> list[tuple[list[int], bool]]:
     """Generates every row of a left-padded batch to its end (end of turn, end of its answer line, or its own
     budget) in rounds of `ROUND_STEPS` steps. Between rounds the rows that ended leave the batch with their KV
     cache rows, so the rows still writing no longer carry the ended ones (one long answer used to keep the whole
-    batch stepping at full width to the largest budget). Returns each row's new token ids and, for the rows
-    stopped there, the number of new tokens up to the end of their answer line. `cache`, when given, holds all
-    of `input_ids` but its last position (as generate leaves it)."""
+    batch stepping at full width to the largest budget). Returns each row's new token ids up to its end, and
+    whether it ended (False: cut at its budget). `cache`, when given, holds all of `input_ids` but its last
+    position (as generate leaves it)."""
     width = input_ids.shape[1]
     rows = list(range(input_ids.shape[0]))  # the batch's rows -> the caller's row numbers
-    new_ids: dict[int, list[int]] = {}
-    line_ends: dict[int, int] = {}
+    finished: dict[int, tuple[list[int], bool]] = {}
     while rows:
         steps = min(ROUND_STEPS, max(row_budgets[r] for r in rows) - (input_ids.shape[1] - width))
         answer_end = AnswerLineEnd(tokenizer, width)
@@ -137,10 +136,11 @@ def generate_rows(model, tokenizer, input_ids, attention, cache, row_budgets: li
         sequences = output.sequences
         keep = []
         for i, (row, ids) in enumerate(zip(rows, sequences[:, width:].tolist())):
-            if i in answer_end.ends:
-                line_ends[row] = answer_end.ends[i]
             if eos in ids or i in answer_end.ends or len(ids) >= row_budgets[row]:
-                new_ids[row] = ids
+                ids = ids[: row_budgets[row]]  # a row shorter than the round's is cut at its own budget
+                ends = [e for e in (ids.index(eos) + 1 if eos in ids else None, answer_end.ends.get(i))
+                        if e is not None and e <= len(ids)]
+                finished[row] = (ids[: min(ends)], True) if ends else (ids, False)
             else:
                 keep.append(i)
         if not keep:
@@ -152,7 +152,7 @@ def generate_rows(model, tokenizer, input_ids, attention, cache, row_budgets: li
             cache.batch_select_indices(index)
             sequences, attention = sequences[index], attention[index]
         rows, input_ids = [rows[i] for i in keep], sequences
-    return [new_ids[row] for row in sorted(new_ids)], line_ends
+    return [finished[row] for row in sorted(finished)]
 
 
 @torch.no_grad()
@@ -207,16 +207,12 @@ def generate(
             input_ids, attention = input_ids.repeat_interleave(k, 0), attention.repeat_interleave(k, 0)
             shared = {"past_key_values": cache}
         row_budgets = [budgets[batch[row // k]] for row in range(input_ids.shape[0])]
-        new, line_ends = generate_rows(model, tokenizer, input_ids, attention, shared.get("past_key_values"),
-                                       row_budgets, eos, pad, sampling)
-        for row, ids in enumerate(new):
-            ids = ids[: row_budgets[row]]
-            ends = [e for e in (ids.index(eos) + 1 if eos in ids else None, line_ends.get(row)) if e is not None]
-            ended = bool(ends) and min(ends) <= len(ids)
-            length = min(ends) if ended else len(ids)
-            text = tokenizer.decode(ids[:length], skip_special_tokens=True)
-            results[batch[row // k]].append(Completion(text=text, tokens=length, hit_cap=not ended))
-            generated += length
+        rows = generate_rows(model, tokenizer, input_ids, attention, shared.get("past_key_values"), row_budgets,
+                             eos, pad, sampling)
+        for row, (ids, ended) in enumerate(rows):
+            text = tokenizer.decode(ids, skip_special_tokens=True)
+            results[batch[row // k]].append(Completion(text=text, tokens=len(ids), hit_cap=not ended))
+            generated += len(ids)
         if progress:
             log.info("%s: %d/%d prompts, %.0f tokens/s", progress, start + len(batch), len(order),
                      generated / (time.perf_counter() - began))

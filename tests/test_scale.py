@@ -158,7 +158,7 @@ def test_two_cpu_processes_train_one_adapter_and_only_rank_0_writes(tmp_path):
     run_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "reasoning_lab", "stage=warmup", "model=tiny_random", "warmup.max_steps=2", "warmup.eval_steps=0",
+               "-m", "reasoning_lab", "stage=warmup", "model=tiny_random", "warmup.batch_size=2", "warmup.max_steps=2", "warmup.eval_steps=0",
                "warmup.eval_sets=[]", "data.generic.size_per_level=8", "logger=wandb", f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "WANDB_API_KEY": ""}
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)

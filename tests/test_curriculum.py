@@ -3,6 +3,7 @@
 import json
 import math
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -227,9 +228,13 @@ def test_merged_export_loads_without_peft(tmp_path):
     assert not (merged_dir / "adapter_config.json").exists()
 
 
-def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
-    result = run_cli(*[a.replace("stage=curriculum", "stage=pipeline") for a in TINY_CURRICULUM if a != "logger=none"],
-                     "warmup.max_steps=1", "curriculum.max_extensions=0",
+@pytest.mark.slow
+def test_the_llama32_3b_preset_chains_warmup_curriculum_rl_and_eval(tmp_path, shared_data):
+    """The design's full recipe (`experiment=llama32_3b`: stage=pipeline on the real benchmarks) with tiny_random
+    and a few steps a stage: each stage starts from the last one's checkpoint; one report, card and W&B group."""
+    tiny = [a for a in TINY_CURRICULUM if a not in ("stage=curriculum", "logger=none")]
+    result = run_cli("experiment=llama32_3b", *tiny, f"data.root={shared_data}", "eval.datasets=[gsm8k,generic]",
+                     "warmup.batch_size=2", "warmup.max_steps=1", "curriculum.max_extensions=0",
                      "warmup.eval_steps=0", "warmup.eval_sets=[]", "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4",
                      "eval.direct_limit=1", "rl.max_steps=1", "rl.batch_size=2", "rl.num_generations=2",
                      "rl.max_completion_length=4", "rl.eval_every=0", f"hydra.run.dir={tmp_path}")
@@ -260,9 +265,14 @@ def test_pipeline_chains_warmup_curriculum_rl_and_eval(tmp_path):
     assert stages == ["warmup", "curriculum", "rl"]
     assert "pacing root; 1: generic" in card and "grpo, 1 steps of 2 prompts x 2 completions" in card
     assert "| dataset | base | curriculum/stage_1 |" in card and "\n| n | 2 | 2 |" in card
-    assert "- warm-up: generic 26 examples" in card and "- curriculum stage 1 (warmup_reasoning): generic" in card
-    assert "- curriculum: 12 training->evaluation pairs checked" in card
-    assert "python -m reasoning_lab stage=pipeline model=tiny_random" in card
+    # the real benchmarks: the warm-up's mix (data.train), then the curriculum's stages as data.sets defines them
+    mix = ", ".join(f"{name} {count}" for name, count in warmup["train_data"]["per_source"].items())
+    assert f"- warm-up: {mix} examples" in card and warmup["train_data"]["per_source"]["gsm8k"] > 7000
+    assert "- curriculum stage 1 (warmup_reasoning): generic 26 examples" in card
+    simple = re.search(r"- curriculum stage 2 \(gsm8k_simple\): gsm8k (\d+) examples\n", card)
+    assert simple and 1000 < int(simple.group(1)) < 7000  # GSM8K's rows of at most 2 calculator steps
+    assert "- curriculum: 12 training->evaluation pairs checked" in card  # 6 training sets x gsm8k, generic
+    assert "python -m reasoning_lab experiment=llama32_3b model=tiny_random" in card
 
 
 @pytest.mark.slow

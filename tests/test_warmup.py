@@ -64,10 +64,11 @@ def test_init_from_continues_from_a_checkpoint_and_bad_paths_fail_cleanly(tmp_pa
 def test_real_mix_trains_on_benchmark_rows(tmp_path, shared_data):
     run_dir = tmp_path / "run"
     metrics = finished(run_dir, run_cli("stage=warmup", *[a for a in TINY if not a.startswith("eval.datasets")], "data=real", f"data.root={shared_data}",
-                                        "data.max_length=1024", "logger=none", f"hydra.run.dir={run_dir}"))
+                                        "data.max_length=1024", "warmup.max_steps=1", "warmup.eval_steps=0", "logger=none", f"hydra.run.dir={run_dir}"))
     sources = metrics["train_data"]["per_source"]
     assert sources["gsm8k"] > 7000 and sources["strategyqa"] > 1800 and 100 < sources["aqua"] < 254
     assert metrics["contamination"]["dropped"]["aqua"] > 0
+    assert metrics["train"]["steps"] == 1 and metrics["train"]["train_loss"] > 0
 
 
 @pytest.mark.slow

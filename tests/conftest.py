@@ -106,6 +106,17 @@ TINY_RL = ["stage=rl", "model=tiny_random", "rl.max_steps=2", "rl.batch_size=2",
            "eval.during_training.direct_limit=1", "data.generic.size_per_level=8", "data.synthetic_size=48"]
 # stage=answer with k=4 short paths (test_answer)
 TINY_ANSWER = ["stage=answer", "model=tiny_random", "eval.k=4", "eval.max_new_tokens=12", "logger=none"]
+# a tiny_random warm-up that only trains (no evaluation); the kill, full-disk, SIGTERM and two-process tests add steps
+TINY_WARMUP_TRAINING = ["stage=warmup", "model=tiny_random", "warmup.batch_size=2", "warmup.eval_steps=0",
+                        "warmup.eval_sets=[]", "data.generic.size_per_level=8"]
+
+
+def with_overrides(base: list[str], *overrides: str) -> list[str]:
+    """`base` with `overrides` in place of the keys they set (one value a key on the command line)."""
+    keys = {o.split("=", 1)[0] for o in overrides}
+    return [a for a in base if a.split("=", 1)[0] not in keys] + list(overrides)
+
+
 # a two-step warm-up on tiny_random: shared by the tests that read its outputs or start from its checkpoint
 TINY_WARMUP = ["stage=warmup", "model=tiny_random", "warmup.batch_size=2", "warmup.max_steps=2", "warmup.eval_steps=1",
                "warmup.learning_rate=0.05", "eval.during_training.limit=2", "eval.during_training.k=2",

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from reasoning_lab.curriculum import CurriculumSampler, competence, decide
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file
-from tests.conftest import TINY_CURRICULUM, make_config, run_cli, tiny_model
+from tests.conftest import TINY_CURRICULUM, make_config, run_cli, tiny_model, with_overrides
 
 
 @pytest.mark.parametrize(
@@ -233,11 +233,11 @@ def test_the_llama32_3b_preset_chains_warmup_curriculum_rl_and_eval(tmp_path, sh
     """The design's full recipe (`experiment=llama32_3b`: stage=pipeline on the real benchmarks) with tiny_random
     and a few steps a stage: each stage starts from the last one's checkpoint; one report, card and W&B group."""
     tiny = [a for a in TINY_CURRICULUM if a not in ("stage=curriculum", "logger=none")]
-    result = run_cli("experiment=llama32_3b", *tiny, f"data.root={shared_data}", "eval.datasets=[gsm8k,generic]",
-                     "warmup.batch_size=2", "warmup.max_steps=1", "curriculum.max_extensions=0",
-                     "warmup.eval_steps=0", "warmup.eval_sets=[]", "eval.limit=2", "eval.k=2", "eval.max_new_tokens=4",
-                     "eval.direct_limit=1", "rl.max_steps=1", "rl.batch_size=2", "rl.num_generations=2",
-                     "rl.max_completion_length=4", "rl.eval_every=0", f"hydra.run.dir={tmp_path}")
+    args = with_overrides(tiny, "eval.datasets=[gsm8k,generic]", "warmup.batch_size=2", "warmup.max_steps=1",
+                          "curriculum.max_extensions=0", "warmup.eval_steps=0", "warmup.eval_sets=[]", "eval.limit=2",
+                          "eval.k=2", "eval.max_new_tokens=4", "eval.direct_limit=1", "rl.max_steps=1", "rl.batch_size=2",
+                          "rl.num_generations=2", "rl.max_completion_length=4", "rl.eval_every=0")
+    result = run_cli("experiment=llama32_3b", *args, f"data.root={shared_data}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     warmup = json.loads((tmp_path / "warmup" / "metrics.json").read_text())
     curriculum = curriculum_metrics(tmp_path)

@@ -13,7 +13,7 @@ import pytest
 
 from reasoning_lab.config import ReasoningLabError, validate
 from reasoning_lab.data import read_jsonl
-from tests.conftest import ROOT, WORKDIR, make_config, run_cli, tiny_adapter
+from tests.conftest import ROOT, TINY_WARMUP_TRAINING, WORKDIR, make_config, run_cli, tiny_adapter
 
 # a stage that needs no training and finishes in seconds on tiny_random
 QUICK_EVAL = ["stage=eval", "model=tiny_random", "eval.datasets=[generic]", "eval.limit=2", "eval.k=1",
@@ -205,8 +205,7 @@ def test_a_second_process_in_the_same_run_dir_is_refused_naming_the_holder(tmp_p
 def test_sigterm_ends_in_one_line_and_exit_130(tmp_path):
     run_dir = tmp_path / "run"
     metrics = run_dir / "warmup" / "metrics.json"
-    result = run_cli("stage=warmup", "model=tiny_random", "warmup.batch_size=2", "warmup.max_steps=100000", "warmup.save_steps=2",
-                     "warmup.eval_steps=0", "warmup.eval_sets=[]", "data.generic.size_per_level=8", "logger=none",
+    result = run_cli(*TINY_WARMUP_TRAINING, "warmup.max_steps=100000", "warmup.save_steps=2", "logger=none",
                      f"hydra.run.dir={run_dir}", env={"REASONING_LAB_STOP_AFTER": "trainer/checkpoint-2"}, timeout=300)
     stderr = result.stderr  # SIGTERM inside the training loop, right after checkpoint-2 (sft.stop_if_asked)
     assert result.returncode == 130, stderr[-2000:]
@@ -236,8 +235,8 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_complete_ch
     disk, out = tmp_path / "disk", tmp_path / "out"
     disk.mkdir()
     out.mkdir()
-    args = ["stage=warmup", "model=tiny_random", "warmup.batch_size=2", "warmup.max_steps=4", "warmup.save_steps=2", "warmup.eval_steps=0",
-            "warmup.eval_sets=[]", "data.generic.size_per_level=8", "logger=none", f"hydra.run.dir={disk / 'run'}"]
+    args = [*TINY_WARMUP_TRAINING, "warmup.max_steps=4", "warmup.save_steps=2", "logger=none",
+            f"hydra.run.dir={disk / 'run'}"]
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "true"]).returncode:
         pytest.skip("user namespaces are not available here: the full disk cannot be simulated")
     result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", FULL_DISK, "sh", *args],

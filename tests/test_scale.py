@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from reasoning_lab.sweep_report import write_sweep_report
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file, tensors_digest
-from tests.conftest import ROOT, TINY_SWEEP, run_cli
+from tests.conftest import ROOT, TINY_SWEEP, TINY_WARMUP_TRAINING, run_cli
 
 PRESETS = sorted(p.stem for p in (ROOT / "experiments" / "presets" / "experiment").glob("*.yaml"))
 
@@ -146,8 +146,8 @@ def test_two_cpu_processes_train_one_adapter_and_only_rank_0_writes(tmp_path):
     run_dir = tmp_path / "ddp"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "reasoning_lab", "stage=warmup", "model=tiny_random", "warmup.batch_size=2", "warmup.max_steps=2", "warmup.eval_steps=0",
-               "warmup.eval_sets=[]", "data.generic.size_per_level=8", "logger=wandb", f"hydra.run.dir={run_dir}"]
+               "-m", "reasoning_lab", *TINY_WARMUP_TRAINING, "warmup.max_steps=2", "logger=wandb",
+               f"hydra.run.dir={run_dir}"]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "WANDB_API_KEY": ""}
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     output = result.stdout + result.stderr

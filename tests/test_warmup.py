@@ -8,7 +8,7 @@ from peft import PeftModel
 
 from reasoning_lab.model import load_base_model
 from reasoning_lab.tracking import find_wandb_files, read_wandb_file
-from tests.conftest import TINY_WARMUP, make_config, run_cli
+from tests.conftest import TINY_WARMUP, TINY_WARMUP_TRAINING, make_config, run_cli, with_overrides
 from tests.conftest import finished as finished_stage
 
 
@@ -63,8 +63,10 @@ def test_init_from_continues_from_a_checkpoint_and_bad_paths_fail_cleanly(tmp_pa
 
 def test_real_mix_trains_on_benchmark_rows(tmp_path, shared_data):
     run_dir = tmp_path / "run"
-    metrics = finished(run_dir, run_cli("stage=warmup", *[a for a in TINY if not a.startswith("eval.datasets")], "data=real", f"data.root={shared_data}",
-                                        "data.max_length=1024", "warmup.max_steps=1", "warmup.eval_steps=0", "logger=none", f"hydra.run.dir={run_dir}"))
+    args = with_overrides([a for a in TINY_WARMUP if not a.startswith("eval.datasets")], "warmup.max_steps=1",
+                          "warmup.eval_steps=0")
+    metrics = finished(run_dir, run_cli(*args, "data=real", f"data.root={shared_data}", "data.max_length=1024",
+                                        "logger=none", f"hydra.run.dir={run_dir}"))
     sources = metrics["train_data"]["per_source"]
     assert sources["gsm8k"] > 7000 and sources["strategyqa"] > 1800 and 100 < sources["aqua"] < 254
     assert metrics["contamination"]["dropped"]["aqua"] > 0
@@ -129,8 +131,8 @@ def test_length_grouped_batches_pad_less_than_random_ones():
 def test_killed_warmup_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one(tmp_path):
     from safetensors.torch import load_file
 
-    args = ["stage=warmup", "model=tiny_random", "warmup.batch_size=2", "warmup.max_steps=6", "warmup.save_steps=2", "warmup.eval_steps=0",
-            "warmup.eval_sets=[]", "warmup.learning_rate=0.01", "data.generic.size_per_level=8", "logger=none"]
+    args = [*TINY_WARMUP_TRAINING, "warmup.max_steps=6", "warmup.save_steps=2", "warmup.learning_rate=0.01",
+            "logger=none"]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     finished(clean, run_cli(*args, f"hydra.run.dir={clean}"))
     stopped = run_cli(*args, f"hydra.run.dir={killed}",  # SIGKILL right after checkpoint-2: no chance to clean up

@@ -20,7 +20,7 @@ test-fast:  ## unit tests only: no app started, no end-to-end run (about 1 minut
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow and not app"
 
 bench:  ## every benchmark on the embedded model; writes experiments/benchmarks/results.md
-	$(PY) -m reasoning_lab.bench
+	$(PY) experiments/bench.py
 
 gpu-check:  ## every stage on Llama 3.2 3B's shape on a CUDA GPU (bf16, 8-bit, 4-bit); writes experiments/benchmarks/gpu.md
 	$(PY) experiments/gpu_check.py

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reasoning_lab.bench import bench_rl, machine, save_table
+from bench import bench_rl, machine, save_table
 
 ROOT = Path(__file__).resolve().parents[1]
 ALGORITHMS = ("grpo", "rloo", "ppo")

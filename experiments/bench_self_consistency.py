@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import torch
+from bench import batched_sampling, machine, save_table, sketch_loop
 
-from reasoning_lab.bench import batched_sampling, machine, save_table, sketch_loop
 from reasoning_lab.config import register_configs
 from reasoning_lab.model import load_model, load_tokenizer
 

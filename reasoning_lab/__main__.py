@@ -22,8 +22,11 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from reasoning_lab.card import TRAINING, check_push, final_checkpoint, model_card, push
-from reasoning_lab.config import ReasoningLabError, register_configs, validate
-from reasoning_lab.tracking import is_main_process, own_run_dir, write_text
+from reasoning_lab.checkpoints import write_text
+from reasoning_lab.config import register_configs, validate
+from reasoning_lab.distributed import is_main_process
+from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.tracking import own_run_dir
 
 STAGES = {
     "warmup": "reasoning_lab.stages.warmup",

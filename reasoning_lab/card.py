@@ -18,8 +18,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from reasoning_lab.config import ReasoningLabError
-from reasoning_lab.tracking import finished_stage
+from reasoning_lab.checkpoints import finished_stage
+from reasoning_lab.errors import ReasoningLabError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import time
 from math import comb
 from pathlib import Path
 
-from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.stats import bootstrap_ci
 
 # where a run directory keeps its evaluations, the preferred first

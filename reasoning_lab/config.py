@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-
-class ReasoningLabError(Exception):
-    """A problem with the user's input or environment: printed as one line, without a traceback."""
+from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.rewards import REWARDS
 
 
 @dataclass
@@ -513,7 +512,6 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value == 0 or value < -1:
             raise ReasoningLabError(f"{key}={value}: set a number of steps >= 1, or -1 to train for {epochs}")
-    from reasoning_lab.rewards import REWARDS
 
     for spec in cfg.rl.rewards:
         if spec.name not in REWARDS:

@@ -26,7 +26,7 @@ import logging
 import random
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,8 +34,10 @@ from datasets import Dataset
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
+from reasoning_lab import synthetic
 from reasoning_lab.answers import canonical_gold, canonical_number
-from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.problem import Problem
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +47,6 @@ LOCAL_FILES = {"gsm8k": {"train": ["train"], "test": ["test"]},
                "aqua": {"train": ["train", "dev"], "test": ["test"]},
                "strategyqa": {"train": ["train"], "test": ["dev"]}}
 MAX_BAD_SHARE = 0.01
-
-
-@dataclass
-class Problem:
-    question: str
-    # worked reasoning, without the final answer
-    reasoning: str
-    # canonical gold answer ("42", "C", "yes")
-    answer: str
-    # number | choice | yesno
-    kind: str
-    difficulty: float
-    source: str
 
 
 # ----------------------------------------------------------------------------------------------
@@ -230,8 +219,6 @@ def benchmark_rows(source: str, split: str, data_cfg: DictConfig) -> list[Proble
 
 def source_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
     """Every problem of a source for one split: train | val (held out from train) | test."""
-    from reasoning_lab import synthetic
-
     if source in BENCHMARKS:
         if split == "test":
             return benchmark_rows(source, "test", data_cfg)
@@ -272,8 +259,6 @@ def split_of(question: str) -> str:
 @lru_cache(maxsize=64)
 def procedural(source: str, tasks: tuple, levels: tuple, size: int, seed: int) -> tuple[Problem, ...]:
     """Generated problems, cached: every stage and split asks for the same seeded rows."""
-    from reasoning_lab import synthetic
-
     if source == "generic":
         return tuple(synthetic.generic(list(tasks), list(levels), size, seed))
     return tuple(synthetic.STAND_INS[source](size, seed))

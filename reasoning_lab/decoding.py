@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
+from reasoning_lab.answers import extract_answer
+
 log = logging.getLogger(__name__)
 
 
@@ -276,8 +278,6 @@ def self_consistency(
     `paths` holds every sampled completion with its extracted canonical answer; `votes` counts each
     distinct answer (None = no answer found) in the order first seen.
     """
-    from reasoning_lab.answers import extract_answer
-
     kind = kind or guess_kind(question)
     prompt = ([{"role": "system", "content": system_prompt}] if reason else []) + [{"role": "user", "content": question}]
     (completions,) = generate(model, tokenizer, [prompt], max_new_tokens, k=k, do_sample=True,

@@ -37,11 +37,21 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.answers import extract_answer, final_region, same_answer
-from reasoning_lab.config import ReasoningLabError
-from reasoning_lab.data import Problem, format_example, source_rows
+from reasoning_lab.checkpoints import record, write_json
+from reasoning_lab.data import (
+    build_examples,
+    contamination_report,
+    format_example,
+    load_problems,
+    source_rows,
+    tokenize,
+)
 from reasoning_lab.decoding import generate, majority_vote, pass_at_k
+from reasoning_lab.distributed import is_main_process
+from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.model import cache_dir, load_base_model
+from reasoning_lab.problem import Problem
 from reasoning_lab.stats import bootstrap_ci, wilson
-from reasoning_lab.tracking import is_main_process
 
 log = logging.getLogger(__name__)
 
@@ -260,9 +270,6 @@ def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
     """The base model's evaluation under `budget`, computed once per model, data and settings (cached under
     $REASONING_LAB_CACHE/base_eval/) and written with its predictions to `<out_dir>`, so that every report
     shows "before" beside "after" and `python -m reasoning_lab.compare` can pair them problem by problem."""
-    from reasoning_lab.model import cache_dir, load_base_model
-    from reasoning_lab.tracking import write_json
-
     if not cfg.eval.base_samples:  # greedy and without the prompt, on the same problems and budgets
         budget = OmegaConf.merge(budget, {"k": 0})
     settings = {"model": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
@@ -291,11 +298,7 @@ def held_out_check(cfg: DictConfig, checkpoint: Path) -> list[dict]:
     """The contamination guard between this evaluation's sets (drawn with this run's data settings) and
     what the checkpoint records it was trained on (`trained_on`, with the data settings of each stage).
     Overlap above `data.contamination.max_share` stops the evaluation unless data.allow_contamination=true."""
-    from reasoning_lab.data import contamination_report
-    from reasoning_lab.model import CHECKPOINT_INFO
-
-    info_path = Path(checkpoint) / CHECKPOINT_INFO
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    info = record(checkpoint)
     if "trained_on" not in info:
         log.warning("%s records no training data: the held-out check is skipped", checkpoint)
         return []
@@ -317,8 +320,6 @@ def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], lim
                         max_new_tokens: int | None) -> dict[str, float]:
     """Greedy strict accuracy on the validation split of each named training set (a seeded `limit`
     subset), recorded after each curriculum stage. One batched generate pass over all sets."""
-    from reasoning_lab.data import load_problems
-
     problems = {}
     for name in names:
         rows = load_problems(cfg.data, name, "val")
@@ -342,8 +343,6 @@ def validation_losses(model, tokenizer, cfg: DictConfig, names: list[str], batch
     """Per-example completion loss (mean NLL per completion token, what SFT minimises) on the validation
     split of each named set: the curriculum's signal for its decisions. No generation, and far less
     noisy than the accuracy of a few dozen greedy answers; paired across checkpoints by example."""
-    from reasoning_lab.data import build_examples, tokenize
-
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

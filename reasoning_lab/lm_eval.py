@@ -23,19 +23,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.checkpoints import record, write_json
+from reasoning_lab.config import register_configs
+from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.model import load_base_model, load_model, load_tokenizer
+from reasoning_lab.report import harness_markdown, write_report
 
 log = logging.getLogger(__name__)
 
 TASKS = ("gsm8k", "gsm8k_cot_self_consistency")
 # the harness's YAML of each task, inside its package
 TASK_FILES = {"gsm8k": "gsm8k/gsm8k.yaml", "gsm8k_cot_self_consistency": "gsm8k/gsm8k-cot-self-consistency.yaml"}
-WHY_THEY_DIFFER = (
-    "The numbers differ by design: the harness asks with 5 (or 8) worked examples in plain text and no system "
-    "prompt, and reads the answer after `####` (strict) or takes the last number (flexible); this project asks "
-    "with the chat template and its reasoning system prompt, zero-shot, and reads the answer after `</think>`. "
-    "The problems differ too (the harness takes the first N of the test split, this project a seeded sample), so "
-    "the two are not paired.")
 
 
 def local_tasks(data_root: Path, folder: Path, k: int, max_gen_toks: int) -> list[str]:
@@ -81,17 +79,13 @@ def load(checkpoint: str):
     """The checkpoint's model (merged) and tokenizer, with the model setup its reasoning_lab.json names."""
     from hydra import compose, initialize_config_dir
 
-    from reasoning_lab.config import register_configs
-    from reasoning_lab.model import CHECKPOINT_INFO, load_base_model, load_model, load_tokenizer
-
     overrides = []
     if checkpoint != "base":
-        info_path = Path(checkpoint) / CHECKPOINT_INFO
         if not (Path(checkpoint) / "adapter_config.json").is_file():
             raise ReasoningLabError(f"{checkpoint} is not an adapter directory (no adapter_config.json); point at a "
                                     "checkpoint such as <run_dir>/curriculum/stage_4, or `base`")
-        if info_path.exists():
-            overrides.append(f"model={json.loads(info_path.read_text())['model']}")
+        if "model" in record(checkpoint):
+            overrides.append(f"model={record(checkpoint)['model']}")
     register_configs()
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
@@ -164,8 +158,6 @@ def main(argv: list[str] | None = None) -> None:
         run_dir = Path(args.run_dir) if args.run_dir else own
         out = run_dir / "lm_eval" / label.replace("/", "_")
         out.mkdir(parents=True, exist_ok=True)
-        from reasoning_lab.report import harness_markdown, write_report
-        from reasoning_lab.tracking import write_json
 
         write_json(out / "lm_eval.json", {**results, "label": label})
         print(harness_markdown(run_dir, [json.loads((out / "lm_eval.json").read_text())]))

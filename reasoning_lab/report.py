@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reasoning_lab.tracking import is_main_process
+from reasoning_lab.distributed import is_main_process
 
 CAP_LIMIT = 0.05  # a set whose answers hit the token budget more often than this is flagged
 FINAL_METRICS = [("accuracy", "accuracy (greedy)"), ("maj", "maj@k"), ("accuracy_direct", "accuracy, answering directly"),
@@ -135,8 +135,6 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
 def harness_markdown(run_dir: str | Path, entries: list[dict], results: list[dict] | None = None) -> str:
     """The harness's numbers (reasoning_lab.lm_eval) beside this project's accuracy on the same set for the
     same checkpoint, where the run evaluated it."""
-    from reasoning_lab.lm_eval import WHY_THEY_DIFFER
-
     results = collect_results(run_dir) if results is None else results
     lines = ["## lm-evaluation-harness on the same checkpoints", "",
              "| checkpoint | harness task | filter | n | shots | harness exact match (± s.e.) | this project: set, n, greedy accuracy [95% CI] |",
@@ -207,3 +205,11 @@ def reward_markdown(table: dict) -> str:
     lines += [f"| {name} | {o['share']:.3f} | " + ("-" if o["mean_total"] is None else f"{o['mean_total']:+.3f}") + " |"
               for name, o in table["outcomes"].items()]
     return "\n".join(lines) + "\n"
+
+
+WHY_THEY_DIFFER = (
+    "The numbers differ by design: the harness asks with 5 (or 8) worked examples in plain text and no system "
+    "prompt, and reads the answer after `####` (strict) or takes the last number (flexible); this project asks "
+    "with the chat template and its reasoning system prompt, zero-shot, and reads the answer after `</think>`. "
+    "The problems differ too (the harness takes the first N of the test split, this project a seeded sample), so "
+    "the two are not paired.")

@@ -3,22 +3,15 @@
 - `sft_arguments`: TRL's SFTConfig from our settings (loss on completions only; lengths were already
   handled, and counted, by reasoning_lab.data.tokenize).
 - `OrderedSFTTrainer`: SFTTrainer that draws its batches from a given sampler (the curriculum's).
-- `MarkComplete` + `latest_complete_checkpoint`: the Trainer writes `checkpoint-N/` file by file; a
-  marker written after the save finished tells a complete checkpoint from a half-written one.
-- `stop_if_asked`: the kill tests' hook, a process that stops itself right after a given checkpoint.
+Its checkpoints are marked complete by reasoning_lab.checkpoints (`MarkComplete`).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
-
-COMPLETE = "reasoning_lab.complete"
 
 
 def sft_arguments(output_dir: Path, *, max_steps: int, batch_size: int, grad_accum: int, learning_rate: float,
@@ -64,26 +57,3 @@ class OrderedSFTTrainer(SFTTrainer):
         return self.ordered_sampler or super()._get_train_sampler(train_dataset)
 
 
-class MarkComplete(TrainerCallback):
-    """Marks each trainer checkpoint complete once the Trainer has written all of it."""
-
-    def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.exists() and state.is_world_process_zero:
-            (folder / COMPLETE).write_text(str(state.global_step))
-            stop_if_asked(folder)
-
-
-def stop_if_asked(saved: Path) -> None:
-    """With REASONING_LAB_STOP_AFTER=<path suffix> set, the process sends itself REASONING_LAB_STOP_SIGNAL (TERM,
-    or KILL) right after the checkpoint at that path is complete (PPO's state at step N: `ppo_state/step-N`): the
-    kill tests stop a run at a known point."""
-    target = os.environ.get("REASONING_LAB_STOP_AFTER")
-    if target and Path(saved).as_posix().endswith(target):
-        os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get("REASONING_LAB_STOP_SIGNAL", "TERM")))
-
-
-def latest_complete_checkpoint(output_dir: Path) -> Path | None:
-    """The newest `checkpoint-N` under `output_dir` that was written completely."""
-    found = [p for p in Path(output_dir).glob("checkpoint-*") if (p / COMPLETE).exists()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None

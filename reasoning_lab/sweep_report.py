@@ -19,6 +19,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from reasoning_lab.compare import compare_runs, write_outputs
+from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.report import collect_results
 
 JOB_ERROR = "job_error.txt"
@@ -140,9 +142,6 @@ def seed_summary(rows: list[dict], parsed: list[dict], swept: list[str], dataset
 
 def paired_against_first(rows: list[dict], sweep_dir: Path) -> list[str]:
     """Every completed job against the first completed one, on the problems both evaluated."""
-    from reasoning_lab.compare import compare_runs, write_outputs
-    from reasoning_lab.config import ReasoningLabError
-
     done = [sweep_dir / r["job"] for r in rows if r["status"] == "completed"]
     if len(done) < 2:
         return []

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import random
 
-from reasoning_lab.config import ReasoningLabError
-from reasoning_lab.data import Problem
+from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.problem import Problem
 
 CHAIN_SUM_LEVELS = {1: dict(min_terms=2, max_terms=3, min_digits=1, max_digits=1),
                     2: dict(min_terms=3, max_terms=4, min_digits=1, max_digits=2),

@@ -1,9 +1,8 @@
-"""Experiment tracking with Weights & Biases, plus the run directory's own JSON files.
+"""Experiment tracking with Weights & Biases, and the run directory's lock and settings.
 
 `logger.mode=auto` logs online when WANDB_API_KEY is set (an explicit WANDB_MODE wins) and otherwise writes an
 offline run inside the run directory (`wandb sync <run_dir>/wandb/offline-run-*` uploads it later); when the
 server cannot be reached the run goes on offline and says so in one line.
-`read_wandb_file` reads such an offline run back (wandb has no public reader for `.wandb` files).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import struct
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,21 +18,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from reasoning_lab.checkpoints import write_json
+from reasoning_lab.distributed import is_main_process
+from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.sweep_report import job_name, sweep_group
+
 log = logging.getLogger(__name__)
-
-
-def is_main_process() -> bool:
-    """Rank 0 of an `accelerate launch` (or torchrun) job, or a plain single process: the one that writes
-    files and logs to W&B."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def wait_for_everyone() -> None:
-    """A barrier across the processes of a distributed job (nothing in a single process)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        from accelerate import PartialState
-
-        PartialState().wait_for_everyone()
 
 
 def adapter_digest(model) -> str:
@@ -53,34 +42,6 @@ def tensors_digest(tensors: dict) -> str:
         digest.update(name.encode())
         digest.update(tensors[name].detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
-
-
-def finished_stage(run_dir: str | Path, stage: str) -> dict | None:
-    """The metrics of `stage` in `run_dir` when it already finished (a rerun skips it), else None."""
-    saved = Path(run_dir) / stage / "metrics.json"
-    metrics = json.loads(saved.read_text()) if saved.exists() else {}
-    return metrics if metrics.get("status") == "completed" else None
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (write_text). In a distributed job only rank 0 writes."""
-    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a file atomically: a reader sees the old file or the new one, never half of one.
-    In a distributed job only rank 0 writes."""
-    if not is_main_process():
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError:  # a full disk: the old file stays, and no partial temporary file is left beside it
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # settings that do not change what a run computes: a rerun may differ in them
@@ -103,8 +64,6 @@ def own_run_dir(cfg: DictConfig, run_dir: str | Path):
     refused in one line naming the settings that differ."""
     import fcntl
     import socket
-
-    from reasoning_lab.config import ReasoningLabError
 
     if not is_main_process():  # rank 0 of a distributed job speaks for the run
         yield
@@ -189,7 +148,6 @@ def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
         hydra = HydraConfig.get()
         config["overrides"] = list(hydra.overrides.task)
         if hydra.mode == RunMode.MULTIRUN:  # a sweep: one group, each job named by its overrides
-            from reasoning_lab.sweep_report import job_name, sweep_group
 
             group = cfg.logger.group or sweep_group(cfg.stage.name, hydra.sweep.dir)
             name = job_name(list(hydra.overrides.task), hydra.sweep.dir)
@@ -218,67 +176,6 @@ def log_summary(run, metrics: dict, prefix: str) -> None:
 def finish_run(run) -> None:
     if run is not None:
         run.finish()
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading an offline `.wandb` file: a LevelDB-style log of protobuf records
-# ----------------------------------------------------------------------------------------------
-
-BLOCK = 32 * 1024
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-def wandb_records(path: str | Path):
-    """Yield the protobuf records of an offline `.wandb` file."""
-    from wandb.proto import wandb_internal_pb2
-
-    data = Path(path).read_bytes()
-    if data[:4] != b":W&B":
-        raise ValueError(f"{path} is not a W&B run file")
-    pos, chunks = 7, []
-    while pos + 7 <= len(data):
-        if BLOCK - pos % BLOCK < 7:  # a block tail too short for a header is padding
-            pos += BLOCK - pos % BLOCK
-            continue
-        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
-        payload = data[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind == 0 and length == 0:
-            continue
-        chunks.append(payload)
-        if kind in (FULL, LAST):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(b"".join(chunks))
-            chunks = []
-            yield record
-
-
-def read_wandb_file(path: str | Path) -> dict:
-    """`{"config": {...}, "history": [{key: value}, ...], "summary": {key: value}, "group": ..., "name": ...}`
-    of an offline run."""
-    config, history, summary, run, finished = {}, [], {}, {}, False
-    for record in wandb_records(path):
-        which = record.WhichOneof("record_type")
-        finished = finished or which == "exit"
-        if which == "history":
-            history.append({item.nested_key[0] if item.nested_key else item.key: json.loads(item.value_json)
-                            for item in record.history.item})
-        elif which == "summary":
-            for item in record.summary.update:
-                summary[item.nested_key[0] if item.nested_key else item.key] = json.loads(item.value_json)
-        if which == "run":
-            run = {"group": record.run.run_group, "name": record.run.display_name, "job_type": record.run.job_type,
-                   "id": record.run.run_id}
-        if which in ("config", "run"):  # the initial config travels in the run record
-            updates = record.config.update if which == "config" else record.run.config.update
-            for item in updates:
-                config[item.key] = json.loads(item.value_json)
-    # finished: the exit record is there (W&B's writer may still be flushing just after run.finish())
-    return {"config": config, "history": history, "summary": summary, "finished": finished, **run}
-
-
-def find_wandb_files(run_dir: str | Path) -> list[Path]:
-    return sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
 
 
 @contextmanager

@@ -46,7 +46,7 @@ def tiny_model(*overrides: str, trainable: bool = True):
 
 def tiny_adapter(folder: Path) -> Path:
     """A freshly initialised tiny_random adapter saved as a checkpoint at `folder`."""
-    from reasoning_lab.model import save_adapter
+    from reasoning_lab.checkpoints import save_adapter
 
     cfg, model, tokenizer = tiny_model()
     return save_adapter(model, tokenizer, folder, cfg.model)

@@ -3,7 +3,7 @@
 import torch
 from datasets import Dataset
 
-from reasoning_lab.bench import sketch_batches, stage_batches, training_flops_per_token
+from experiments.bench import sketch_batches, stage_batches, training_flops_per_token
 from reasoning_lab.model import load_model, load_tokenizer
 from tests.conftest import make_config
 

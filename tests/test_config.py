@@ -4,7 +4,8 @@
 import pytest
 from hydra.errors import HydraException
 
-from reasoning_lab.config import ReasoningLabError, validate
+from reasoning_lab.config import validate
+from reasoning_lab.errors import ReasoningLabError
 from tests.conftest import make_config, run_cli
 
 

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from reasoning_lab.curriculum import CurriculumSampler, competence, decide
-from reasoning_lab.tracking import find_wandb_files, read_wandb_file
 from tests.conftest import TINY_CURRICULUM, make_config, run_cli, tiny_model, with_overrides
+from tests.wandb_files import find_wandb_files, read_wandb_file
 
 
 @pytest.mark.parametrize(
@@ -211,7 +211,8 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_run)
 def test_merged_export_loads_without_peft(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from reasoning_lab.model import export_merged, save_adapter
+    from reasoning_lab.checkpoints import save_adapter
+    from reasoning_lab.model import export_merged
 
     cfg, model, tokenizer = tiny_model()
     with torch.no_grad():
@@ -315,7 +316,7 @@ def test_scripted_losses_drive_extension_revert_forgetting_and_replay(tmp_path, 
 
 
 def test_resume_takes_the_newest_complete_checkpoint_not_a_half_written_one(tmp_path):
-    from reasoning_lab.sft import COMPLETE, latest_complete_checkpoint
+    from reasoning_lab.checkpoints import COMPLETE, latest_complete_checkpoint
 
     for step in (1, 2, 3):
         (tmp_path / f"checkpoint-{step}").mkdir()

@@ -6,7 +6,6 @@ from collections import Counter
 import pytest
 
 from reasoning_lab.answers import is_correct
-from reasoning_lab.config import ReasoningLabError
 from reasoning_lab.data import (
     build_examples,
     contamination_report,
@@ -17,6 +16,7 @@ from reasoning_lab.data import (
     read_jsonl,
     tokenize,
 )
+from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.model import load_tokenizer
 from reasoning_lab.synthetic import STAND_INS, generic, running_sum
 from tests.conftest import make_config

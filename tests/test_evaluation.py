@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from reasoning_lab.data import Problem
 from reasoning_lab.evaluation import evaluate_problems, options_of, well_formed
+from reasoning_lab.problem import Problem
 from reasoning_lab.report import write_report
 from reasoning_lab.stats import bootstrap_ci
 from tests.conftest import make_config, run_cli, tiny_model
@@ -159,7 +159,7 @@ def test_eval_checks_what_the_checkpoint_was_trained_on(tmp_path, shared_data):
     overlaps AQuA test and stops the evaluation; the same rows dropped at training time pass."""
     from omegaconf import OmegaConf
 
-    from reasoning_lab.config import ReasoningLabError
+    from reasoning_lab.errors import ReasoningLabError
     from reasoning_lab.evaluation import held_out_check
 
     trained = make_config("data.seed=0")
@@ -222,7 +222,7 @@ def test_the_base_model_is_evaluated_greedy_unless_base_samples(monkeypatch, tmp
         return {"datasets": {}, "skipped": {}}
 
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
-    monkeypatch.setattr("reasoning_lab.model.load_base_model", lambda model_cfg: None)
+    monkeypatch.setattr(evaluation, "load_base_model", lambda model_cfg: None)
     for overrides in ((), ("eval.base_samples=true",)):
         cfg = make_config("model=tiny_random", "eval.k=3", *overrides)
         evaluation.base_results(cfg, None, cfg.eval, tmp_path / "out")

@@ -11,8 +11,9 @@ import sys
 
 import pytest
 
-from reasoning_lab.config import ReasoningLabError, validate
+from reasoning_lab.config import validate
 from reasoning_lab.data import read_jsonl
+from reasoning_lab.errors import ReasoningLabError
 from tests.conftest import ROOT, TINY_WARMUP_TRAINING, WORKDIR, make_config, run_cli, tiny_adapter
 
 # a stage that needs no training and finishes in seconds on tiny_random
@@ -151,7 +152,7 @@ DAMAGE = {
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_a_damaged_checkpoint_is_named_before_loading(tmp_path, adapter, damage):
-    from reasoning_lab.model import check_checkpoint
+    from reasoning_lab.checkpoints import check_checkpoint
 
     broken = tmp_path / "checkpoint"
     shutil.copytree(adapter, broken)

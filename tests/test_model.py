@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from reasoning_lab import checkpoints as C
 from reasoning_lab import model as M
-from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.errors import ReasoningLabError
 from tests.conftest import make_config
 
 
@@ -63,7 +64,7 @@ def _build_together(target: str, marker: str, barrier, results) -> None:
         (out / "who").write_text(marker)
         barrier.wait(timeout=60)  # all four builds are complete before any is renamed into place: a real race
 
-    M.build_once(Path(target), build)
+    C.build_once(Path(target), build)
     results.put((marker, (Path(target) / "who").read_text()))
 
 
@@ -89,7 +90,7 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        M.build_once(tmp_path / "thing", build)
+        C.build_once(tmp_path / "thing", build)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -99,31 +100,31 @@ def test_adapter_round_trip_and_wrong_base_is_refused(tmp_path):
     cfg = make_config("model=tiny_random")
     model = M.load_model(cfg.model)
     tokenizer = M.load_tokenizer(cfg.model)
-    checkpoint = M.save_adapter(model, tokenizer, tmp_path / "checkpoint", cfg.model, {"stage": "test"})
+    checkpoint = C.save_adapter(model, tokenizer, tmp_path / "checkpoint", cfg.model, {"stage": "test"})
     loaded = PeftModel.from_pretrained(M.load_base_model(cfg.model), checkpoint)
     assert only_lora_trains(M.load_model(cfg.model, init_from=str(checkpoint)))
     for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), name
-    again = M.save_adapter(model, tokenizer, tmp_path / "checkpoint", cfg.model, {"stage": "again"})
-    assert json.loads((again / M.CHECKPOINT_INFO).read_text())["stage"] == "again"
+    again = C.save_adapter(model, tokenizer, tmp_path / "checkpoint", cfg.model, {"stage": "again"})
+    assert json.loads((again / C.CHECKPOINT_INFO).read_text())["stage"] == "again"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]  # the old copy is gone, no temp left
     other = make_config("model=smollm2_135m")
     with pytest.raises(ReasoningLabError, match="trained on model=tiny_random"):
-        M.check_checkpoint(checkpoint, other.model)
+        C.check_checkpoint(checkpoint, other.model)
     with pytest.raises(ReasoningLabError, match="not an adapter checkpoint"):
-        M.check_checkpoint(tmp_path, cfg.model)
+        C.check_checkpoint(tmp_path, cfg.model)
 
 
 def test_restore_adapter_undoes_training_in_place(tmp_path):
     cfg = make_config("model=tiny_random")
     model = M.load_model(cfg.model)
-    checkpoint = M.save_adapter(model, M.load_tokenizer(cfg.model), tmp_path / "before", cfg.model)
+    checkpoint = C.save_adapter(model, M.load_tokenizer(cfg.model), tmp_path / "before", cfg.model)
     saved = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
     with torch.no_grad():
         for p in model.parameters():
             if p.requires_grad:
                 p.add_(1.0)
-    M.restore_adapter(model, checkpoint)
+    C.restore_adapter(model, checkpoint)
     restored = {name: p for name, p in model.named_parameters() if p.requires_grad}
     assert saved.keys() == restored.keys() and saved
     for name, p in restored.items():

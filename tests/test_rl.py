@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from reasoning_lab.rl import AdaptiveDifficulty, PromptSampler, quantiles
-from reasoning_lab.tracking import find_wandb_files, read_wandb_file
+from reasoning_lab.prompt_selection import AdaptiveDifficulty, PromptSampler, quantiles
 from tests.conftest import TINY_RL, run_cli
 from tests.conftest import finished as finished_stage
+from tests.wandb_files import find_wandb_files, read_wandb_file
 
 
 def finished(run_dir, result):
@@ -120,7 +120,7 @@ def test_rl_config_mistakes_are_one_line(override, message):
 
 
 def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
-    from reasoning_lab.config import ReasoningLabError
+    from reasoning_lab.errors import ReasoningLabError
     from reasoning_lab.stages.rl import prompt_batches, prompt_rows
     from tests.conftest import make_config
 
@@ -167,7 +167,7 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
 def test_merge_groups_repads_prompts_left_and_completions_right():
     import torch
 
-    from reasoning_lab.rl import informative, merge_groups
+    from reasoning_lab.prompt_selection import informative, merge_groups
 
     a = {"prompt_ids": torch.tensor([[0, 5], [0, 5], [6, 7], [6, 7]]), "prompt_mask": torch.tensor([[0, 1]] * 2 + [[1, 1]] * 2),
          "completion_ids": torch.tensor([[1], [2], [3], [4]]), "completion_mask": torch.ones(4, 1, dtype=torch.long),
@@ -250,8 +250,8 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     complete checkpoint of step 2, and resumed from it, it ends where an uninterrupted run ends."""
     from transformers import TrainerCallback, set_seed
 
+    from reasoning_lab.checkpoints import MarkComplete, latest_complete_checkpoint
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint
     from reasoning_lab.stages.rl import prompt_rows, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from tests.conftest import make_config

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from reasoning_lab.tracking import read_wandb_file, write_json
+from reasoning_lab.checkpoints import write_json
+from tests.wandb_files import read_wandb_file
 
 
 def test_write_json_replaces_atomically(tmp_path):

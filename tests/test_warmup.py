@@ -7,9 +7,9 @@ import torch
 from peft import PeftModel
 
 from reasoning_lab.model import load_base_model
-from reasoning_lab.tracking import find_wandb_files, read_wandb_file
 from tests.conftest import TINY_WARMUP, TINY_WARMUP_TRAINING, make_config, run_cli, with_overrides
 from tests.conftest import finished as finished_stage
+from tests.wandb_files import find_wandb_files, read_wandb_file
 
 
 def finished(run_dir, result):
@@ -108,7 +108,7 @@ def test_length_grouped_batches_pad_less_than_random_ones():
 
     from datasets import Dataset
 
-    from reasoning_lab.bench import stage_batches
+    from experiments.bench import stage_batches
     from reasoning_lab.model import load_model, load_tokenizer
 
     cfg = make_config("model=tiny_random")

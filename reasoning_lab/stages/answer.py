@@ -18,9 +18,10 @@ from omegaconf import DictConfig
 from transformers import set_seed
 
 from reasoning_lab.answers import KINDS
-from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.checkpoints import resolve_checkpoint
 from reasoning_lab.decoding import self_consistency
-from reasoning_lab.model import load_base_model, load_model, load_tokenizer, resolve_checkpoint
+from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.model import load_base_model, load_model, load_tokenizer
 
 
 def read_questions(cfg: DictConfig) -> list[str]:

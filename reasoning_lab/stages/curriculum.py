@@ -20,7 +20,6 @@ position restored by the Trainer; the sampler's order depends only on the seed).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -29,6 +28,15 @@ from datasets import concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
+from reasoning_lab.checkpoints import (
+    MarkComplete,
+    latest_complete_checkpoint,
+    read_json,
+    restore_adapter,
+    save_adapter,
+    training_record,
+    write_json,
+)
 from reasoning_lab.curriculum import CurriculumSampler, Decision, decide, forgetting_check, mean
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.evaluation import (
@@ -38,17 +46,10 @@ from reasoning_lab.evaluation import (
     validation_accuracy,
     validation_losses,
 )
-from reasoning_lab.model import (
-    export_merged,
-    load_model,
-    load_tokenizer,
-    restore_adapter,
-    save_adapter,
-    training_record,
-)
+from reasoning_lab.model import export_merged, load_model, load_tokenizer
 from reasoning_lab.report import publish_report, write_report
-from reasoning_lab.sft import MarkComplete, OrderedSFTTrainer, latest_complete_checkpoint, sft_arguments
-from reasoning_lab.tracking import stage_run, write_json
+from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
+from reasoning_lab.tracking import stage_run
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,6 @@ log = logging.getLogger(__name__)
 def own(losses: dict[str, list[float]], names: list[str]) -> list[float]:
     """The per-example losses of the stage's own sets, in one paired list."""
     return [v for n in names for v in losses[n]]
-
-
-def read_json(path: Path, default):
-    return json.loads(path.read_text()) if path.exists() else default
 
 
 def train_round(model, tokenizer, cfg: DictConfig, work: Path, dataset, difficulties: list[float], n_replay: int,

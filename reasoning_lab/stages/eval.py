@@ -15,11 +15,12 @@ from pathlib import Path
 from omegaconf import DictConfig
 from transformers import set_seed
 
+from reasoning_lab.checkpoints import resolve_checkpoint, write_json
 from reasoning_lab.data import SKIPPED
 from reasoning_lab.evaluation import base_results, evaluate, held_out_check, log_to_wandb
-from reasoning_lab.model import load_base_model, load_model, load_tokenizer, resolve_checkpoint
+from reasoning_lab.model import load_base_model, load_model, load_tokenizer
 from reasoning_lab.report import publish_report
-from reasoning_lab.tracking import stage_run, write_json
+from reasoning_lab.tracking import stage_run
 
 log = logging.getLogger(__name__)
 

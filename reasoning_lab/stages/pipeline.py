@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.compare import compare_runs, write_outputs
-from reasoning_lab.config import ReasoningLabError
+from reasoning_lab.errors import ReasoningLabError
 
 log = logging.getLogger(__name__)
 

@@ -26,23 +26,24 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 from trl import GRPOConfig, RLOOConfig
 
-from reasoning_lab.compare import compare_runs, write_outputs
-from reasoning_lab.config import ReasoningLabError
-from reasoning_lab.data import load_problems
-from reasoning_lab.evaluation import evaluate, log_to_wandb, options_of
-from reasoning_lab.model import (
-    CHECKPOINT_INFO,
+from reasoning_lab.checkpoints import (
+    MarkComplete,
     build_once,
-    check_checkpoint,
-    load_model,
-    load_tokenizer,
+    finished_stage,
+    latest_complete_checkpoint,
     save_adapter,
+    starting_checkpoint,
+    stop_if_asked,
     training_record,
+    write_json,
 )
+from reasoning_lab.compare import compare_runs, write_outputs
+from reasoning_lab.data import load_problems
+from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.evaluation import evaluate, log_to_wandb, options_of
+from reasoning_lab.model import load_model, load_tokenizer
 from reasoning_lab.ppo import PPO
-from reasoning_lab.report import publish_report, reward_markdown
-from reasoning_lab.rewards import reward_functions, reward_table
-from reasoning_lab.rl import (
+from reasoning_lab.prompt_selection import (
     GRPO,
     RLOO,
     AdaptiveDifficulty,
@@ -51,28 +52,12 @@ from reasoning_lab.rl import (
     PromptSampler,
     RewardFeedback,
 )
-from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint, stop_if_asked
-from reasoning_lab.tracking import finished_stage, stage_run, write_json
+from reasoning_lab.report import publish_report, reward_markdown
+from reasoning_lab.rewards import reward_functions, reward_table
+from reasoning_lab.tracking import stage_run
 
 log = logging.getLogger(__name__)
 PPO_STATE = "state.pt"  # PPO's training state, for resuming
-
-
-def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
-    """init_from, else this run's last curriculum stage, else the newest last curriculum stage of the same
-    model under logs/, else None (fresh adapters on the base model, said in the log)."""
-    if cfg.init_from:
-        return cfg.init_from
-    last = f"curriculum/stage_{len(cfg.curriculum.stages)}"
-    if (Path(run_dir) / last / "adapter_config.json").exists():
-        return str(check_checkpoint(Path(run_dir) / last, cfg.model))
-    same_model = [p.parent for p in Path("logs").glob(f"**/{last}/{CHECKPOINT_INFO}")
-                  if json.loads(p.read_text()).get("model") == cfg.model.name]
-    if same_model:
-        return str(max(same_model, key=lambda p: (p / CHECKPOINT_INFO).stat().st_mtime))
-    log.warning("no curriculum checkpoint of model=%s found (pass init_from=<adapter dir>): RL starts from "
-                "fresh adapters", cfg.model.name)
-    return None
 
 
 def prompt_rows(cfg: DictConfig) -> list[dict]:

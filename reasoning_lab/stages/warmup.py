@@ -17,19 +17,20 @@ from omegaconf import DictConfig
 from transformers import set_seed
 from trl import SFTTrainer
 
+from reasoning_lab.checkpoints import (
+    MarkComplete,
+    finished_stage,
+    latest_complete_checkpoint,
+    save_adapter,
+    training_record,
+    write_json,
+)
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.evaluation import evaluate, log_to_wandb
-from reasoning_lab.model import (
-    load_model,
-    load_tokenizer,
-    quantized_layers,
-    save_adapter,
-    trainable_parameters,
-    training_record,
-)
+from reasoning_lab.model import load_model, load_tokenizer, quantized_layers, trainable_parameters
 from reasoning_lab.report import publish_report
-from reasoning_lab.sft import MarkComplete, latest_complete_checkpoint, sft_arguments
-from reasoning_lab.tracking import adapter_digest, finished_stage, stage_run, write_json
+from reasoning_lab.sft import sft_arguments
+from reasoning_lab.tracking import adapter_digest, stage_run
 
 log = logging.getLogger(__name__)
 

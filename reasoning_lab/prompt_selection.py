@@ -1,4 +1,4 @@
-"""What the RL stage adds around TRL's GRPO/RLOO trainers and reasoning_lab.ppo.
+"""Prompt selection and trainer extensions of the RL stage, around TRL's GRPO/RLOO trainers and reasoning_lab.ppo.
 
 - `AdaptiveDifficulty`: AdaRFT (Shi et al. 2025). After each step the target difficulty moves by
   T' = clip(T + eta * tanh(alpha * (mean_reward - beta)), d_min, d_max), and the next prompts are the

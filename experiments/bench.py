@@ -1,4 +1,4 @@
-"""`make bench` (python -m reasoning_lab.bench): the performance figures of the project on this machine.
+"""`make bench` (python experiments/bench.py): the performance figures of the project on this machine.
 
 Every figure is a median over repeats after a warm-up, and every comparison is a ratio of two paths
 measured side by side in this process, on the embedded model (SmolLM2-135M-Instruct with LoRA):
@@ -348,7 +348,7 @@ def main() -> None:
     if args.generation:
         generation_row()
         save_table(["# Benchmark 7: evaluation generation", "", f"Machine: {machine()}",
-                    f"Command: python -m reasoning_lab.bench --generation{' --quick' if quick else ''}", "",
+                    f"Command: python experiments/bench.py --generation{' --quick' if quick else ''}", "",
                     "| benchmark | baseline | ours | ratio | target | result | notes |", "|---|---|---|---|---|---|---|",
                     *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""],
                    ROOT / "experiments" / "benchmarks" / "generation.md")
@@ -452,7 +452,7 @@ def main() -> None:
 
     total = time.perf_counter() - began
     lines = ["# Benchmarks", "", f"Machine: {machine()}",
-             f"Command: python -m reasoning_lab.bench{' --quick' if quick else ''} (took {total / 60:.1f} min)", "",
+             f"Command: python experiments/bench.py{' --quick' if quick else ''} (took {total / 60:.1f} min)", "",
              "| benchmark | baseline | ours | ratio | target | result | notes |", "|---|---|---|---|---|---|---|",
              *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""]
     save_table(lines, args.out)

@@ -1,0 +1,83 @@
+"""The package's structure: its import graph has no cycle, and its modules import each other at the top only."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "reasoning_lab"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def own_imports(node: ast.AST, modules: set[str]) -> set[str]:
+    """The package's modules that an import statement names (`from reasoning_lab import synthetic` included)."""
+    if isinstance(node, ast.Import):
+        return {a.name for a in node.names if a.name in modules}
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "reasoning_lab":
+        named = {f"{node.module}.{a.name}" for a in node.names} & modules
+        return named | ({node.module} & modules if not named else set())
+    return set()
+
+
+def import_graph() -> tuple[dict[str, set[str]], list[str]]:
+    """{module: the package's modules it imports, anywhere in it}, and every import made inside a function."""
+    files = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    modules = set(files)
+    graph, inner = {}, []
+    for name, path in files.items():
+        tree = ast.parse(path.read_text())
+        graph[name] = set().union(*(own_imports(n, modules) for n in ast.walk(tree)), set()) - {name}
+        for function in ast.walk(tree):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inner += [f"{name}:{n.lineno} imports {', '.join(sorted(own_imports(n, modules)))}"
+                          for n in ast.walk(function) if own_imports(n, modules)]
+    return graph, inner
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        state[node] = "done"
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_package_import_graph_has_no_cycle():
+    graph, _ = import_graph()
+    assert "reasoning_lab.data" in graph["reasoning_lab.stages.warmup"]  # the walk sees real imports
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_the_package_modules_import_each_other_at_the_top_only():
+    """An import inside a function hides a dependency (and a cycle) from a reader; heavy third-party
+    imports (wandb, matplotlib, bitsandbytes) may stay lazy, the package's own may not."""
+    _, inner = import_graph()
+    assert inner == []
+
+
+def test_leaf_modules_import_nothing_of_the_package():
+    graph, _ = import_graph()
+    for leaf in ("errors", "problem", "distributed", "stats", "answers"):
+        assert graph[f"reasoning_lab.{leaf}"] == set(), leaf

@@ -123,7 +123,7 @@ def main() -> int:
                                       "eval.limit=32", "eval.k=4", "eval.max_new_tokens=64",
                                       "eval.direct_max_new_tokens=16", f"hydra.run.dir={run_dir}/e"],
                                      run_dir.with_suffix(".eval.log"))
-                    res = json.loads((run_dir / "e" / "eval" / "results.json").read_text()) if code == 0 else {}
+                    res = json.loads((run_dir / "e" / "eval" / "eval_results.json").read_text()) if code == 0 else {}
                     preds = run_dir / "e" / "eval" / "predictions" / "gsm8k.jsonl"
                     generated = 0
                     if preds.exists():

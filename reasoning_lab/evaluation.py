@@ -51,6 +51,7 @@ from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.model import cache_dir, load_base_model
 from reasoning_lab.problem import Problem
+from reasoning_lab.report import EVAL_RESULTS, publish_report
 from reasoning_lab.stats import bootstrap_ci, wilson
 
 log = logging.getLogger(__name__)
@@ -279,18 +280,18 @@ def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
                 "evaluation": EVALUATION_VERSION}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     cached = cache_dir() / "base_eval" / f"{cfg.model.name}-{key}"
-    if (cached / "eval_results.json").exists():
+    if (cached / EVAL_RESULTS).exists():
         log.info("base model results under these settings: %s (cached)", cached)
     else:
         log.info("evaluating the base model %s under the same settings (once; cached in %s)", cfg.model.name, cached)
         results = evaluate(load_base_model(cfg.model), tokenizer, cfg, budget, "base", cached, datasets)
         results.pop("examples", None)
-        write_json(cached / "eval_results.json", results)  # written last: its presence marks a complete entry
-    results = json.loads((cached / "eval_results.json").read_text())
+        write_json(cached / EVAL_RESULTS, results)  # written last: its presence marks a complete entry
+    results = json.loads((cached / EVAL_RESULTS).read_text())
     results.update(label="base", finished=0, checkpoint="base")
     if (cached / "predictions").exists():
         shutil.copytree(cached / "predictions", Path(out_dir) / "predictions", dirs_exist_ok=True)
-    write_json(Path(out_dir) / "eval_results.json", results)
+    write_json(Path(out_dir) / EVAL_RESULTS, results)
     return results
 
 
@@ -364,6 +365,18 @@ def validation_losses(model, tokenizer, cfg: DictConfig, names: list[str], batch
         losses[name] = [round(v, 5) for v in values]
     model.train(was_training)
     return losses
+
+
+def record_evaluation(results: dict, run_dir: str | Path, wandb_run, prefix: str, out_dir: Path | None = None,
+                      step: int | None = None) -> None:
+    """Where every stage's evaluation goes: `<out_dir>/eval_results.json` (the file report.md collects), its
+    metrics to W&B under `prefix` (at training step `step`), and, with a file written, report.md / report.png
+    rewritten (and logged). Without `out_dir` (RL's evaluations between steps) only the W&B curves."""
+    if out_dir is not None:
+        write_json(Path(out_dir) / EVAL_RESULTS, results)
+    log_to_wandb(wandb_run, results, prefix, step)
+    if out_dir is not None:
+        publish_report(run_dir, wandb_run)
 
 
 def log_to_wandb(run, results: dict, prefix: str, step: int | None = None) -> None:

@@ -1,8 +1,8 @@
 """Reports: each dataset's numbers across the evaluations of one run directory, with n and intervals.
 
-Every evaluation writes a results file (`<stage>/eval_results.json` after a training stage,
-`curriculum/base/` and `curriculum/final/` for the curriculum's base and final evaluations,
-`eval/results.json` for `stage=eval`); `write_report` collects them in the order they finished (the base
+Every evaluation writes one results file, `eval_results.json` (`<stage>/` after a training stage,
+`curriculum/base/` and `curriculum/final/` for the curriculum's base and final evaluations, `eval/` for
+`stage=eval`; reasoning_lab.evaluation.record_evaluation); `write_report` collects them in the order they finished (the base
 model first) and writes `report.md` and `report.png` (accuracy with 95% error bars) in the run directory.
 When the run has an RL stage (`rl/curves.json`), report.png adds its reward per step and its held-out
 accuracy over steps.
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from reasoning_lab.distributed import is_main_process
 
+EVAL_RESULTS = "eval_results.json"  # the file every evaluation writes and every report reads
 CAP_LIMIT = 0.05  # a set whose answers hit the token budget more often than this is flagged
 FINAL_METRICS = [("accuracy", "accuracy (greedy)"), ("maj", "maj@k"), ("accuracy_direct", "accuracy, answering directly"),
                  ("format_rate", "format rate (with the prompt)"),
@@ -23,7 +24,7 @@ FINAL_METRICS = [("accuracy", "accuracy (greedy)"), ("maj", "maj@k"), ("accuracy
 
 def collect_results(run_dir: str | Path) -> list[dict]:
     run_dir = Path(run_dir)
-    files = list(run_dir.glob("**/eval_results.json")) + list(run_dir.glob("eval/results.json"))
+    files = list(run_dir.glob(f"**/{EVAL_RESULTS}"))
     results = sorted((json.loads(path.read_text()) for path in sorted(files)), key=lambda r: r.get("finished", 0))
     bases = [r for r in results if r.get("label") == "base"]
     # a pipeline's curriculum and eval stages may both record the base model: one column is enough

@@ -242,7 +242,7 @@ def test_the_llama32_3b_preset_chains_warmup_curriculum_rl_and_eval(tmp_path, sh
     assert result.returncode == 0, result.stderr[-3000:]
     warmup = json.loads((tmp_path / "warmup" / "metrics.json").read_text())
     curriculum = curriculum_metrics(tmp_path)
-    evaluation = json.loads((tmp_path / "eval" / "results.json").read_text())
+    evaluation = json.loads((tmp_path / "eval" / "eval_results.json").read_text())
     assert warmup["status"] == curriculum["status"] == "completed"
     rl = json.loads((tmp_path / "rl" / "metrics.json").read_text())
     assert curriculum["init_from"] == warmup["checkpoint"]

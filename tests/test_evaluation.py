@@ -103,7 +103,7 @@ def test_eval_stage_on_tiny_random_writes_every_key(tmp_path, shared_data):
     result = run_cli("stage=eval", "model=tiny_random", "eval.limit=3", "eval.k=2", "eval.max_new_tokens=8",
                      "eval.direct_limit=2", f"data.root={shared_data}", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    results = json.loads((run_dir / "eval" / "eval_results.json").read_text())
     assert set(results["datasets"]) == {"gsm8k", "aqua", "strategyqa", "generic", "synthetic_gsm8k",
                                         "synthetic_aqua", "synthetic_strategyqa"}
     keys = {"n", "accuracy", "accuracy_lenient", "maj@2", "pass@2", "format_rate", "ci95", "direct_rate",
@@ -129,7 +129,7 @@ def test_unavailable_benchmarks_are_reported_as_skipped(tmp_path, monkeypatch):
                      "eval.direct_limit=1", "eval.datasets=[gsm8k,generic]", "data.root=null", "logger=none",
                      f"hydra.run.dir={run_dir}", env={"HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    results = json.loads((run_dir / "eval" / "eval_results.json").read_text())
     assert list(results["datasets"]) == ["generic"] and "gsm8k" in results["skipped"]
     assert "Skipped (not available): gsm8k" in (run_dir / "report.md").read_text()
 

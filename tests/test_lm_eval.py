@@ -14,7 +14,7 @@ def test_the_harness_runs_on_a_checkpoint_and_its_numbers_join_the_report(tmp_pa
     ours = {"label": "eval: warmup", "checkpoint": str(adapter), "finished": 1, "decoding": {},
             "datasets": {"gsm8k": {"n": 100, "accuracy": 0.02, "intervals": {"accuracy": [0.01, 0.07]}}}}
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "results.json").write_text(json.dumps(ours))
+    (tmp_path / "eval" / "eval_results.json").write_text(json.dumps(ours))
 
     result = subprocess.run([sys.executable, "-m", "reasoning_lab.lm_eval", str(adapter), "--limit", "2", "--tasks",
                              "gsm8k", "gsm8k_cot_self_consistency", "--k", "2", "--max-gen-toks", "8",

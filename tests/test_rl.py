@@ -93,7 +93,7 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
                      "eval.max_new_tokens=4", "eval.direct_limit=1", "eval.datasets=[synthetic_gsm8k]", "logger=none",
                      "data.synthetic_size=48", f"hydra.run.dir={eval_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((eval_dir / "eval" / "results.json").read_text())
+    results = json.loads((eval_dir / "eval" / "eval_results.json").read_text())
     assert results["checkpoint"] == str(checkpoint) and results["datasets"]["synthetic_gsm8k"]["n"] == 2
 
 

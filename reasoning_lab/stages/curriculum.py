@@ -42,12 +42,12 @@ from reasoning_lab.data import SKIPPED, build_examples, contamination_report, to
 from reasoning_lab.evaluation import (
     base_results,
     evaluate,
-    log_to_wandb,
+    record_evaluation,
     validation_accuracy,
     validation_losses,
 )
 from reasoning_lab.model import export_merged, load_model, load_tokenizer
-from reasoning_lab.report import publish_report, write_report
+from reasoning_lab.report import EVAL_RESULTS, publish_report, write_report
 from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
 from reasoning_lab.tracking import stage_run
 
@@ -198,8 +198,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             last = k == len(c.stages)  # the last stage's evaluation is the final one, unless final_eval is off
             if (c.stage_evals and not last) or (last and not c.final_eval):
                 results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, f"curriculum/stage_{k}", stage_dir)
-                write_json(stage_dir / "eval_results.json", results)
-                log_to_wandb(wandb_run, results, f"curriculum/stage_{k}/eval")
+                record_evaluation(results, run_dir, wandb_run, f"curriculum/stage_{k}/eval", stage_dir)
                 record["eval"] = results["datasets"]
                 write_json(stage_dir / "metrics.json", record)
             done.append({key: value for key, value in record.items() if key != "rounds"})
@@ -215,13 +214,12 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         if c.final_eval:  # the full eval budget on the last adapter, beside the base model's numbers
             metrics["base_eval"] = base_results(cfg, tokenizer, cfg.eval, cur_dir / "base")["datasets"]
             final_dir = cur_dir / "final"
-            if not (final_dir / "eval_results.json").exists():
+            if not (final_dir / EVAL_RESULTS).exists():
                 model = model if model is not None else load_model(cfg.model, init_from=adapter, trainable=False)
                 final = evaluate(model, tokenizer, cfg, cfg.eval, f"final (stage_{len(c.stages)})", final_dir)
                 final["checkpoint"] = adapter
-                write_json(final_dir / "eval_results.json", final)
-                log_to_wandb(wandb_run, final, "curriculum/final")
-            metrics["final_eval"] = read_json(final_dir / "eval_results.json", {})["datasets"]
+                record_evaluation(final, run_dir, wandb_run, "curriculum/final", final_dir)
+            metrics["final_eval"] = read_json(final_dir / EVAL_RESULTS, {})["datasets"]
         if cfg.export.merge:
             metrics["merged"] = str(export_merged(cfg.model, adapter, cur_dir / "merged"))
         publish_report(run_dir, wandb_run)

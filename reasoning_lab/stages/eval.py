@@ -2,7 +2,7 @@
 
 Recipe: pick the checkpoint (eval.checkpoint, else the newest one under `run` or this run
 directory, else the base model) -> check that the evaluation sets were held out from what the checkpoint
-records it was trained on -> load -> evaluate (reasoning_lab.evaluation) -> write `eval/results.json`,
+records it was trained on -> load -> evaluate (reasoning_lab.evaluation) -> write `eval/eval_results.json`,
 `eval/predictions/<set>.jsonl`, the base model's numbers under the same settings (`base/`, cached),
 `report.md` and `report.png` -> log to W&B.
 """
@@ -15,11 +15,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 from transformers import set_seed
 
-from reasoning_lab.checkpoints import resolve_checkpoint, write_json
+from reasoning_lab.checkpoints import resolve_checkpoint
 from reasoning_lab.data import SKIPPED
-from reasoning_lab.evaluation import base_results, evaluate, held_out_check, log_to_wandb
+from reasoning_lab.evaluation import base_results, evaluate, held_out_check, record_evaluation
 from reasoning_lab.model import load_base_model, load_model, load_tokenizer
-from reasoning_lab.report import publish_report
 from reasoning_lab.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -42,11 +41,9 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         results = evaluate(model, tokenizer, cfg, cfg.eval, label, out_dir=stage_dir)
         results["checkpoint"] = str(checkpoint) if checkpoint else "base"
         results["contamination"] = held_out
-        write_json(stage_dir / "results.json", results)
         if checkpoint is not None and cfg.eval.with_base:  # "before" beside "after", under the same settings
             base_results(cfg, tokenizer, cfg.eval, Path(run_dir) / "base")
-        log_to_wandb(wandb_run, results, "eval")
-        publish_report(run_dir, wandb_run)
+        record_evaluation(results, run_dir, wandb_run, "eval", stage_dir)
         metrics.update(checkpoint=results["checkpoint"], datasets=results["datasets"], skipped=results["skipped"],
                        malformed_rows_skipped=dict(SKIPPED))
     return metrics

@@ -40,7 +40,7 @@ from reasoning_lab.checkpoints import (
 from reasoning_lab.compare import compare_runs, write_outputs
 from reasoning_lab.data import load_problems
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.evaluation import evaluate, log_to_wandb, options_of
+from reasoning_lab.evaluation import evaluate, options_of, record_evaluation
 from reasoning_lab.model import load_model, load_tokenizer
 from reasoning_lab.ppo import PPO
 from reasoning_lab.prompt_selection import (
@@ -52,7 +52,7 @@ from reasoning_lab.prompt_selection import (
     PromptSampler,
     RewardFeedback,
 )
-from reasoning_lab.report import publish_report, reward_markdown
+from reasoning_lab.report import EVAL_RESULTS, publish_report, reward_markdown
 from reasoning_lab.rewards import reward_functions, reward_table
 from reasoning_lab.tracking import stage_run
 
@@ -129,17 +129,16 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         def held_out(step: int, label: str, out_dir: Path | None = None) -> dict:
             with timer.excluded():
                 results = evaluate(model, tokenizer, cfg, budget, label, out_dir, eval_sets)
-            log_to_wandb(wandb_run, results, "rl/heldout", step)  # one curve per metric over the steps
+            record_evaluation(results, run_dir, wandb_run, "rl/heldout", out_dir, step)  # a curve per metric over the steps
             metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
             return results
 
-        saved_before = stage_dir / "before" / "eval_results.json"
+        saved_before = stage_dir / "before" / EVAL_RESULTS
         if saved_before.exists():  # a resumed run: the starting checkpoint was evaluated already
             before = json.loads(saved_before.read_text())
             metrics.setdefault("eval_history", []).append({"step": 0, "datasets": before["datasets"]})
         else:
             before = held_out(0, "rl/before", stage_dir / "before")
-            write_json(saved_before, before)
         metrics["before"] = before["datasets"]
 
         adaptive = None
@@ -188,7 +187,6 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         metrics["checkpoint"] = str(checkpoint)
 
         after = held_out(r.max_steps, "rl", stage_dir)
-        write_json(stage_dir / "eval_results.json", after)
         metrics["after"] = after["datasets"]
         write_json(stage_dir / "curves.json", {"algorithm": r.algorithm, "history": history,
                                                "heldout": metrics["eval_history"]})  # report.png's RL panels

@@ -23,12 +23,10 @@ from reasoning_lab.checkpoints import (
     latest_complete_checkpoint,
     save_adapter,
     training_record,
-    write_json,
 )
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
-from reasoning_lab.evaluation import evaluate, log_to_wandb
+from reasoning_lab.evaluation import evaluate, record_evaluation
 from reasoning_lab.model import load_model, load_tokenizer, quantized_layers, trainable_parameters
-from reasoning_lab.report import publish_report
 from reasoning_lab.sft import sft_arguments
 from reasoning_lab.tracking import adapter_digest, stage_run
 
@@ -97,10 +95,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         if cfg.warmup.eval_sets:
             results = evaluate(trainer.model, tokenizer, cfg, cfg.eval.during_training, "warmup", stage_dir,
                                datasets=list(cfg.warmup.eval_sets))
-            write_json(stage_dir / "eval_results.json", results)
-            log_to_wandb(wandb_run, results, "warmup/eval")
+            record_evaluation(results, run_dir, wandb_run, "warmup/eval", stage_dir)
             metrics["eval"] = results["datasets"]
-            publish_report(run_dir, wandb_run)
         log.info("warm-up done: eval loss %.3f -> %.3f, adapter in %s",
                  metrics["train"]["eval_loss_before"], metrics["train"]["eval_loss_after"], checkpoint)
     return metrics

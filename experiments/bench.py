@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from omegaconf import OmegaConf
@@ -169,8 +170,9 @@ def stage_batches(model, tokenizer, dataset, n: int, batch_size: int, *, group_b
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        args = sft_arguments(Path(tmp), max_steps=n, batch_size=batch_size, grad_accum=1, learning_rate=1e-5,
-                             lr_scheduler="constant", warmup_ratio=0.0, logging_steps=1, seed=0, report_to="none",
+        settings = SimpleNamespace(batch_size=batch_size, grad_accum=1, learning_rate=1e-5, lr_scheduler="constant",
+                                   warmup_ratio=0.0, logging_steps=1, save_steps=0)
+        args = sft_arguments(Path(tmp), settings, max_steps=n, seed=0, report_to="none",
                              group_by_length=group_by_length)
         trainer = OrderedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                     sampler=sampler)

@@ -8,7 +8,7 @@
 - finding them, one policy: `newest_checkpoint` (the newest complete adapter below a folder), used by
   `resolve_checkpoint` (stage=eval / answer) and `starting_checkpoint` (stage=rl).
 - resume: a finished stage says so in `<stage>/metrics.json` (`finished_stage`); the Trainer's `checkpoint-N/`
-  folders are marked complete after the save (`MarkComplete`, `latest_complete_checkpoint`).
+  folders are marked complete after the save (`mark_complete`, `latest_complete_checkpoint`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from transformers import TrainerCallback
 
 from reasoning_lab.distributed import is_main_process, wait_for_everyone
 from reasoning_lab.errors import ReasoningLabError
@@ -216,14 +215,10 @@ def restore_adapter(model, checkpoint: Path) -> None:
 COMPLETE = "reasoning_lab.complete"
 
 
-class MarkComplete(TrainerCallback):
-    """Marks each trainer checkpoint complete once the Trainer has written all of it."""
-
-    def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.exists() and state.is_world_process_zero:
-            (folder / COMPLETE).write_text(str(state.global_step))
-            stop_if_asked(folder)
+def mark_complete(folder: Path, step: int) -> None:
+    """Mark a Trainer checkpoint complete, once the Trainer has written all of it (sft.MarkComplete calls this)."""
+    (folder / COMPLETE).write_text(str(step))
+    stop_if_asked(folder)
 
 
 def stop_if_asked(saved: Path) -> None:

@@ -272,7 +272,7 @@ def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
     $REASONING_LAB_CACHE/base_eval/) and written with its predictions to `<out_dir>`, so that every report
     shows "before" beside "after" and `python -m reasoning_lab.compare` can pair them problem by problem."""
     if not cfg.eval.base_samples:  # greedy and without the prompt, on the same problems and budgets
-        budget = OmegaConf.merge(budget, {"k": 0})
+        budget = OmegaConf.merge(OmegaConf.to_container(budget, resolve=True), {"k": 0})
     settings = {"model": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
                 "data": OmegaConf.to_container(cfg.data, resolve=True),
                 "datasets": list(cfg.eval.datasets if datasets is None else datasets),

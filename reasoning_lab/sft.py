@@ -3,7 +3,8 @@
 - `sft_arguments`: TRL's SFTConfig from our settings (loss on completions only; lengths were already
   handled, and counted, by reasoning_lab.data.tokenize).
 - `OrderedSFTTrainer`: SFTTrainer that draws its batches from a given sampler (the curriculum's).
-Its checkpoints are marked complete by reasoning_lab.checkpoints (`MarkComplete`).
+- `MarkComplete`: the Trainer writes `checkpoint-N/` file by file; a marker written after the save finished
+  (reasoning_lab.checkpoints.mark_complete) tells a complete checkpoint from a half-written one.
 """
 
 from __future__ import annotations
@@ -11,31 +12,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from reasoning_lab.checkpoints import mark_complete
 
-def sft_arguments(output_dir: Path, *, max_steps: int, batch_size: int, grad_accum: int, learning_rate: float,
-                  lr_scheduler: str, warmup_ratio: float, logging_steps: int, seed: int, report_to: str,
-                  num_epochs: float = 1.0, eval_steps: int = 0, save_steps: int = 0,
+
+def sft_arguments(output_dir: Path, settings, *, max_steps: int, seed: int, report_to: str,
+                  learning_rate: float | None = None, num_epochs: float = 1.0, eval_steps: int = 0,
                   eval_on_start: bool = False, group_by_length: bool = False) -> SFTConfig:
+    """TRL's SFTConfig from `settings`, what both SFT stages share (reasoning_lab.config.SFTSettings: batch
+    size, accumulation, learning rate and schedule, logging and save steps), and what each decides per run
+    (`learning_rate` replaces the settings' one, e.g. for the curriculum's extension rounds)."""
     return SFTConfig(
         output_dir=str(output_dir),
         max_steps=max_steps,
         num_train_epochs=num_epochs,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
         # batches of similar lengths pad less (make bench, benchmark 2); order stays random across batches
         train_sampling_strategy="group_by_length" if group_by_length else "random",
-        gradient_accumulation_steps=grad_accum,
-        learning_rate=learning_rate,
-        lr_scheduler_type=lr_scheduler,
-        warmup_steps=warmup_ratio,  # a float below 1 is a share of the steps
-        logging_steps=logging_steps,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate if learning_rate is None else learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_ratio,  # a float below 1 is a share of the steps
+        logging_steps=settings.logging_steps,
         eval_strategy="steps" if eval_steps else "no",
         eval_steps=eval_steps or None,
         eval_on_start=eval_on_start,
-        save_strategy="steps" if save_steps else "no",
-        save_steps=save_steps or 500,
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
         completion_only_loss=True,  # loss on the answer tokens only
         max_length=None,  # lengths are handled (and counted) by reasoning_lab.data.tokenize
         report_to=report_to,
@@ -57,3 +63,10 @@ class OrderedSFTTrainer(SFTTrainer):
         return self.ordered_sampler or super()._get_train_sampler(train_dataset)
 
 
+class MarkComplete(TrainerCallback):
+    """Marks each trainer checkpoint complete once the Trainer has written all of it."""
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.exists() and state.is_world_process_zero:
+            mark_complete(folder, state.global_step)

@@ -17,6 +17,7 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -34,6 +35,13 @@ def make_config(*overrides: str):
     """The app's config composed with these overrides (no Hydra run dir involved)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose("config", overrides=list(overrides))
+
+
+def sft_settings(**values):
+    """The settings both SFT stages share (config.SFTSettings), as sft_arguments reads them: a constant learning
+    rate, batches of 8, no accumulation, a log line per step, no checkpoints, unless `values` say otherwise."""
+    return SimpleNamespace(**{"batch_size": 8, "grad_accum": 1, "learning_rate": 1e-4, "lr_scheduler": "constant",
+                              "warmup_ratio": 0.0, "logging_steps": 1, "save_steps": 0, **values})
 
 
 def tiny_model(*overrides: str, trainable: bool = True):

@@ -1,12 +1,19 @@
 """The composed config, its validation, and the command line's one-line errors."""
 
+import dataclasses
+import re
+import typing
+from pathlib import Path
 
 import pytest
+import yaml
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 
+from reasoning_lab import config
 from reasoning_lab.config import validate
 from reasoning_lab.errors import ReasoningLabError
-from tests.conftest import make_config, run_cli
+from tests.conftest import CONF, ROOT, make_config, run_cli
 
 
 @pytest.mark.parametrize("model", ["smollm2_135m", "llama3_2_3b", "tiny_random"])
@@ -66,3 +73,101 @@ def test_help_lists_groups_and_options():
     assert result.returncode == 0
     for text in ("model: llama3_2_3b, llama3_2_3b_shape, smollm2_135m, tiny_random", "stage:", "logger: none, wandb", "rl:", "eval:"):
         assert text in result.stdout
+
+
+# ----------------------------------------------------------------------------------------------
+# One source of truth: the YAML owns every value, the schema only types it
+# ----------------------------------------------------------------------------------------------
+
+PRESETS = ROOT / "experiments" / "presets" / "experiment"
+# element types of the maps and lists a user fills in: their optional keys need defaults no group file can hold
+ELEMENT_TYPES = (config.SetSpec, config.HubSpec, config.RewardSpec)
+BASES = {"rl": "common"}  # files that other options of their group extend, not options themselves
+
+
+def schema_defaults(kind=config.Config, prefix="") -> list[str]:
+    found = []
+    for f in dataclasses.fields(kind):
+        nested = config.schema_of(typing.get_type_hints(kind)[f.name])
+        if nested is not None:
+            found += schema_defaults(nested, f"{prefix}{f.name}.")
+        elif f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+            found.append(f"{prefix}{f.name}")
+    return found
+
+
+def leaves(tree, prefix=""):
+    """{"a.b.c": value}; an entry of a map the user fills in (data.sets, data.hub) counts as one value."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix.rstrip("."): tree}
+    if prefix.rstrip(".") in ("sets", "hub", "data.sets", "data.hub"):
+        return {f"{prefix}{key}": value for key, value in tree.items()}
+    return {k: v for key, value in tree.items() for k, v in leaves(value, f"{prefix}{key}.").items()}
+
+
+def group_options():
+    return [(group.name, option.stem) for group in sorted(CONF.iterdir()) if group.is_dir()
+            and group.name not in ("hydra", "hparams_search") for option in sorted(group.glob("*.yaml"))
+            if BASES.get(group.name) != option.stem]
+
+
+def test_the_schema_holds_no_default_values():
+    assert schema_defaults() == []
+    assert all(schema_defaults(kind) for kind in ELEMENT_TYPES)  # the walk does see defaults where they are
+
+
+@pytest.mark.parametrize("overrides", [[f"{g}={o}"] for g, o in group_options()]
+                         + [[f"experiment={p.stem}"] for p in sorted(PRESETS.glob("*.yaml"))], ids=" ".join)
+def test_every_group_option_and_preset_composes_complete_and_valid(overrides):
+    cfg = make_config(*overrides)
+    assert sorted(OmegaConf.missing_keys(cfg)) == []
+    validate(cfg)
+
+
+def own_values(path: Path) -> dict:
+    """The values a group file or preset sets itself (its defaults list and package line left out)."""
+    raw = yaml.safe_load(path.read_text())
+    raw.pop("defaults", None)
+    raw.pop("hydra", None)
+    return leaves(raw)
+
+
+def test_a_file_that_extends_another_and_a_preset_set_only_what_differs():
+    """An option that extends another (rl/grpo extends rl/common, data/real extends data/embedded) and an experiment
+    preset restate no value they inherit: a key set to the value it already had is a second copy of a default."""
+    checked = 0
+    for group, option in group_options():
+        path = CONF / group / f"{option}.yaml"
+        bases = [entry for entry in (yaml.safe_load(path.read_text()).get("defaults") or []) if entry != "_self_"]
+        for base in bases:
+            inherited = leaves(OmegaConf.to_container(make_config(f"{group}={base}")[group]))
+            inherited = {f"{group}.{key}": value for key, value in inherited.items()}
+            same = {key: value for key, value in own_values(path).items() if inherited.get(f"{group}.{key}", object()) == value}
+            assert same == {}, f"{path.relative_to(ROOT)} restates {same} from {group}/{base}"
+            checked += 1
+    for path in sorted(PRESETS.glob("*.yaml")):
+        choices = [f"{key.split('/')[-1]}={value}" for entry in yaml.safe_load(path.read_text()).get("defaults", [])
+                   if isinstance(entry, dict) for key, value in entry.items()
+                   if key.startswith("override /") and not key.startswith("override /hydra")]
+        inherited = leaves(OmegaConf.to_container(make_config(*choices)))
+        same = {key: value for key, value in own_values(path).items() if inherited.get(key, object()) == value}
+        assert same == {}, f"{path.relative_to(ROOT)} restates {same}"
+        checked += 1
+    assert checked >= 12
+
+
+def test_grpo_rloo_and_ppo_share_the_rewards_from_one_file():
+    rewards = {algorithm: OmegaConf.to_container(make_config(f"rl={algorithm}").rl.rewards)
+               for algorithm in ("grpo", "rloo", "ppo")}
+    assert rewards["grpo"] == rewards["rloo"] == rewards["ppo"] != []
+    assert sum(bool(re.search("^rewards:", (CONF / "rl" / f"{name}.yaml").read_text(), re.M))
+               for name in ("common", "grpo", "rloo", "ppo")) == 1
+
+
+def test_constraints_sit_beside_their_fields():
+    rules = {f.name: f.metadata for f in dataclasses.fields(config.ModelConfig) if f.metadata}
+    assert rules["quantization"]["one_of"] == ("none", "8bit", "4bit")
+    cfg = make_config()
+    cfg.curriculum.warmup_ratio = 1.5  # shared SFT settings are checked in both stages
+    with pytest.raises(ReasoningLabError, match=r"curriculum.warmup_ratio=1.5 is outside \[0.0, 1.0\]"):
+        validate(cfg)

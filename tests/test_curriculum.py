@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from reasoning_lab.curriculum import CurriculumSampler, competence, decide
-from tests.conftest import TINY_CURRICULUM, make_config, run_cli, tiny_model, with_overrides
+from tests.conftest import TINY_CURRICULUM, make_config, run_cli, sft_settings, tiny_model, with_overrides
 from tests.wandb_files import find_wandb_files, read_wandb_file
 
 
@@ -339,8 +339,8 @@ def test_the_curriculum_trainer_draws_its_batches_from_the_curriculum_sampler():
     rows = [{"input_ids": [5, 6 + i, 7], "completion_mask": [0, 1, 1]} for i in range(40)]
     difficulties = [i % 4 for i in range(40)]
     sampler = CurriculumSampler(difficulties, 0, 4, 5, "linear", c0=0.25, replay=0.0, seed=1)
-    args = sft_arguments("/tmp/unused", max_steps=5, batch_size=4, grad_accum=1, learning_rate=1e-3,
-                         lr_scheduler="constant", warmup_ratio=0.0, logging_steps=1, seed=0, report_to="none")
+    args = sft_arguments("/tmp/unused", sft_settings(batch_size=4, learning_rate=1e-3), max_steps=5, seed=0,
+                         report_to="none")
     trainer = OrderedSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                 processing_class=tokenizer, sampler=sampler)
     drawn = [batch["input_ids"][:, 1].tolist() for batch in trainer.get_train_dataloader()]

@@ -8,7 +8,7 @@ from reasoning_lab.evaluation import evaluate_problems, options_of, well_formed
 from reasoning_lab.problem import Problem
 from reasoning_lab.report import write_report
 from reasoning_lab.stats import bootstrap_ci
-from tests.conftest import make_config, run_cli, tiny_model
+from tests.conftest import make_config, run_cli, sft_settings, tiny_model
 
 
 def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
@@ -195,8 +195,7 @@ def test_the_generating_copy_of_a_trained_model_runs_its_own_weights(tmp_path):
     cfg, model, tokenizer = tiny_model()
     examples = [format_example(p, True, cfg.data.system_prompt) for p in synthetic_gsm8k(8, 0)]
     dataset, _ = tokenize(examples, tokenizer, max_length=512, overflow="drop")
-    args = sft_arguments(tmp_path, max_steps=1, batch_size=4, grad_accum=1, learning_rate=1e-3, lr_scheduler="constant",
-                         warmup_ratio=0.0, logging_steps=1, seed=0, report_to="none")
+    args = sft_arguments(tmp_path, sft_settings(batch_size=4, learning_rate=1e-3), max_steps=1, seed=0, report_to="none")
     OrderedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer).train()
     twin = inference_model(model, "none", "float32")
     ids = torch.tensor([[1, 2, 3, 4, 5]])

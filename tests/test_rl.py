@@ -250,8 +250,9 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     complete checkpoint of step 2, and resumed from it, it ends where an uninterrupted run ends."""
     from transformers import TrainerCallback, set_seed
 
-    from reasoning_lab.checkpoints import MarkComplete, latest_complete_checkpoint
+    from reasoning_lab.checkpoints import latest_complete_checkpoint
     from reasoning_lab.model import load_model, load_tokenizer
+    from reasoning_lab.sft import MarkComplete
     from reasoning_lab.stages.rl import prompt_rows, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from tests.conftest import make_config

@@ -29,7 +29,6 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
 from reasoning_lab.checkpoints import (
-    MarkComplete,
     latest_complete_checkpoint,
     read_json,
     restore_adapter,
@@ -48,7 +47,7 @@ from reasoning_lab.evaluation import (
 )
 from reasoning_lab.model import export_merged, load_model, load_tokenizer
 from reasoning_lab.report import EVAL_RESULTS, publish_report, write_report
-from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
+from reasoning_lab.sft import MarkComplete, OrderedSFTTrainer, sft_arguments
 from reasoning_lab.tracking import stage_run
 
 log = logging.getLogger(__name__)
@@ -68,9 +67,8 @@ def train_round(model, tokenizer, cfg: DictConfig, work: Path, dataset, difficul
                                 length_window=c.length_window)
     trainer = OrderedSFTTrainer(
         model=model,
-        args=sft_arguments(work / "trainer", max_steps=steps, batch_size=c.batch_size, grad_accum=c.grad_accum,
-                           learning_rate=learning_rate, lr_scheduler=c.lr_scheduler, warmup_ratio=c.warmup_ratio,
-                           logging_steps=c.logging_steps, save_steps=c.save_steps, seed=seed, report_to=report_to),
+        args=sft_arguments(work / "trainer", c, max_steps=steps, learning_rate=learning_rate, seed=seed,
+                           report_to=report_to),
         train_dataset=dataset,
         processing_class=tokenizer,
         sampler=sampler,

@@ -27,7 +27,6 @@ from transformers import set_seed
 from trl import GRPOConfig, RLOOConfig
 
 from reasoning_lab.checkpoints import (
-    MarkComplete,
     build_once,
     finished_stage,
     latest_complete_checkpoint,
@@ -54,6 +53,7 @@ from reasoning_lab.prompt_selection import (
 )
 from reasoning_lab.report import EVAL_RESULTS, publish_report, reward_markdown
 from reasoning_lab.rewards import reward_functions, reward_table
+from reasoning_lab.sft import MarkComplete
 from reasoning_lab.tracking import stage_run
 
 log = logging.getLogger(__name__)

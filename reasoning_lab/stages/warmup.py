@@ -18,7 +18,6 @@ from transformers import set_seed
 from trl import SFTTrainer
 
 from reasoning_lab.checkpoints import (
-    MarkComplete,
     finished_stage,
     latest_complete_checkpoint,
     save_adapter,
@@ -27,7 +26,7 @@ from reasoning_lab.checkpoints import (
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.evaluation import evaluate, record_evaluation
 from reasoning_lab.model import load_model, load_tokenizer, quantized_layers, trainable_parameters
-from reasoning_lab.sft import sft_arguments
+from reasoning_lab.sft import MarkComplete, sft_arguments
 from reasoning_lab.tracking import adapter_digest, stage_run
 
 log = logging.getLogger(__name__)
@@ -58,10 +57,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         trainer = SFTTrainer(
             model=model,
             args=sft_arguments(
-                stage_dir / "trainer", max_steps=w.max_steps, num_epochs=w.num_epochs, batch_size=w.batch_size,
-                grad_accum=w.grad_accum, learning_rate=w.learning_rate, lr_scheduler=w.lr_scheduler,
-                warmup_ratio=w.warmup_ratio, logging_steps=w.logging_steps, eval_steps=w.eval_steps,
-                save_steps=w.save_steps, eval_on_start=True, seed=cfg.seed, group_by_length=w.group_by_length,
+                stage_dir / "trainer", w, max_steps=w.max_steps, num_epochs=w.num_epochs, eval_steps=w.eval_steps,
+                eval_on_start=True, group_by_length=w.group_by_length, seed=cfg.seed,
                 report_to="wandb" if wandb_run is not None else "none",
             ),
             train_dataset=train_set,

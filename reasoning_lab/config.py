@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from reasoning_lab.answers import KINDS
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.rewards import REWARDS
 
@@ -284,7 +285,7 @@ class Config:  # conf/config.yaml: the groups, then the top-level keys
     run: str | None
     question: str | None
     questions: str | None
-    kind: str | None = one_of("number", "choice", "yesno")
+    kind: str | None = one_of(*KINDS)
     reason: bool
     optimized_metric: str | None
 

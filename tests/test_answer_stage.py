@@ -38,7 +38,7 @@ def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, tiny_warmup):
 @pytest.mark.parametrize(
     "args, message",
     [(["question="], "no question"), (["question=hi", "eval.checkpoint=/no/such/dir"], "does not exist"),
-     (["question=hi", "run=/no/such/run"], "does not exist"), (["question=hi", "kind=date"], "kind=date")],
+     (["question=hi", "run=/no/such/run"], "does not exist"), (["question=hi", "kind=date"], "kind='date' is not one of number")],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     result = run_cli(*TINY_ANSWER, *args, f"hydra.run.dir={tmp_path}")

@@ -17,7 +17,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 from transformers import set_seed
 
-from reasoning_lab.answers import KINDS
 from reasoning_lab.checkpoints import resolve_checkpoint
 from reasoning_lab.decoding import self_consistency
 from reasoning_lab.errors import ReasoningLabError
@@ -63,8 +62,6 @@ def show(result: dict, reason: bool) -> str:
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
     questions = read_questions(cfg)
-    if cfg.kind is not None and cfg.kind not in KINDS:
-        raise ReasoningLabError(f"kind={cfg.kind} is not one of {', '.join(KINDS)}")
     if cfg.eval.k < 1:
         raise ReasoningLabError(f"eval.k={cfg.eval.k}: stage=answer votes over eval.k sampled answers; set eval.k >= 1")
     checkpoint = resolve_checkpoint(cfg, default_root="logs")

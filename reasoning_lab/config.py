@@ -299,7 +299,7 @@ def schema_of(kind) -> type | None:
     return None
 
 
-def unknown_keys(cfg: DictConfig, schema: type = None, prefix: str = "") -> list[str]:
+def unknown_keys(cfg: DictConfig, schema: type | None = None, prefix: str = "") -> list[str]:
     """Keys in `cfg` that the schema does not declare (e.g. added with `+model.foo=1`)."""
     schema = schema or Config
     hints = typing.get_type_hints(schema)

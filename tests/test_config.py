@@ -171,3 +171,10 @@ def test_constraints_sit_beside_their_fields():
     cfg.curriculum.warmup_ratio = 1.5  # shared SFT settings are checked in both stages
     with pytest.raises(ReasoningLabError, match=r"curriculum.warmup_ratio=1.5 is outside \[0.0, 1.0\]"):
         validate(cfg)
+
+
+def test_a_setting_without_a_value_is_refused_by_name():
+    """rl/common.yaml leaves the algorithm to the file that extends it: chosen on its own, it is refused in one line."""
+    cfg = make_config("rl=common")
+    with pytest.raises(ReasoningLabError, match=r"^rl.algorithm: no value; set it"):
+        validate(cfg)

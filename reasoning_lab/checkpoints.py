@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 
 def finished_stage(run_dir: str | Path, stage: str) -> dict | None:
     """The metrics of `stage` in `run_dir` when it already finished (a rerun skips it), else None."""
-    saved = Path(run_dir) / stage / "metrics.json"
-    metrics = json.loads(saved.read_text()) if saved.exists() else {}
+    metrics = read_json(Path(run_dir) / stage / "metrics.json", {})
     return metrics if metrics.get("status") == "completed" else None
 
 
@@ -129,9 +128,8 @@ def check_checkpoint(adapter_dir: str | Path, model_cfg: DictConfig) -> Path:
     except Exception as error:  # truncated, empty or not a safetensors file
         raise ReasoningLabError(f"{damaged}: adapter_model.safetensors cannot be read "
                                 f"({str(error).splitlines()[0] if str(error) else type(error).__name__}); {fix}") from None
-    info_path = adapter_dir / CHECKPOINT_INFO
-    if info_path.exists():
-        info = json.loads(info_path.read_text())
+    if (adapter_dir / CHECKPOINT_INFO).exists():
+        info = record(adapter_dir)
         if info.get("model") != model_cfg.name:
             raise ReasoningLabError(
                 f"{adapter_dir} was trained on model={info.get('model')}, not model={model_cfg.name}; "
@@ -157,8 +155,7 @@ def newest_checkpoint(root: str | Path, named: str | None = None, model: str | N
 
 def record(checkpoint: str | Path) -> dict:
     """The checkpoint's `reasoning_lab.json` (base model, stage, what it was trained on); {} when it has none."""
-    path = Path(checkpoint) / CHECKPOINT_INFO
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json(Path(checkpoint) / CHECKPOINT_INFO, {})
 
 
 def resolve_checkpoint(cfg: DictConfig, default_root: str | Path) -> Path | None:

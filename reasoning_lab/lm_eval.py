@@ -84,8 +84,9 @@ def load(checkpoint: str):
         if not (Path(checkpoint) / "adapter_config.json").is_file():
             raise ReasoningLabError(f"{checkpoint} is not an adapter directory (no adapter_config.json); point at a "
                                     "checkpoint such as <run_dir>/curriculum/stage_4, or `base`")
-        if "model" in record(checkpoint):
-            overrides.append(f"model={record(checkpoint)['model']}")
+        model = record(checkpoint).get("model")
+        if model:
+            overrides.append(f"model={model}")
     register_configs()
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)

@@ -148,7 +148,6 @@ def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
         hydra = HydraConfig.get()
         config["overrides"] = list(hydra.overrides.task)
         if hydra.mode == RunMode.MULTIRUN:  # a sweep: one group, each job named by its overrides
-
             group = cfg.logger.group or sweep_group(cfg.stage.name, hydra.sweep.dir)
             name = job_name(list(hydra.overrides.task), hydra.sweep.dir)
     settings = dict(project=cfg.logger.project, entity=cfg.logger.entity, group=group, tags=list(cfg.logger.tags),

@@ -46,7 +46,7 @@ from reasoning_lab.evaluation import (
     validation_losses,
 )
 from reasoning_lab.model import export_merged, load_model, load_tokenizer
-from reasoning_lab.report import EVAL_RESULTS, publish_report, write_report
+from reasoning_lab.report import EVAL_RESULTS, publish_report
 from reasoning_lab.sft import MarkComplete, OrderedSFTTrainer, sft_arguments
 from reasoning_lab.tracking import stage_run
 
@@ -201,7 +201,6 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
                 write_json(stage_dir / "metrics.json", record)
             done.append({key: value for key, value in record.items() if key != "rounds"})
             write_json(cur_dir / "progress.json", {"stages": done})
-            write_report(run_dir)
             adapter, replay = str(stage_dir), record["next_replay"]
 
         metrics["stages"] = done

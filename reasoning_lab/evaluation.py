@@ -23,6 +23,7 @@ Every completion is kept in `predictions/<dataset>.jsonl`, so each number can be
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -266,6 +267,25 @@ def inference_model(model, quantization: str, dtype: str, attn_implementation: s
     return model
 
 
+def base_cache_key(cfg: DictConfig, budget: DictConfig, datasets: list[str] | None = None) -> str:
+    """The base model's cache entry: the settings its evaluation reads (not which adapter is evaluated beside it)
+    and the problems themselves (question, reasoning, answer of each evaluated problem), so that a change to a
+    generator or a data file is a new entry, not a stale "before"."""
+    names = list(cfg.eval.datasets if datasets is None else datasets)
+    problems = {}
+    for source in names:
+        try:
+            problems[source] = [dataclasses.astuple(p) for p in eval_problems(cfg, source, budget.limit)]
+        except ReasoningLabError as error:  # skipped by the evaluation too, and said so there
+            problems[source] = str(error)
+    settings = {"model": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
+                "data": OmegaConf.to_container(cfg.data, resolve=True), "datasets": names,
+                "budget": {k: v for k, v in OmegaConf.to_container(budget, resolve=True).items()
+                           if k not in ("checkpoint", "with_base", "during_training")}, "seed": cfg.seed,
+                "evaluation": EVALUATION_VERSION, "problems": problems}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
                  datasets: list[str] | None = None) -> dict:
     """The base model's evaluation under `budget`, computed once per model, data and settings (cached under
@@ -273,13 +293,7 @@ def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
     shows "before" beside "after" and `python -m reasoning_lab.compare` can pair them problem by problem."""
     if not cfg.eval.base_samples:  # greedy and without the prompt, on the same problems and budgets
         budget = OmegaConf.merge(OmegaConf.to_container(budget, resolve=True), {"k": 0})
-    settings = {"model": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},
-                "data": OmegaConf.to_container(cfg.data, resolve=True),
-                "datasets": list(cfg.eval.datasets if datasets is None else datasets),
-                "budget": OmegaConf.to_container(budget, resolve=True), "seed": cfg.seed,
-                "evaluation": EVALUATION_VERSION}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    cached = cache_dir() / "base_eval" / f"{cfg.model.name}-{key}"
+    cached = cache_dir() / "base_eval" / f"{cfg.model.name}-{base_cache_key(cfg, budget, datasets)}"
     if (cached / EVAL_RESULTS).exists():
         log.info("base model results under these settings: %s (cached)", cached)
     else:

@@ -230,3 +230,25 @@ def test_the_base_model_is_evaluated_greedy_unless_base_samples(monkeypatch, tmp
     same = {key for key in without if key not in ("k", "base_samples")}
     assert {key: without[key] for key in same} == {key: with_samples[key] for key in same}
     assert len(list((tmp_path / "cache" / "base_eval").iterdir())) == 2
+
+
+def test_the_base_models_cache_entry_changes_with_the_problems_themselves(monkeypatch):
+    """A generator or data file that changes the evaluated problems under the same settings gets a new entry
+    (the old key saw only the settings: a changed stand-in reused a stale "before")."""
+    from dataclasses import replace
+
+    from reasoning_lab import evaluation
+
+    cfg = make_config("model=tiny_random")
+    key = evaluation.base_cache_key(cfg, cfg.eval)
+    assert evaluation.base_cache_key(cfg, cfg.eval) == key  # deterministic
+    evaluated = make_config("model=tiny_random", "stage=eval", "eval.checkpoint=/some/adapter")
+    assert evaluation.base_cache_key(evaluated, evaluated.eval) == key  # whichever adapter is evaluated beside it
+    drawn = evaluation.eval_problems
+
+    def one_reasoning_changed(cfg, source, limit):
+        problems = drawn(cfg, source, limit)
+        return [replace(problems[0], reasoning=problems[0].reasoning + " "), *problems[1:]]
+
+    monkeypatch.setattr(evaluation, "eval_problems", one_reasoning_changed)
+    assert evaluation.base_cache_key(cfg, cfg.eval) != key

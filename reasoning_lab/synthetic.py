@@ -226,8 +226,8 @@ def synthetic_aqua(size: int, seed: int) -> list[Problem]:
             total = (r1 + r2) * unit
             answer = r1 * unit
             question = f"Ann and Ben share ${total} in the ratio {r1}:{r2}. How many dollars does Ann get?"
-            # first line not opening with "The": a model unsure of the first step otherwise takes "The" towards
-            # "The answer is", the answer line, and repeats it (runs 17-18: 20 of 23 ratio answers)
+            # the first line opens with the question's own words: with "There are ... parts." the trained model
+            # began 20 of 23 ratio answers with the answer line and repeated it (experiments/results/default_run.md)
             lines = [f"Ann and Ben have {r1} + {r2} = {r1 + r2} parts.", f"One part is {total} / {r1 + r2} = {unit}.",
                      f"Ann gets {r1} x {unit} = {answer}."]
             near = [r2 * unit, total - unit]

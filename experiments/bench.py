@@ -166,7 +166,8 @@ def sketch_batches(dataset, batch_size: int, pad: int, width: int = 256):
 
 def stage_batches(model, tokenizer, dataset, n: int, batch_size: int, *, group_by_length=False, sampler=None):
     """The first `n` batches that a stage's Trainer draws (our sft_arguments, TRL's collator, the sampler)."""
-    from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
+    from reasoning_lab.sft import sft_arguments
+    from reasoning_lab.trl_trainers import OrderedSFTTrainer
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -259,7 +260,7 @@ def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens:
 
     overrides = [f"rl={algorithm}", "stage=rl", f"rl.max_steps={steps + warm_up}", f"rl.batch_size={prompts}",
                  f"rl.num_generations={generations}", f"rl.max_completion_length={tokens}", "rl.num_iterations=1",
-                 f"rl.minibatch_size={prompts * generations}", "rl.eval_every=0", "rl.eval_sets=[]", "logger=none"]
+                 f"rl.ppo.minibatch_size={prompts * generations}", "rl.eval_every=0", "rl.eval_sets=[]", "logger=none"]
     if init_from:
         overrides.append(f"init_from={init_from}")
     with tempfile.TemporaryDirectory() as run_dir:
@@ -286,8 +287,7 @@ def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int,
     sampling) and now (merged `eval.dtype` copy, `eval.batch_size` sequences per call, NucleusSampler)."""
     from reasoning_lab.data import source_rows
     from reasoning_lab.decoding import generate
-    from reasoning_lab.evaluation import inference_model
-    from reasoning_lab.model import load_model
+    from reasoning_lab.model import inference_model, load_model
 
     model = load_model(float32_sdpa(cfg.model), trainable=False).merge_and_unload()  # what stage=eval generated with before
     rows = source_rows("synthetic_gsm8k", "test", cfg.data)[:problems]

@@ -8,7 +8,6 @@ set HYDRA_FULL_ERROR=1 to see the full stack instead.
 from __future__ import annotations
 
 import errno
-import importlib
 import os
 import signal
 import sys
@@ -21,21 +20,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from reasoning_lab.card import TRAINING, check_push, final_checkpoint, model_card, push
-from reasoning_lab.checkpoints import write_text
-from reasoning_lab.config import register_configs, validate
+from reasoning_lab.card import check_push, final_checkpoint, model_card, push
+from reasoning_lab.config import check_renamed, register_configs, validate
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.files import write_text
+from reasoning_lab.stages import STAGES, runner
 from reasoning_lab.tracking import own_run_dir
-
-STAGES = {
-    "warmup": "reasoning_lab.stages.warmup",
-    "eval": "reasoning_lab.stages.eval",
-    "answer": "reasoning_lab.stages.answer",
-    "curriculum": "reasoning_lab.stages.curriculum",
-    "rl": "reasoning_lab.stages.rl",
-    "pipeline": "reasoning_lab.stages.pipeline",
-}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -45,14 +36,13 @@ def run(cfg: DictConfig) -> dict:
         name = cfg.stage.name
         if name not in STAGES:
             raise ReasoningLabError(f"stage.name={name!r} has no stage module; known stages: {', '.join(STAGES)}")
-        stage = importlib.import_module(STAGES[name])
-        trains = name in TRAINING or name == "pipeline"
-        if trains:
+        carded = STAGES[name].model_card
+        if carded:
             check_push(cfg)
         run_dir = HydraConfig.get().runtime.output_dir
         with own_run_dir(cfg, run_dir):
-            metrics = stage.run(cfg, run_dir)
-            if trains and is_main_process():  # what the adapter is, beside it; pushed with it when asked
+            metrics = runner(name)(cfg, run_dir)
+            if carded and is_main_process():  # what the adapter is, beside it; pushed with it when asked
                 command = " ".join(["python -m reasoning_lab", *HydraConfig.get().overrides.task])
                 write_text(Path(run_dir) / "model_card.md", model_card(cfg, run_dir, command))
                 checkpoint = final_checkpoint(metrics)
@@ -101,6 +91,10 @@ def main() -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(a.startswith("hydra.run.dir=") for a in sys.argv):
         fail(ValueError("a multi-process run (accelerate launch) needs hydra.run.dir=<dir>, so that every "
                         "process writes into the same run directory"))
+    try:
+        check_renamed(sys.argv[1:])
+    except ReasoningLabError as error:
+        fail(error)
     run_dir = "the run directory"
     for arg in sys.argv[1:]:  # a run directory that cannot be made: one line before Hydra tries
         if arg.startswith("hydra.run.dir="):

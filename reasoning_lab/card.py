@@ -2,7 +2,7 @@
 
 After every run that trained (a training stage, or a pipeline with one), `<run_dir>/model_card.md` says what
 the adapter is: the base model, the data sets and their sizes, every stage with its key settings, the
-evaluation table with n and 95% intervals (from report.md), the contamination report, and the exact
+evaluation table with n and 95% intervals (read from the evaluations themselves), the contamination report, and the exact
 command. `export.push_to_hub=<repo id>` uploads the final adapter (and `merged/` beside it when
 `export.merge=true` wrote one) with that card as its README.md.
 """
@@ -18,12 +18,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from reasoning_lab.checkpoints import finished_stage
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.report import accuracy_table, collect_results
+from reasoning_lab.stages import TRAINING
+from reasoning_lab.tracking import finished_stage
 
 log = logging.getLogger(__name__)
 
-TRAINING = ("warmup", "curriculum", "rl")
 # the hub id of a model source that is not one itself
 HUB_IDS = {"embedded": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
@@ -88,17 +89,13 @@ def contamination_lines(stages: dict[str, dict]) -> list[str]:
     return lines
 
 
-def accuracy_table(run_dir: Path) -> list[str]:
-    """The accuracy-across-stages table of report.md (n row included)."""
-    report = run_dir / "report.md"
-    if not report.exists():
+def evaluation_lines(run_dir: Path) -> list[str]:
+    """The run's evaluations as report.md's first table (from the eval_results.json files themselves)."""
+    results = collect_results(run_dir)
+    if not results:
         return ["No evaluation ran in this run."]
-    lines = report.read_text().splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("| dataset")), None)
-    if start is None:
-        return ["No evaluation ran in this run."]
-    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-    return ["Greedy strict accuracy [95% Wilson interval]; the last row is n per evaluation.", "", *lines[start:end]]
+    return ["Greedy strict accuracy [95% Wilson interval]; the last row is n per evaluation.", "",
+            *accuracy_table(results)]
 
 
 def model_card(cfg: DictConfig, run_dir: str | Path, command: str) -> str:
@@ -119,7 +116,7 @@ def model_card(cfg: DictConfig, run_dir: str | Path, command: str) -> str:
     for name, m in stages.items():
         settings, result = stage_summary(name, m)
         lines.append(f"| {name} | {settings} | {result} | {m.get('wall_seconds', '-')} |")
-    lines += ["", "## Evaluation", "", *accuracy_table(run_dir), "",
+    lines += ["", "## Evaluation", "", *evaluation_lines(run_dir), "",
               "## Contamination", "", *(contamination_lines(stages) or ["- no check recorded"]), "",
               "## Reproduce", "", "```", command, "```", ""]
     return "\n".join(front + lines)

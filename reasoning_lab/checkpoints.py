@@ -1,103 +1,30 @@
-"""Checkpoints: everything a stage writes that must be whole or absent, and how a run finds its way back.
+"""Adapter checkpoints: how a stage saves one, how a run finds its way back to one.
 
-- atomic files (`write_text`, `write_json`) and folders (`build_once`): a reader sees the old version or the
-  new one, never half of one; in a distributed job only rank 0 writes.
-- adapter checkpoints (`save_adapter`): the adapter, its tokenizer and `reasoning_lab.json`, the record of the
-  base model and of what it was trained on (`training_record`); `check_checkpoint` refuses an incomplete,
-  damaged or other-model checkpoint in one line.
+- `save_adapter`: the adapter, its tokenizer and `reasoning_lab.json`, the record of the base model and of what
+  it was trained on (`training_record`), written whole or not at all (reasoning_lab.files.build_once);
+  `check_checkpoint` refuses an incomplete, damaged or other-model checkpoint in one line.
 - finding them, one policy: `newest_checkpoint` (the newest complete adapter below a folder), used by
-  `resolve_checkpoint` (stage=eval / answer) and `starting_checkpoint` (stage=rl).
-- resume: a finished stage says so in `<stage>/metrics.json` (`finished_stage`); the Trainer's `checkpoint-N/`
-  folders are marked complete after the save (`mark_complete`, `latest_complete_checkpoint`).
+  `resolve_checkpoint` (stage=eval / answer) and by the RL stage's starting point.
+- resume: the Trainer's `checkpoint-N/` folders are marked complete after the save (`mark_complete`), and
+  `train_resuming` continues a trainer from the newest complete one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import signal
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.distributed import is_main_process, wait_for_everyone
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.files import build_once, read_json, stop_if_asked
 
 log = logging.getLogger(__name__)
 
 
-def finished_stage(run_dir: str | Path, stage: str) -> dict | None:
-    """The metrics of `stage` in `run_dir` when it already finished (a rerun skips it), else None."""
-    metrics = read_json(Path(run_dir) / stage / "metrics.json", {})
-    return metrics if metrics.get("status") == "completed" else None
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (write_text). In a distributed job only rank 0 writes."""
-    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a file atomically: a reader sees the old file or the new one, never half of one.
-    In a distributed job only rank 0 writes."""
-    if not is_main_process():
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError:  # a full disk: the old file stays, and no partial temporary file is left beside it
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: Path, default):
-    return json.loads(path.read_text()) if path.exists() else default
-
-
 CHECKPOINT_INFO = "reasoning_lab.json"  # written beside every adapter: which base model it belongs to
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def build_once(target: Path, build: Callable[[Path], None], replace: bool = False) -> Path:
-    """Build a folder at most once, safely: `build` fills a temp folder that is renamed into place.
-
-    The rename is atomic, so `target` either does not exist or is complete; an interrupted build
-    leaves only a temp folder behind, and when two processes race, the loser discards its copy.
-    With `replace=True` an existing `target` is swapped for the new build once that is complete.
-    """
-    if target.exists() and not replace:
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it owner-only; a checkpoint follows the user's umask
-    try:
-        build(tmp)
-        if replace and target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
-            os.rename(target, old / target.name)
-            os.rename(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, target)
-    except OSError:
-        if not target.exists():
-            raise
-        log.info("%s was built by another process meanwhile; using it", target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def check_checkpoint(adapter_dir: str | Path, model_cfg: DictConfig) -> Path:
@@ -218,32 +145,17 @@ def mark_complete(folder: Path, step: int) -> None:
     stop_if_asked(folder)
 
 
-def stop_if_asked(saved: Path) -> None:
-    """With REASONING_LAB_STOP_AFTER=<path suffix> set, the process sends itself REASONING_LAB_STOP_SIGNAL (TERM,
-    or KILL) right after the checkpoint at that path is complete (PPO's state at step N: `ppo_state/step-N`): the
-    kill tests stop a run at a known point."""
-    target = os.environ.get("REASONING_LAB_STOP_AFTER")
-    if target and Path(saved).as_posix().endswith(target):
-        os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get("REASONING_LAB_STOP_SIGNAL", "TERM")))
-
-
 def latest_complete_checkpoint(output_dir: Path) -> Path | None:
     """The newest `checkpoint-N` under `output_dir` that was written completely."""
     found = [p for p in Path(output_dir).glob("checkpoint-*") if (p / COMPLETE).exists()]
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
-def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
-    """init_from, else this run's last curriculum stage, else the newest last curriculum stage of the same
-    model under logs/, else None (fresh adapters on the base model, said in the log)."""
-    if cfg.init_from:
-        return cfg.init_from
-    last = f"curriculum/stage_{len(cfg.curriculum.stages)}"
-    if (Path(run_dir) / last / "adapter_config.json").exists():
-        return str(check_checkpoint(Path(run_dir) / last, cfg.model))
-    found = newest_checkpoint("logs", named=last, model=cfg.model.name) if Path("logs").exists() else None
-    if found:
-        return str(found)
-    log.warning("no curriculum checkpoint of model=%s found (pass init_from=<adapter dir>): RL starts from "
-                "fresh adapters", cfg.model.name)
-    return None
+def train_resuming(trainer, output_dir: Path):
+    """`trainer.train()`, continued from the newest complete checkpoint under `output_dir` when there is one
+    (weights, optimizer, scheduler, random states and data position restored by the Trainer). Returns the
+    Trainer's result and the checkpoint it resumed from (None: from the start)."""
+    resume = latest_complete_checkpoint(output_dir)
+    if resume:
+        log.info("resuming from %s", resume)
+    return trainer.train(resume_from_checkpoint=str(resume) if resume else None), resume

@@ -21,40 +21,13 @@ import argparse
 import json
 import sys
 import time
-from math import comb
 from pathlib import Path
 
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.stats import bootstrap_ci
+from reasoning_lab.stats import holm, mcnemar_p, paired_bootstrap
 
 # where a run directory keeps its evaluations, the preferred first
 EVALUATION_FOLDERS = ("eval", "curriculum/final", "rl", "warmup")
-
-
-def mcnemar_p(a: list[bool], b: list[bool]) -> float:
-    """Exact two-sided McNemar p-value of paired outcomes: binomial test of the discordant pairs at 1/2."""
-    only_a = sum(1 for x, y in zip(a, b) if x and not y)
-    only_b = sum(1 for x, y in zip(a, b) if y and not x)
-    n = only_a + only_b
-    if n == 0:
-        return 1.0
-    tail = sum(comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
-    return min(1.0, 2 * tail)
-
-
-def paired_bootstrap(a: list[bool], b: list[bool], samples: int = 10000, seed: int = 0) -> list[float]:
-    """95% percentile interval of mean(b) - mean(a), resampling problems with their pairs kept together."""
-    return bootstrap_ci([float(y) - float(x) for x, y in zip(a, b)], samples, seed)
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment: controls the family-wise error rate over all the comparisons."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted, running = [0.0] * len(p_values), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
 
 
 def evaluation_folder(path: str | Path) -> Path:
@@ -173,7 +146,7 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
     return out / "compare.json", out / "compare.md", out / "compare.png"
 
 
-def log_to_wandb(result: dict, out: Path) -> None:
+def log_comparison(result: dict, out: Path) -> None:
     import os
 
     import wandb
@@ -205,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no dataset was evaluated on the same problems by these runs; nothing compared", file=sys.stderr)
         return 2
     if args.wandb:
-        log_to_wandb(result, out)
+        log_comparison(result, out)
     print("wrote " + ", ".join(map(str, paths)))
     return 0
 

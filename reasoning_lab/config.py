@@ -199,6 +199,41 @@ class RewardSpec:  # an entry of rl.rewards
 
 
 @dataclass
+class GRPOSettings:  # rl.grpo
+    loss_type: str = one_of("grpo", "dr_grpo", "dapo", "bnpo")
+    scale_rewards: str = one_of("group", "batch", "none")
+
+
+@dataclass
+class RLOOSettings:  # rl.rloo
+    normalize_advantages: bool
+
+
+@dataclass
+class PPOSettings:  # rl.ppo
+    minibatch_size: int = at_least(1)
+    gamma: float = within(0.0, 1.0)
+    lam: float = within(0.0, 1.0)
+    cliprange_value: float
+    vf_coef: float
+    max_grad_norm: float
+
+
+@dataclass
+class AdaptiveDifficultySettings:  # rl.adaptive_difficulty (AdaRFT)
+    target: float | None
+    eta: float
+    alpha: float
+    reward: float
+
+
+@dataclass
+class DynamicSamplingSettings:  # rl.dynamic_sampling (DAPO)
+    enable: bool
+    max_refill_rounds: int = at_least(0)
+
+
+@dataclass
 class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
     algorithm: str = one_of("grpo", "rloo", "ppo")
     max_steps: int = at_least(1)
@@ -210,28 +245,18 @@ class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
     temperature: float
     top_p: float = within(0.0, 1.0)
     epsilon: float = within(0.0, 1.0)
-    loss_type: str = one_of("grpo", "dr_grpo", "dapo", "bnpo")
-    scale_rewards: str = one_of("group", "batch", "none")
-    normalize_advantages: bool
     num_iterations: int = at_least(1)
-    minibatch_size: int = at_least(1)
-    gamma: float = within(0.0, 1.0)
-    lam: float = within(0.0, 1.0)
-    cliprange_value: float
-    vf_coef: float
-    max_grad_norm: float
     prompt_sets: list[str] | None
-    difficulty_target: float | None
-    difficulty_eta: float
-    difficulty_alpha: float
-    difficulty_reward: float
     drop_uniform_groups: bool
-    dynamic_sampling: bool
-    max_refill_rounds: int = at_least(0)
     eval_every: int = at_least(0)
     save_steps: int = at_least(0)
     eval_sets: list[str] | None
     use_vllm: bool
+    grpo: GRPOSettings
+    rloo: RLOOSettings
+    ppo: PPOSettings
+    adaptive_difficulty: AdaptiveDifficultySettings
+    dynamic_sampling: DynamicSamplingSettings
     rewards: list[RewardSpec]
 
 
@@ -281,7 +306,7 @@ class Config:  # conf/config.yaml: the groups, then the top-level keys
     eval: EvalConfig
     logger: LoggerConfig
     init_from: str | None
-    seed: int
+    seed: int = within(0, 2**32 - 1)  # numpy's and torch's seeds must fit 32 bits
     run: str | None
     question: str | None
     questions: str | None
@@ -354,6 +379,31 @@ def validate(cfg: DictConfig) -> None:
     if cfg.rl.algorithm in ("grpo", "rloo") and cfg.rl.num_generations < 2:
         raise ReasoningLabError(f"rl.num_generations={cfg.rl.num_generations}: {cfg.rl.algorithm} compares "
                                 f"completions within a group, set rl.num_generations>=2")
+
+
+# keys of earlier versions, as a user's command line may still hold them -> the key that replaced them
+RENAMED = {
+    "rl.loss_type": "rl.grpo.loss_type",
+    "rl.scale_rewards": "rl.grpo.scale_rewards",
+    "rl.normalize_advantages": "rl.rloo.normalize_advantages",
+    **{f"rl.{key}": f"rl.ppo.{key}" for key in ("minibatch_size", "gamma", "lam", "cliprange_value", "vf_coef",
+                                                "max_grad_norm")},
+    "rl.difficulty_target": "rl.adaptive_difficulty.target",
+    "rl.difficulty_eta": "rl.adaptive_difficulty.eta",
+    "rl.difficulty_alpha": "rl.adaptive_difficulty.alpha",
+    "rl.difficulty_reward": "rl.adaptive_difficulty.reward",
+    "rl.dynamic_sampling": "rl.dynamic_sampling.enable",
+    "rl.max_refill_rounds": "rl.dynamic_sampling.max_refill_rounds",
+}
+
+
+def check_renamed(overrides: list[str]) -> None:
+    """One line for a command-line key that was renamed, naming the new key (before Hydra composes anything)."""
+    for override in overrides:
+        key, has_value, value = override.lstrip("+~").partition("=")
+        if key in RENAMED and not (has_value and value.strip().startswith("{")):
+            raise ReasoningLabError(f"{key} was renamed {RENAMED[key]}; write {RENAMED[key]}"
+                                    + (f"={value}" if has_value else "") + " instead")
 
 
 def register_configs() -> None:

@@ -124,6 +124,8 @@ class Decision:
     next_replay: float
     # earlier stages whose validation loss rose by more than the tolerance, beyond its noise
     forgotten: list[str]
+    # the round just trained raised the loss: undo it (put the previous round's adapter back)
+    revert: bool = False
 
 
 def mean(values: list[float]) -> float:
@@ -147,14 +149,22 @@ def forgetting_check(earlier_now: dict[str, list[float]], earlier_before: dict[s
 
 
 def decide(now: list[float], previous: list[float], extensions_left: bool, earlier_now: dict[str, list[float]],
-           earlier_before: dict[str, list[float]], replay: float, settings) -> Decision:
+           earlier_before: dict[str, list[float]], replay: float, settings, extended_round: int | None = None,
+           earlier_previous: dict[str, list[float]] | None = None) -> Decision:
     """Decisions on per-example validation losses (completion NLL), each change tested on the same examples
     before and after (`paired_p_value`, one-sided sign flips) so that noise does not drive them.
 
     Extend while the stage's loss still falls by more than `min_delta` with p < `alpha` and the extension
     budget lasts; otherwise advance. An earlier stage counts as forgotten when its loss rose by more than
     `forgetting_tolerance` with p < `alpha`: replay for the next stage rises by `replay_boost` (up to
-    `max_replay`). On pure noise each rule fires at most `alpha` of the time."""
+    `max_replay`). On pure noise each rule fires at most `alpha` of the time.
+
+    An extension of round `extended_round` whose mean loss rose is undone (`revert`): the stage advances
+    with that round's adapter, and forgetting is judged on its losses (`earlier_previous`)."""
+    if extended_round is not None and mean(now) > mean(previous):
+        forgotten, next_replay, forgetting = forgetting_check(earlier_previous, earlier_before, replay, settings)
+        return Decision("advance", f"validation loss {mean(previous):.3f} -> {mean(now):.3f} in the extension: kept "
+                        f"round {extended_round}'s adapter{forgetting}", next_replay, forgotten, revert=True)
     forgotten, next_replay, forgetting = forgetting_check(earlier_now, earlier_before, replay, settings)
     gain, p = mean(previous) - mean(now), paired_p_value(previous, now)
     change = f"validation loss {mean(previous):.3f} -> {mean(now):.3f} (p={p:.3g})"

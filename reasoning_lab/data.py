@@ -31,13 +31,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from datasets import Dataset
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from reasoning_lab import synthetic
 from reasoning_lab.answers import canonical_gold, canonical_number
+from reasoning_lab.checkpoints import record
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.problem import Problem
+from reasoning_lab.problem import Problem, chat_prompt
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,8 @@ def aqua_problem(row: dict) -> Problem | str:
     while lines and ANSWER_LINE.match(lines[-1]):  # the final answer follows the think block instead
         lines.pop()
     text = question.strip() + "\nOptions: " + " ".join(o.strip() for o in options)
-    return Problem(text, "\n".join(lines), correct.strip().upper(), "choice", float(max(len(lines), 1)), "aqua")
+    return Problem(text, "\n".join(lines), correct.strip().upper(), "choice", float(max(len(lines), 1)), "aqua",
+                   [o.strip() for o in options])
 
 
 def strategyqa_problem(row: dict, with_decomposition: bool) -> Problem | str:
@@ -277,14 +279,9 @@ def load_problems(data_cfg: DictConfig, name: str, split: str) -> list[Problem]:
 
 def format_example(problem: Problem, reason: bool, system_prompt: str) -> dict:
     """The chat example of a problem: with the reasoning prompt and a <think> block, or answered directly."""
-    if reason:
-        prompt = [{"role": "system", "content": system_prompt}, {"role": "user", "content": problem.question}]
-        target = f"<think>\n{problem.reasoning}\n</think>\n{problem.answer}"
-    else:
-        prompt = [{"role": "user", "content": problem.question}]
-        target = problem.answer
+    target = f"<think>\n{problem.reasoning}\n</think>\n{problem.answer}" if reason else problem.answer
     return {
-        "prompt": prompt,
+        "prompt": chat_prompt(problem.question, system_prompt if reason else None),
         "completion": [{"role": "assistant", "content": target}],
         **{k: v for k, v in asdict(problem).items() if k not in ("question", "reasoning")},
     }
@@ -409,3 +406,26 @@ def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_name
             dropped |= set(hits)
     report["dropped_questions"] = sorted(dropped)
     return report
+
+
+def held_out_check(cfg: DictConfig, checkpoint: Path) -> list[dict]:
+    """The contamination guard between this evaluation's sets (drawn with this run's data settings) and
+    what the checkpoint records it was trained on (`trained_on`, with the data settings of each stage).
+    Overlap above `data.contamination.max_share` stops the evaluation unless data.allow_contamination=true."""
+    info = record(checkpoint)
+    if "trained_on" not in info:
+        log.warning("%s records no training data: the held-out check is skipped", checkpoint)
+        return []
+    reports = []
+    for entry in info["trained_on"]:
+        trained = OmegaConf.create(entry["data"])  # its contamination.action as trained: `drop` left those rows out
+        trained.allow_contamination = cfg.data.allow_contamination  # the evaluation decides what it tolerates
+        try:
+            report = contamination_report(trained, entry["sets"], list(cfg.eval.datasets), cfg.data)
+        except ReasoningLabError as error:
+            raise ReasoningLabError(f"{checkpoint} was trained on problems this evaluation would test ({error}); "
+                                    "evaluate on other sets, or set data.allow_contamination=true to report anyway") from None
+        report.pop("dropped_questions", None)
+        reports.append({"sets": entry["sets"], **report})
+    return reports
+

@@ -18,6 +18,7 @@ import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from reasoning_lab.answers import extract_answer
+from reasoning_lab.problem import chat_prompt
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ def self_consistency(
     distinct answer (None = no answer found) in the order first seen.
     """
     kind = kind or guess_kind(question)
-    prompt = ([{"role": "system", "content": system_prompt}] if reason else []) + [{"role": "user", "content": question}]
+    prompt = chat_prompt(question, system_prompt if reason else None)
     (completions,) = generate(model, tokenizer, [prompt], max_new_tokens, k=k, do_sample=True,
                               temperature=temperature, top_p=top_p)
     paths = [{"completion": c.text, "answer": extract_answer(c.text, kind, options), "tokens": c.tokens,

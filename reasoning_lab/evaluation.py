@@ -22,14 +22,12 @@ Every completion is kept in `predictions/<dataset>.jsonl`, so each number can be
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
 import logging
 import math
 import random
-import re
 import shutil
 import time
 from pathlib import Path
@@ -38,38 +36,22 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.answers import extract_answer, final_region, same_answer
-from reasoning_lab.checkpoints import record, write_json
-from reasoning_lab.data import (
-    build_examples,
-    contamination_report,
-    format_example,
-    load_problems,
-    source_rows,
-    tokenize,
-)
+from reasoning_lab.data import format_example, source_rows
 from reasoning_lab.decoding import generate, majority_vote, pass_at_k
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.model import cache_dir, load_base_model
-from reasoning_lab.problem import Problem
+from reasoning_lab.files import write_json
+from reasoning_lab.model import cache_dir, inference_model, load_base_model
+from reasoning_lab.problem import Problem, chat_prompt
 from reasoning_lab.report import EVAL_RESULTS, publish_report
 from reasoning_lab.stats import bootstrap_ci, wilson
+from reasoning_lab.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
 
 # part of the base model's cache key: raise it when generation, scoring or the generated data change what an
 # evaluation returns (2: generation stops at the end of the answer line)
 EVALUATION_VERSION = 2
-
-OPTION = re.compile(r"([A-E])\)(.*?)(?=\s[A-E]\)|$)")
-
-
-def options_of(problem: Problem) -> list[str] | None:
-    """AQuA-style options ("A)12", ...) from a choice question's `Options:` line."""
-    if problem.kind != "choice" or "Options:" not in problem.question:
-        return None
-    line = problem.question.rsplit("Options:", 1)[1]
-    return [f"{letter}){text.strip()}" for letter, text in OPTION.findall(line)]
 
 
 def well_formed(text: str) -> bool:
@@ -106,15 +88,14 @@ def evaluate_sets(model, tokenizer, sets: dict[str, list[Problem]], budget: Dict
     flat = [(n, p) for n, ps in sets.items() for p in ps]
     direct_flat = [(n, p) for n, ps in sets.items()
                    for p in (ps if budget.direct_limit is None else ps[: budget.direct_limit])]
-    with_prompt = [[{"role": "system", "content": system_prompt}, {"role": "user", "content": p.question}]
-                   for _, p in flat]
+    with_prompt = [chat_prompt(p.question, system_prompt) for _, p in flat]
     budgets = [max_new[n] for n, _ in flat]
     greedy = generate(model, tokenizer, with_prompt, budgets, batch_size=budget.batch_size,
                       progress=f"{label} greedy")
     sampled = generate(model, tokenizer, with_prompt, budgets, k=k, do_sample=True,
                        temperature=budget.temperature, top_p=budget.top_p, batch_size=budget.batch_size,
                        progress=f"{label} {k} samples each") if k else [[] for _ in flat]
-    direct = generate(model, tokenizer, [[{"role": "user", "content": p.question}] for _, p in direct_flat],
+    direct = generate(model, tokenizer, [chat_prompt(p.question, None) for _, p in direct_flat],
                       [direct_max_new[n] for n, _ in direct_flat], batch_size=budget.batch_size,
                       progress=f"{label} without the prompt")
     results = {}
@@ -131,12 +112,12 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
           seed: int, max_new: int, direct_max_new: int) -> tuple[dict, list[dict]]:
     """The metrics and per-problem predictions of one set from its completions."""
     k = budget.k
-    direct_correct = [float(same_answer(extract_answer(d.text, p.kind, options_of(p)), p.answer, p.kind))
+    direct_correct = [float(same_answer(extract_answer(d.text, p.kind, p.options), p.answer, p.kind))
                       for p, (d,) in zip(direct_problems, direct)]
 
     predictions, strict, lenient, majority, pass1, passk, formatted = [], [], [], [], [], [], []
     for i, (problem, (g,), samples) in enumerate(zip(problems, greedy, sampled)):
-        options = options_of(problem)
+        options = problem.options
         answer = extract_answer(g.text, problem.kind, options)
         answer_lenient = extract_answer(g.text, problem.kind, options, lenient=True)
         sample_answers = [extract_answer(s.text, problem.kind, options) for s in samples]
@@ -167,17 +148,17 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
     n = len(problems)
     metrics = {
         "n": len(problems),
-        "accuracy": mean(strict),
-        "accuracy_lenient": mean(lenient),
-        **({f"maj@{k}": mean(majority), "pass@1": mean(pass1), f"pass@{k}": mean(passk)} if k else {}),
-        "format_rate": mean(formatted),
-        "think_rate_with_prompt": mean([float("<think>" in g.text) for (g,) in greedy]),
+        "accuracy": rounded_mean(strict),
+        "accuracy_lenient": rounded_mean(lenient),
+        **({f"maj@{k}": rounded_mean(majority), "pass@1": rounded_mean(pass1), f"pass@{k}": rounded_mean(passk)} if k else {}),
+        "format_rate": rounded_mean(formatted),
+        "think_rate_with_prompt": rounded_mean([float("<think>" in g.text) for (g,) in greedy]),
         "direct_n": len(direct),
         # without the reasoning prompt: only when some problems were asked that way (eval.direct_limit > 0)
-        **({"accuracy_direct": mean(direct_correct), "think_rate_without_prompt": mean(direct_think),
-            "direct_rate": mean([1.0 - t for t in direct_think])} if direct else {}),
-        "mean_completion_tokens": mean([c.tokens for c in all_completions]),
-        "cap_rate": mean([float(c.hit_cap) for c in all_completions]),
+        **({"accuracy_direct": rounded_mean(direct_correct), "think_rate_without_prompt": rounded_mean(direct_think),
+            "direct_rate": rounded_mean([1.0 - t for t in direct_think])} if direct else {}),
+        "mean_completion_tokens": rounded_mean([c.tokens for c in all_completions]),
+        "cap_rate": rounded_mean([float(c.hit_cap) for c in all_completions]),
         "max_new_tokens": max_new,
         "direct_max_new_tokens": direct_max_new,
         "ci95": bootstrap_ci(strict, budget.bootstrap_samples, seed),
@@ -191,7 +172,8 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
     return metrics, predictions
 
 
-def mean(values: list[float]) -> float:
+def rounded_mean(values: list[float]) -> float:
+    """A mean rounded to 4 digits for metrics.json (0.0 for no values)."""
     return round(sum(values) / len(values), 4) if values else 0.0
 
 
@@ -245,28 +227,6 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     return results
 
 
-def inference_model(model, quantization: str, dtype: str, attn_implementation: str = "sdpa"):
-    """The model to generate with: the LoRA weights merged into a copy, cast to `dtype`, with `attn_implementation`
-    (the training model is left as it is). A quantized base is used as it is (its weights cannot be merged
-    exactly); so is a bare model already in `dtype`, which then takes `attn_implementation`."""
-    from peft import PeftModel
-
-    target = getattr(torch, dtype)
-    if quantization != "none":
-        return model
-    if isinstance(model, PeftModel) or model.dtype != target:
-        model = copy.deepcopy(model)
-        if isinstance(model, PeftModel):
-            model = model.merge_and_unload()
-        # TRL's trainers replace the trained model's forward with a wrapper whose closure holds the original
-        # model's bound forward; copied, it would still run the training model (adapters unmerged, its attention):
-        # 2x slower generation. The copy gets its class's forward back.
-        model.__dict__.pop("forward", None)
-        model = model.to(target).eval()
-    model.set_attn_implementation(attn_implementation)
-    return model
-
-
 def base_cache_key(cfg: DictConfig, budget: DictConfig, datasets: list[str] | None = None) -> str:
     """The base model's cache entry: the settings its evaluation reads (not which adapter is evaluated beside it)
     and the problems themselves (question, reasoning, answer of each evaluated problem), so that a change to a
@@ -309,78 +269,6 @@ def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
     return results
 
 
-def held_out_check(cfg: DictConfig, checkpoint: Path) -> list[dict]:
-    """The contamination guard between this evaluation's sets (drawn with this run's data settings) and
-    what the checkpoint records it was trained on (`trained_on`, with the data settings of each stage).
-    Overlap above `data.contamination.max_share` stops the evaluation unless data.allow_contamination=true."""
-    info = record(checkpoint)
-    if "trained_on" not in info:
-        log.warning("%s records no training data: the held-out check is skipped", checkpoint)
-        return []
-    reports = []
-    for entry in info["trained_on"]:
-        trained = OmegaConf.create(entry["data"])  # its contamination.action as trained: `drop` left those rows out
-        trained.allow_contamination = cfg.data.allow_contamination  # the evaluation decides what it tolerates
-        try:
-            report = contamination_report(trained, entry["sets"], list(cfg.eval.datasets), cfg.data)
-        except ReasoningLabError as error:
-            raise ReasoningLabError(f"{checkpoint} was trained on problems this evaluation would test ({error}); "
-                                    "evaluate on other sets, or set data.allow_contamination=true to report anyway") from None
-        report.pop("dropped_questions", None)
-        reports.append({"sets": entry["sets"], **report})
-    return reports
-
-
-def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], limit: int,
-                        max_new_tokens: int | None) -> dict[str, float]:
-    """Greedy strict accuracy on the validation split of each named training set (a seeded `limit`
-    subset), recorded after each curriculum stage. One batched generate pass over all sets."""
-    problems = {}
-    for name in names:
-        rows = load_problems(cfg.data, name, "val")
-        problems[name] = random.Random(cfg.data.seed).sample(rows, min(limit, len(rows)))
-    flat = [(name, p) for name, rows in problems.items() for p in rows]
-    prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}]
-               for _, p in flat]
-    budget = max_new_tokens or token_budget(tokenizer, [p for _, p in flat], reason=True)
-    twin = inference_model(model, cfg.model.quantization, cfg.eval.during_training.dtype,
-                           cfg.eval.attn_implementation)
-    outputs = generate(twin, tokenizer, prompts, budget, batch_size=cfg.eval.batch_size, progress="validation")
-    correct: dict[str, list[float]] = {name: [] for name in names}
-    for (name, problem), (completion,) in zip(flat, outputs):
-        answer = extract_answer(completion.text, problem.kind, options_of(problem))
-        correct[name].append(float(same_answer(answer, problem.answer, problem.kind)))
-    return {name: mean(values) for name, values in correct.items()}
-
-
-@torch.no_grad()
-def validation_losses(model, tokenizer, cfg: DictConfig, names: list[str], batch_size: int = 16) -> dict[str, list[float]]:
-    """Per-example completion loss (mean NLL per completion token, what SFT minimises) on the validation
-    split of each named set: the curriculum's signal for its decisions. No generation, and far less
-    noisy than the accuracy of a few dozen greedy answers; paired across checkpoints by example."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    losses = {}
-    for name in names:
-        dataset, _ = tokenize(build_examples(cfg.data, [name], "val"), tokenizer, cfg.data.max_length, "truncate")
-        values = []
-        for start in range(0, len(dataset), batch_size):
-            rows = dataset[start : start + batch_size]
-            width = max(len(ids) for ids in rows["input_ids"])
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            ids = torch.tensor([x + [pad] * (width - len(x)) for x in rows["input_ids"]], device=device)
-            mask = torch.tensor([m + [0] * (width - len(m)) for m in rows["completion_mask"]], device=device)
-            attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows["input_ids"]], device=device)
-            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-            target = mask[:, 1:].float()
-            values += ((nll * target).sum(1) / target.sum(1).clamp(min=1)).tolist()
-        losses[name] = [round(v, 5) for v in values]
-    model.train(was_training)
-    return losses
-
-
 def record_evaluation(results: dict, run_dir: str | Path, wandb_run, prefix: str, out_dir: Path | None = None,
                       step: int | None = None) -> None:
     """Where every stage's evaluation goes: `<out_dir>/eval_results.json` (the file report.md collects), its
@@ -388,23 +276,6 @@ def record_evaluation(results: dict, run_dir: str | Path, wandb_run, prefix: str
     rewritten (and logged). Without `out_dir` (RL's evaluations between steps) only the W&B curves."""
     if out_dir is not None:
         write_json(Path(out_dir) / EVAL_RESULTS, results)
-    log_to_wandb(wandb_run, results, prefix, step)
+    log_evaluation(wandb_run, results, prefix, step)
     if out_dir is not None:
         publish_report(run_dir, wandb_run)
-
-
-def log_to_wandb(run, results: dict, prefix: str, step: int | None = None) -> None:
-    """Per-dataset metrics under `<prefix>/<dataset>/<metric>` and a table of sample predictions; `step`: the
-    training step they belong to (logged as `train/global_step`, the x axis of TRL's curves)."""
-    if run is None:
-        return
-    import wandb
-
-    flat = {f"{prefix}/{name}/{key}": value for name, metrics in results["datasets"].items()
-            for key, value in metrics.items() if isinstance(value, (int, float))}
-    columns = ["dataset", "question", "completion", "extracted", "gold", "correct"]
-    rows = [[name, r["question"], r["greedy"], str(r["extracted"]), r["gold"], r["correct"]]
-            for name, examples in results.get("examples", {}).items() for r in examples]
-    run.log({**flat, f"{prefix}/predictions": wandb.Table(columns=columns, data=rows),
-             **({"train/global_step": step} if step is not None else {})})
-    run.summary.update(flat)

@@ -23,9 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from reasoning_lab.checkpoints import record, write_json
+from reasoning_lab.checkpoints import record
 from reasoning_lab.config import register_configs
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.files import write_json
 from reasoning_lab.model import load_base_model, load_model, load_tokenizer
 from reasoning_lab.report import harness_markdown, write_report
 

@@ -11,6 +11,7 @@ Every source ends up as a folder that `from_pretrained` loads, so quantization w
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -23,8 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedTokenizerBase
 
-from reasoning_lab.checkpoints import build_once, check_checkpoint
+from reasoning_lab.checkpoints import check_checkpoint
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.files import build_once
 
 log = logging.getLogger(__name__)
 
@@ -251,3 +253,24 @@ def trainable_parameters(model) -> tuple[int, int]:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return trainable, total
+
+
+def inference_model(model, quantization: str, dtype: str, attn_implementation: str = "sdpa"):
+    """The model to generate with: the LoRA weights merged into a copy, cast to `dtype`, with `attn_implementation`
+    (the training model is left as it is). A quantized base is used as it is (its weights cannot be merged
+    exactly); so is a bare model already in `dtype`, which then takes `attn_implementation`."""
+    target = getattr(torch, dtype)
+    if quantization != "none":
+        return model
+    if isinstance(model, PeftModel) or model.dtype != target:
+        model = copy.deepcopy(model)
+        if isinstance(model, PeftModel):
+            model = model.merge_and_unload()
+        # TRL's trainers replace the trained model's forward with a wrapper whose closure holds the original
+        # model's bound forward; copied, it would still run the training model (adapters unmerged, its attention):
+        # 2x slower generation. The copy gets its class's forward back.
+        model.__dict__.pop("forward", None)
+        model = model.to(target).eval()
+    model.set_attn_implementation(attn_implementation)
+    return model
+

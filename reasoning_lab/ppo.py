@@ -110,8 +110,8 @@ class PPO:
     """PPO on a peft model. `reward_funcs` have TRL's signature; `rows` carry a `prompt` (chat
     messages or text) plus the columns the rewards read (e.g. `answer`, `kind`). `settings` is the `rl`
     config (reasoning_lab.config.RLConfig): num_generations, max_completion_length, temperature, top_p,
-    learning_rate, beta (KL), gamma, lam, num_iterations (epochs), minibatch_size, epsilon (policy clip),
-    cliprange_value, vf_coef, max_grad_norm."""
+    learning_rate, beta (KL), num_iterations (epochs), epsilon (policy clip), and under `ppo`: gamma, lam,
+    minibatch_size, cliprange_value, vf_coef, max_grad_norm."""
 
     def __init__(self, model, tokenizer, reward_funcs: list[Callable], reward_weights: list[float],
                  settings, seed: int = 0, value_head: ValueHead | None = None):
@@ -188,7 +188,7 @@ class PPO:
         rewards = -s.beta * kl
         last = (mask.sum(1).long() - 1).clamp(min=0)
         rewards[torch.arange(len(ids)), last] += scores.to(rewards.device)
-        advantages, returns = gae(rewards, old_values, mask, s.gamma, s.lam)
+        advantages, returns = gae(rewards, old_values, mask, s.ppo.gamma, s.ppo.lam)
         return {"input_ids": full_ids, "attention_mask": full_mask, "mask": mask, "prompt_width": width,
                 "old_logprobs": old_logprobs, "old_values": old_values, "advantages": whiten(advantages, mask),
                 "returns": returns, "scores": scores, "per_func": per_func, "kl": kl.sum(1), "texts": texts,
@@ -203,19 +203,19 @@ class PPO:
                 "approx_kl": []}
         for _ in range(s.num_iterations):
             order = torch.randperm(n, generator=self.generator)
-            for start in range(0, n, s.minibatch_size):
-                sel = order[start : start + s.minibatch_size].to(self.device)
+            for start in range(0, n, s.ppo.minibatch_size):
+                sel = order[start : start + s.ppo.minibatch_size].to(self.device)
                 mask = batch["mask"][sel]
                 logprobs, values, logits = self.forward(batch["input_ids"][sel], batch["attention_mask"][sel],
                                                         batch["prompt_width"])
                 pg_loss, clipfrac = policy_loss(logprobs, batch["old_logprobs"][sel], batch["advantages"][sel],
                                                 mask, s.epsilon)
                 vf_loss, vf_clipfrac = value_loss(values, batch["old_values"][sel], batch["returns"][sel], mask,
-                                                  s.cliprange_value)
-                loss = pg_loss + s.vf_coef * vf_loss
+                                                  s.ppo.cliprange_value)
+                loss = pg_loss + s.ppo.vf_coef * vf_loss
                 self.optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.trainable, s.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self.trainable, s.ppo.max_grad_norm)
                 self.optimizer.step()
                 with torch.no_grad():
                     probs = torch.softmax(logits, dim=-1)
@@ -252,24 +252,42 @@ class PPO:
         }
 
     # -- saving ----------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """What a resumed run needs: the trainable weights (adapter and value head), the optimizer, the step
-        count and the random states (sampling and minibatch order)."""
-        return {"trainable": [p.detach().cpu().clone() for p in self.trainable],
-                "optimizer": self.optimizer.state_dict(), "step_count": self.step_count,
-                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """What a resumed run needs, as tensors (for safetensors) and plain values (for JSON): the trainable
+        weights (adapter and value head), the optimizer, the step count and the random states (sampling and
+        minibatch order)."""
+        tensors = {f"trainable.{i}": p.detach().cpu().contiguous() for i, p in enumerate(self.trainable)}
+        optimizer = self.optimizer.state_dict()
+        plain_state = {}
+        for index, values in optimizer["state"].items():
+            for key, value in values.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optimizer.{index}.{key}"] = value.detach().cpu().contiguous()
+                else:
+                    plain_state.setdefault(str(index), {})[key] = value
+        tensors["generator"] = self.generator.get_state()
+        tensors["torch_rng"] = torch.get_rng_state()
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        tensors.update({f"cuda_rng.{i}": state for i, state in enumerate(cuda)})
+        rest = {"step_count": self.step_count, "param_groups": optimizer["param_groups"],
+                "optimizer_state": sorted(optimizer["state"]), "optimizer_plain": plain_state, "cuda_rng": len(cuda)}
+        return tensors, rest
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], rest: dict) -> None:
         with torch.no_grad():
-            for param, saved in zip(self.trainable, state["trainable"], strict=True):
-                param.copy_(saved.to(param.device))
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step_count = state["step_count"]
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+            for i, param in enumerate(self.trainable):
+                param.copy_(tensors[f"trainable.{i}"].to(param.device))
+        state = {}
+        for index in rest["optimizer_state"]:
+            prefix = f"optimizer.{index}."
+            state[index] = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
+            state[index].update(rest["optimizer_plain"].get(str(index), {}))
+        self.optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+        self.step_count = rest["step_count"]
+        self.generator.set_state(tensors["generator"])
+        torch.set_rng_state(tensors["torch_rng"])
+        if rest["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([tensors[f"cuda_rng.{i}"] for i in range(rest["cuda_rng"])])
 
     def save_value_head(self, folder: Path) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in self.value_head.state_dict().items()},

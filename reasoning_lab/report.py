@@ -50,6 +50,18 @@ def cell(metrics: dict | None, key: str) -> str:
     return f"{v:.3f} [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else f"{v:.3f}"
 
 
+def accuracy_table(results: list[dict]) -> list[str]:
+    """Greedy strict accuracy [95% interval] per dataset (rows) and evaluation (columns), then n per evaluation:
+    the first table of report.md, and the model card's."""
+    datasets = list(dict.fromkeys(name for r in results for name in r["datasets"]))
+    lines = ["| dataset | " + " | ".join(r["label"] for r in results) + " |", "|---|" + "---:|" * len(results)]
+    for name in datasets:
+        lines.append(f"| {name} | " + " | ".join(cell(r["datasets"].get(name), "accuracy") for r in results) + " |")
+    lines.append("| n | " + " | ".join(str(max((m["n"] for m in r["datasets"].values()), default=0))
+                                         for r in results) + " |")
+    return lines
+
+
 def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
     """Write report.md and report.png; None when the run has no evaluation yet (or not rank 0)."""
     if not is_main_process():
@@ -69,12 +81,7 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path] | None:
     lines = ["# Accuracy across stages", "",
              "Greedy strict accuracy with its 95% interval (Wilson) and, below, n per evaluation. Differences "
              "between columns are real only where the intervals (or, better, a paired test: "
-             "`python -m reasoning_lab.compare`) say so.", "",
-             "| dataset | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-    for name in datasets:
-        lines.append(f"| {name} | " + " | ".join(cell(r["datasets"].get(name), "accuracy") for r in results) + " |")
-    lines.append("| n | " + " | ".join(str(max((m["n"] for m in r["datasets"].values()), default=0))
-                                         for r in results) + " |")
+             "`python -m reasoning_lab.compare`) say so.", "", *accuracy_table(results)]
     last = results[-1]
     base = next((r for r in results if r["label"] == "base"), None)
     lines += ["", f"## {last['label']}: every number", "",

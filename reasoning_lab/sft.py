@@ -2,7 +2,6 @@
 
 - `sft_arguments`: TRL's SFTConfig from our settings (loss on completions only; lengths were already
   handled, and counted, by reasoning_lab.data.tokenize).
-- `OrderedSFTTrainer`: SFTTrainer that draws its batches from a given sampler (the curriculum's).
 - `MarkComplete`: the Trainer writes `checkpoint-N/` file by file; a marker written after the save finished
   (reasoning_lab.checkpoints.mark_complete) tells a complete checkpoint from a half-written one.
 """
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
-from trl import SFTConfig, SFTTrainer
+from trl import SFTConfig
 
 from reasoning_lab.checkpoints import mark_complete
 
@@ -50,17 +49,6 @@ def sft_arguments(output_dir: Path, settings, *, max_steps: int, seed: int, repo
         dataloader_num_workers=0,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # mixed precision on GPUs only
     )
-
-
-class OrderedSFTTrainer(SFTTrainer):
-    """SFTTrainer whose training batches follow `sampler` (e.g. reasoning_lab.curriculum.CurriculumSampler)."""
-
-    def __init__(self, *args, sampler=None, **kwargs):
-        self.ordered_sampler = sampler
-        super().__init__(*args, **kwargs)
-
-    def _get_train_sampler(self, train_dataset=None):
-        return self.ordered_sampler or super()._get_train_sampler(train_dataset)
 
 
 class MarkComplete(TrainerCallback):

@@ -5,11 +5,15 @@
 - `paired_p_value(a, b, seed)`: one-sided sign-flip permutation test that mean(a - b) > 0 on paired
   values (the same examples measured twice). Exact under the null that each difference is symmetric
   around zero, so a rule "act when p < alpha" fires on pure noise at most alpha of the time.
+- `mcnemar_p(a, b)`: exact two-sided McNemar test of paired right/wrong outcomes.
+- `paired_bootstrap(a, b)`: 95% interval of the paired difference of two right/wrong lists.
+- `holm(p_values)`: Holm's step-down correction for several comparisons.
 """
 
 from __future__ import annotations
 
 import math
+from math import comb
 
 import numpy as np
 
@@ -44,3 +48,29 @@ def paired_p_value(a: list[float], b: list[float], seed: int = 0, resamples: int
     signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(resamples, len(d)))
     null = (signs * np.abs(d)).mean(axis=1)
     return float((1 + np.sum(null >= d.mean() - 1e-12)) / (resamples + 1))
+
+
+def mcnemar_p(a: list[bool], b: list[bool]) -> float:
+    """Exact two-sided McNemar p-value of paired outcomes: binomial test of the discordant pairs at 1/2."""
+    only_a = sum(1 for x, y in zip(a, b) if x and not y)
+    only_b = sum(1 for x, y in zip(a, b) if y and not x)
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    tail = sum(comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def paired_bootstrap(a: list[bool], b: list[bool], samples: int = 10000, seed: int = 0) -> list[float]:
+    """95% percentile interval of mean(b) - mean(a), resampling problems with their pairs kept together."""
+    return bootstrap_ci([float(y) - float(x) for x, y in zip(a, b)], samples, seed)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment: controls the family-wise error rate over all the comparisons."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

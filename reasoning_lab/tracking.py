@@ -1,4 +1,4 @@
-"""Experiment tracking with Weights & Biases, and the run directory's lock and settings.
+"""Experiment tracking with Weights & Biases, each stage's status, and the run directory's lock and settings.
 
 `logger.mode=auto` logs online when WANDB_API_KEY is set (an explicit WANDB_MODE wins) and otherwise writes an
 offline run inside the run directory (`wandb sync <run_dir>/wandb/offline-run-*` uploads it later); when the
@@ -18,9 +18,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from reasoning_lab.checkpoints import write_json
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.files import read_json, write_json
 from reasoning_lab.sweep_report import job_name, sweep_group
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,29 @@ def log_summary(run, metrics: dict, prefix: str) -> None:
 def finish_run(run) -> None:
     if run is not None:
         run.finish()
+
+
+def finished_stage(run_dir: str | Path, stage: str) -> dict | None:
+    """The metrics of `stage` in `run_dir` when it already finished (a rerun skips it), else None."""
+    metrics = read_json(Path(run_dir) / stage / "metrics.json", {})
+    return metrics if metrics.get("status") == "completed" else None
+
+
+def log_evaluation(run, results: dict, prefix: str, step: int | None = None) -> None:
+    """An evaluation's per-dataset metrics under `<prefix>/<dataset>/<metric>` and a table of sample predictions;
+    `step`: the training step they belong to (logged as `train/global_step`, the x axis of TRL's curves)."""
+    if run is None:
+        return
+    import wandb
+
+    flat = {f"{prefix}/{name}/{key}": value for name, metrics in results["datasets"].items()
+            for key, value in metrics.items() if isinstance(value, (int, float))}
+    columns = ["dataset", "question", "completion", "extracted", "gold", "correct"]
+    rows = [[name, r["question"], r["greedy"], str(r["extracted"]), r["gold"], r["correct"]]
+            for name, examples in results.get("examples", {}).items() for r in examples]
+    run.log({**flat, f"{prefix}/predictions": wandb.Table(columns=columns, data=rows),
+             **({"train/global_step": step} if step is not None else {})})
+    run.summary.update(flat)
 
 
 @contextmanager

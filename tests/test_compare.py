@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from reasoning_lab.compare import compare_runs, holm, main, mcnemar_p, paired_bootstrap
-from reasoning_lab.stats import paired_p_value, wilson
+from reasoning_lab.compare import compare_runs, main
+from reasoning_lab.stats import holm, mcnemar_p, paired_bootstrap, paired_p_value, wilson
 
 
 def write_run(folder, dataset, correct, votes=None, questions=None):

@@ -333,7 +333,8 @@ def test_resume_takes_the_newest_complete_checkpoint_not_a_half_written_one(tmp_
 def test_the_curriculum_trainer_draws_its_batches_from_the_curriculum_sampler():
     from datasets import Dataset
 
-    from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
+    from reasoning_lab.sft import sft_arguments
+    from reasoning_lab.trl_trainers import OrderedSFTTrainer
 
     _, model, tokenizer = tiny_model()
     rows = [{"input_ids": [5, 6 + i, 7], "completion_mask": [0, 1, 1]} for i in range(40)]

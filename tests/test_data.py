@@ -195,3 +195,17 @@ def test_same_generator_sets_are_checked_for_identical_questions():
     report = contamination_report(cfg.data, ["generic", "gsm8k"], ["generic", "synthetic_gsm8k"])
     assert report["pairs"]["generic->generic"]["overlapping"] == 0
     assert report["pairs"]["gsm8k->synthetic_gsm8k"]["overlapping"] == 0
+
+
+def test_an_aqua_problem_carries_its_options_and_shows_them_in_the_question():
+    from reasoning_lab.data import aqua_problem
+    from reasoning_lab.synthetic import synthetic_aqua
+
+    row = {"question": "Q?", "options": ["A)12 km", " B)15", "C)18", "D)20", "E)None of these"],
+           "rationale": "12 + 3 = 15\nAnswer: B", "correct": "B"}
+    problem = aqua_problem(row)
+    assert problem.options == ["A)12 km", "B)15", "C)18", "D)20", "E)None of these"]
+    assert problem.question == "Q?\nOptions: A)12 km B)15 C)18 D)20 E)None of these"
+    for problem in synthetic_aqua(20, seed=0):
+        assert len(problem.options) == 5 and problem.question.endswith("Options: " + " ".join(problem.options))
+        assert any(option.startswith(problem.answer + ")") for option in problem.options)

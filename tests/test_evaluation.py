@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from reasoning_lab.evaluation import evaluate_problems, options_of, well_formed
+from reasoning_lab.evaluation import evaluate_problems, well_formed
 from reasoning_lab.problem import Problem
 from reasoning_lab.report import write_report
 from reasoning_lab.stats import bootstrap_ci
@@ -24,11 +24,6 @@ def test_well_formed():
     assert not well_formed("<think>\n1 + 1 = 2\n</think>\n")
     assert not well_formed("<think>a</think><think>b</think>2")
     assert not well_formed("2") and not well_formed("<think> never closed 2")
-
-
-def test_options_of_an_aqua_question():
-    problem = Problem("Q?\nOptions: A)12 km B)15 C)18 D)20 E)None of these", "", "C", "choice", 1, "aqua")
-    assert options_of(problem) == ["A)12 km", "B)15", "C)18", "D)20", "E)None of these"]
 
 
 def test_metrics_from_known_completions(monkeypatch):
@@ -159,8 +154,8 @@ def test_eval_checks_what_the_checkpoint_was_trained_on(tmp_path, shared_data):
     overlaps AQuA test and stops the evaluation; the same rows dropped at training time pass."""
     from omegaconf import OmegaConf
 
+    from reasoning_lab.data import held_out_check
     from reasoning_lab.errors import ReasoningLabError
-    from reasoning_lab.evaluation import held_out_check
 
     trained = make_config("data.seed=0")
     record = [{"sets": ["generic", "gsm8k", "aqua", "strategyqa"], "data": OmegaConf.to_container(trained.data)}]
@@ -188,9 +183,10 @@ def test_the_generating_copy_of_a_trained_model_runs_its_own_weights(tmp_path):
     import torch
 
     from reasoning_lab.data import format_example, tokenize
-    from reasoning_lab.evaluation import inference_model
-    from reasoning_lab.sft import OrderedSFTTrainer, sft_arguments
+    from reasoning_lab.model import inference_model
+    from reasoning_lab.sft import sft_arguments
     from reasoning_lab.synthetic import synthetic_gsm8k
+    from reasoning_lab.trl_trainers import OrderedSFTTrainer
 
     cfg, model, tokenizer = tiny_model()
     examples = [format_example(p, True, cfg.data.system_prompt) for p in synthetic_gsm8k(8, 0)]

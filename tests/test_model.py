@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from reasoning_lab import checkpoints as C
+from reasoning_lab import files
 from reasoning_lab import model as M
 from reasoning_lab.errors import ReasoningLabError
 from tests.conftest import make_config
@@ -64,7 +65,7 @@ def _build_together(target: str, marker: str, barrier, results) -> None:
         (out / "who").write_text(marker)
         barrier.wait(timeout=60)  # all four builds are complete before any is renamed into place: a real race
 
-    C.build_once(Path(target), build)
+    files.build_once(Path(target), build)
     results.put((marker, (Path(target) / "who").read_text()))
 
 
@@ -90,7 +91,7 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        C.build_once(tmp_path / "thing", build)
+        files.build_once(tmp_path / "thing", build)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -100,7 +100,7 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
 @pytest.mark.slow
 def test_adaptive_difficulty_and_dropped_groups_in_grpo(tmp_path, tiny_warmup):
     run_dir = tmp_path / "run"
-    metrics = finished(run_dir, run_cli(*TINY_RL, f"init_from={tiny_warmup}/warmup/checkpoint", "rl.difficulty_target=0.3", "rl.drop_uniform_groups=true",
+    metrics = finished(run_dir, run_cli(*TINY_RL, f"init_from={tiny_warmup}/warmup/checkpoint", "rl.adaptive_difficulty.target=0.3", "rl.drop_uniform_groups=true",
                                         "rl.eval_every=0", "logger=none", f"hydra.run.dir={run_dir}"))
     targets = [h["target"] for h in metrics["train"]["difficulty"]]
     assert len(targets) == 2 and targets[0] < 0.3  # tiny_random earns nothing: the target eases
@@ -111,7 +111,7 @@ def test_adaptive_difficulty_and_dropped_groups_in_grpo(tmp_path, tiny_warmup):
 @pytest.mark.parametrize("override, message", [
     ("rl.rewards=[{name: nope, weight: 1.0}]", "unknown reward 'nope'"),
     ("rl.num_generations=1", "rl.num_generations=1"),
-    ("rl.loss_type=magic", "rl.loss_type='magic' is not one of"),
+    ("rl.grpo.loss_type=magic", "rl.grpo.loss_type='magic' is not one of"),
 ])
 def test_rl_config_mistakes_are_one_line(override, message):
     result = run_cli("stage=rl", "model=tiny_random", override)
@@ -167,7 +167,7 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
 def test_merge_groups_repads_prompts_left_and_completions_right():
     import torch
 
-    from reasoning_lab.prompt_selection import informative, merge_groups
+    from reasoning_lab.trl_trainers import informative, merge_groups
 
     a = {"prompt_ids": torch.tensor([[0, 5], [0, 5], [6, 7], [6, 7]]), "prompt_mask": torch.tensor([[0, 1]] * 2 + [[1, 1]] * 2),
          "completion_ids": torch.tensor([[1], [2], [3], [4]]), "completion_mask": torch.ones(4, 1, dtype=torch.long),
@@ -195,7 +195,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     from tests.conftest import make_config
 
     cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=3",
-                      "rl.batch_size=4", "rl.dynamic_sampling=true", "rl.max_refill_rounds=8", "rl.temperature=1.5",
+                      "rl.batch_size=4", "rl.dynamic_sampling.enable=true", "rl.dynamic_sampling.max_refill_rounds=8", "rl.temperature=1.5",
                       "rl.beta=0.0", "rl.rewards=[{name: correctness, weight: 1.0}]")
     model, tokenizer = load_model(cfg.model), load_tokenizer(cfg.model)
     rows = prompt_rows(cfg)
@@ -231,7 +231,7 @@ def test_killed_ppo_stage_resumes_to_the_same_weights(tmp_path, tiny_warmup):
     finished(clean, run_cli(*args, f"hydra.run.dir={clean}"))
     stopped = run_cli(*args, f"hydra.run.dir={killed}",  # SIGKILL right after PPO's state at step 2 is saved
                       env={"REASONING_LAB_STOP_AFTER": "ppo_state/step-2", "REASONING_LAB_STOP_SIGNAL": "KILL"})
-    assert stopped.returncode == -9 and (killed / "rl" / "ppo_state" / "state.pt").exists()
+    assert stopped.returncode == -9 and (killed / "rl" / "ppo_state" / "state.json").exists()
     assert not (killed / "rl" / "checkpoint").exists()
 
     resumed = run_cli(*args, f"hydra.run.dir={killed}")

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from reasoning_lab.checkpoints import write_json
+from reasoning_lab.files import write_json
 from tests.wandb_files import read_wandb_file
 
 

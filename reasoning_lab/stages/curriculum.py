@@ -28,144 +28,19 @@ from datasets import concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from reasoning_lab.checkpoints import (
-    latest_complete_checkpoint,
-    read_json,
-    restore_adapter,
-    save_adapter,
-    training_record,
-    write_json,
-)
-from reasoning_lab.curriculum import CurriculumSampler, Decision, decide, forgetting_check, mean
+from reasoning_lab.checkpoints import restore_adapter, save_adapter, train_resuming, training_record
+from reasoning_lab.curriculum import CurriculumSampler, decide, mean
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
-from reasoning_lab.evaluation import (
-    base_results,
-    evaluate,
-    record_evaluation,
-    validation_accuracy,
-    validation_losses,
-)
+from reasoning_lab.evaluation import base_results, evaluate, record_evaluation
+from reasoning_lab.files import read_json, write_json
 from reasoning_lab.model import export_merged, load_model, load_tokenizer
 from reasoning_lab.report import EVAL_RESULTS, publish_report
-from reasoning_lab.sft import MarkComplete, OrderedSFTTrainer, sft_arguments
+from reasoning_lab.sft import MarkComplete, sft_arguments
 from reasoning_lab.tracking import stage_run
+from reasoning_lab.trl_trainers import OrderedSFTTrainer
+from reasoning_lab.validation import validation_accuracy, validation_losses
 
 log = logging.getLogger(__name__)
-
-
-def own(losses: dict[str, list[float]], names: list[str]) -> list[float]:
-    """The per-example losses of the stage's own sets, in one paired list."""
-    return [v for n in names for v in losses[n]]
-
-
-def train_round(model, tokenizer, cfg: DictConfig, work: Path, dataset, difficulties: list[float], n_replay: int,
-                steps: int, pacing: str, replay: float, seed: int, learning_rate: float, report_to: str) -> dict:
-    """One trainer over `steps` optimizer steps, resumed from its newest complete checkpoint if any."""
-    c = cfg.curriculum
-    sampler = CurriculumSampler(difficulties, n_replay, c.batch_size, steps * c.grad_accum, pacing, c.c0, replay,
-                                seed, c.step_levels, lengths=[len(ids) for ids in dataset["input_ids"]],
-                                length_window=c.length_window)
-    trainer = OrderedSFTTrainer(
-        model=model,
-        args=sft_arguments(work / "trainer", c, max_steps=steps, learning_rate=learning_rate, seed=seed,
-                           report_to=report_to),
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        sampler=sampler,
-        callbacks=[MarkComplete()],
-    )
-    resume = latest_complete_checkpoint(work / "trainer")
-    if resume:
-        log.info("resuming from %s", resume)
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    return {"steps": result.global_step, "train_loss": result.training_loss, "resumed_from": str(resume or "")}
-
-
-def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | None, replay: float, cfg: DictConfig,
-              tokenizer, dropped: frozenset, cur_dir: Path, wandb_run) -> tuple[dict, object]:
-    """Train stage k to its advancement decision; returns its record and the trained model."""
-    c = cfg.curriculum
-    work = cur_dir / f"stage_{k}.work"
-    state = read_json(work / "rounds.json", {"rounds": []})
-    rounds = state["rounds"]
-    if rounds:  # resume after the last finished round
-        adapter = str(work / f"round_{len(rounds) - 1}")
-    model = load_model(cfg.model, init_from=adapter)
-
-    names = list(stage.data)
-    earlier_names = list(dict.fromkeys(n for record in earlier for n in record["data"]))
-    current, stats = tokenize(build_examples(cfg.data, names, "train", exclude=dropped), tokenizer,
-                              cfg.data.max_length, cfg.data.overflow, keep=("difficulty",))
-    difficulties = current["difficulty"]
-    datasets, n_replay, replay_stats = [current.remove_columns("difficulty")], 0, None
-    if earlier_names:
-        pool, replay_stats = tokenize(build_examples(cfg.data, earlier_names, "train", exclude=dropped), tokenizer,
-                                      cfg.data.max_length, cfg.data.overflow)
-        datasets.append(pool)
-        n_replay = len(pool)
-    dataset = concatenate_datasets(datasets)
-    steps_per_epoch = math.ceil(len(difficulties) / (c.batch_size * c.grad_accum))
-    steps = c.steps_per_stage if c.steps_per_stage > 0 else math.ceil(c.epochs_per_stage * steps_per_epoch)
-    extra_budget = math.floor(c.max_extra_epochs * steps_per_epoch)
-
-    val_names = names + [n for n in earlier_names if n not in names]
-    if "baseline" not in state:  # per-example validation losses of every set before the stage trains
-        state["baseline"] = validation_losses(model, tokenizer, cfg, val_names)
-        write_json(work / "rounds.json", state)
-    previous = rounds[-1]["val_losses"] if rounds else state["baseline"]
-    report_to = "wandb" if wandb_run is not None else "none"
-    while not rounds or rounds[-1]["decision"] == "extend":
-        r = len(rounds)
-        extending = r > 0
-        round_steps = c.extend_steps if extending else steps
-        seed = cfg.seed + 1000 * k + r
-        learning_rate = c.learning_rate * (c.extend_lr_scale if extending else 1.0)
-        train = train_round(model, tokenizer, cfg, work / f"round_{r}.work", dataset, difficulties, n_replay,
-                            round_steps, "fixed" if extending else c.pacing, replay, seed, learning_rate, report_to)
-        now = validation_losses(model, tokenizer, cfg, val_names)
-        spent = sum(x["steps"] for x in rounds[1:]) + (round_steps if extending else 0)
-        extensions_left = spent + c.extend_steps <= extra_budget and len(rounds) < c.max_extensions
-        earlier_before = {n: state["baseline"][n] for n in earlier_names}
-        decision = decide(own(now, names), own(previous, names), extensions_left,
-                          {n: now[n] for n in earlier_names}, earlier_before, replay, c)
-        rejected = None
-        if extending and mean(own(now, names)) > mean(own(previous, names)):  # a round that raised the loss is undone
-            restore_adapter(model, work / f"round_{r - 1}")
-            rejected, now = now, previous
-            forgotten, next_replay, forgetting = forgetting_check({n: now[n] for n in earlier_names}, earlier_before,
-                                                                  replay, c)
-            decision = Decision("advance", f"validation loss {mean(own(now, names)):.3f} -> "
-                                f"{mean(own(rejected, names)):.3f} in the extension: kept round {r - 1}'s adapter"
-                                f"{forgetting}", next_replay, forgotten)
-        val_loss = {n: round(mean(v), 4) for n, v in now.items()}
-        rounds.append({"round": r, "kind": "extension" if extending else "main", "steps": round_steps,
-                       "pacing": "fixed" if extending else c.pacing, "learning_rate": learning_rate, **train,
-                       "val_loss": val_loss, "val_losses": now, "reverted": rejected is not None,
-                       "rejected_val_loss": None if rejected is None else {n: round(mean(v), 4) for n, v in rejected.items()},
-                       "decision": decision.action, "reason": decision.reason,
-                       "next_replay": decision.next_replay, "forgotten": decision.forgotten})
-        log.info("curriculum stage %d (%s) round %d: %s: %s", k, stage.name, r, decision.action, decision.reason)
-        if wandb_run is not None:
-            wandb_run.log({"curriculum/stage": k, "curriculum/val_loss": mean(own(now, names)),
-                           "curriculum/extended": int(decision.action == "extend"), "curriculum/replay": replay,
-                           **{f"curriculum/val_loss/{n}": v for n, v in val_loss.items()}})
-        save_adapter(model, tokenizer, work / f"round_{r}", cfg.model, {"stage": f"curriculum/stage_{k}", "round": r})
-        write_json(work / "rounds.json", state)
-        previous = now
-
-    accuracies = (validation_accuracy(model, tokenizer, cfg, val_names, c.val_limit, c.val_max_new_tokens)
-                  if c.val_limit > 0 else {})
-    last = rounds[-1]
-    record = {"stage": k, "name": stage.name, "data": names, "examples": stats, "replay_pool": replay_stats,
-              "replay": replay, "steps": sum(x["steps"] for x in rounds),
-              "baseline_val_loss": {n: round(mean(v), 4) for n, v in state["baseline"].items()},
-              "val_loss": last["val_loss"], "val_limit": c.val_limit,
-              "val_accuracy": mean([accuracies[n] for n in names]) if accuracies else None,
-              "val_accuracy_per_set": {n: accuracies[n] for n in names if n in accuracies},
-              "earlier_val_accuracy": {n: accuracies[n] for n in earlier_names if n in accuracies},
-              "decision": last["reason"], "extensions": len(rounds) - 1, "next_replay": last["next_replay"],
-              "forgotten": last["forgotten"], "rounds": rounds}
-    return record, model
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -176,7 +51,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         all_sets = list(dict.fromkeys(n for stage in c.stages for n in stage.data))
         contamination = contamination_report(cfg.data, all_sets, list(cfg.eval.datasets))
         dropped = frozenset(contamination.pop("dropped_questions"))
-        metrics.update(contamination=contamination, pacing=c.pacing, init_from=cfg.init_from, settings=OmegaConf.to_container(c, resolve=True))
+        metrics.update(contamination=contamination, pacing=c.pacing, init_from=cfg.init_from,
+                       settings=OmegaConf.to_container(c, resolve=True))
 
         done = read_json(cur_dir / "progress.json", {"stages": []})["stages"]
         adapter, replay, model = cfg.init_from, c.replay, None
@@ -203,21 +79,148 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             write_json(cur_dir / "progress.json", {"stages": done})
             adapter, replay = str(stage_dir), record["next_replay"]
 
-        metrics["stages"] = done
-        metrics["final_val_loss"] = mean([done[-1]["val_loss"][n] for n in done[-1]["data"]])  # what searches minimise
-        metrics["final_val_accuracy"] = done[-1]["val_accuracy"]
-        metrics["checkpoint"] = adapter
-        metrics["malformed_rows_skipped"] = dict(SKIPPED)
+        metrics.update(stages=done, final_val_loss=mean([done[-1]["val_loss"][n] for n in done[-1]["data"]]),
+                       final_val_accuracy=done[-1]["val_accuracy"], checkpoint=adapter,  # what searches minimise: the loss
+                       malformed_rows_skipped=dict(SKIPPED))
         if c.final_eval:  # the full eval budget on the last adapter, beside the base model's numbers
-            metrics["base_eval"] = base_results(cfg, tokenizer, cfg.eval, cur_dir / "base")["datasets"]
-            final_dir = cur_dir / "final"
-            if not (final_dir / EVAL_RESULTS).exists():
-                model = model if model is not None else load_model(cfg.model, init_from=adapter, trainable=False)
-                final = evaluate(model, tokenizer, cfg, cfg.eval, f"final (stage_{len(c.stages)})", final_dir)
-                final["checkpoint"] = adapter
-                record_evaluation(final, run_dir, wandb_run, "curriculum/final", final_dir)
-            metrics["final_eval"] = read_json(final_dir / EVAL_RESULTS, {})["datasets"]
+            final_evaluation(cfg, tokenizer, model, adapter, cur_dir, run_dir, wandb_run, metrics)
         if cfg.export.merge:
             metrics["merged"] = str(export_merged(cfg.model, adapter, cur_dir / "merged"))
         publish_report(run_dir, wandb_run)
     return metrics
+
+
+def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | None, replay: float, cfg: DictConfig,
+              tokenizer, dropped: frozenset, cur_dir: Path, wandb_run) -> tuple[dict, object]:
+    """Train stage k to its advancement decision; returns its record and the trained model."""
+    work = cur_dir / f"stage_{k}.work"
+    state = read_json(work / "rounds.json", {"rounds": []})
+    if state["rounds"]:  # resume after the last finished round
+        adapter = str(work / f"round_{len(state['rounds']) - 1}")
+    model = load_model(cfg.model, init_from=adapter)
+    names = list(stage.data)
+    earlier_names = list(dict.fromkeys(n for record in earlier for n in record["data"]))
+    data = stage_data(cfg, tokenizer, names, earlier_names, dropped)
+    val_names = names + [n for n in earlier_names if n not in names]
+    if "baseline" not in state:  # per-example validation losses of every set before the stage trains
+        state["baseline"] = validation_losses(model, tokenizer, cfg, val_names)
+        write_json(work / "rounds.json", state)
+    train_rounds(k, stage.name, model, tokenizer, cfg, data, state, work, names, earlier_names, val_names, replay,
+                 wandb_run)
+
+    c = cfg.curriculum
+    accuracies = (validation_accuracy(model, tokenizer, cfg, val_names, c.val_limit, c.val_max_new_tokens)
+                  if c.val_limit > 0 else {})
+    rounds = state["rounds"]
+    last = rounds[-1]
+    record = {"stage": k, "name": stage.name, "data": names, "examples": data["stats"],
+              "replay_pool": data["replay_stats"], "replay": replay, "steps": sum(x["steps"] for x in rounds),
+              "baseline_val_loss": {n: round(mean(v), 4) for n, v in state["baseline"].items()},
+              "val_loss": last["val_loss"], "val_limit": c.val_limit,
+              "val_accuracy": mean([accuracies[n] for n in names]) if accuracies else None,
+              "val_accuracy_per_set": {n: accuracies[n] for n in names if n in accuracies},
+              "earlier_val_accuracy": {n: accuracies[n] for n in earlier_names if n in accuracies},
+              "decision": last["reason"], "extensions": len(rounds) - 1, "next_replay": last["next_replay"],
+              "forgotten": last["forgotten"], "rounds": rounds}
+    return record, model
+
+
+def stage_data(cfg: DictConfig, tokenizer, names: list[str], earlier_names: list[str], dropped: frozenset) -> dict:
+    """A stage's tokenized training examples (its own sets, then the replay pool of earlier stages' sets) and
+    the step counts they give."""
+    c = cfg.curriculum
+    current, stats = tokenize(build_examples(cfg.data, names, "train", exclude=dropped), tokenizer,
+                              cfg.data.max_length, cfg.data.overflow, keep=("difficulty",))
+    difficulties = current["difficulty"]
+    datasets, n_replay, replay_stats = [current.remove_columns("difficulty")], 0, None
+    if earlier_names:
+        pool, replay_stats = tokenize(build_examples(cfg.data, earlier_names, "train", exclude=dropped), tokenizer,
+                                      cfg.data.max_length, cfg.data.overflow)
+        datasets.append(pool)
+        n_replay = len(pool)
+    steps_per_epoch = math.ceil(len(difficulties) / (c.batch_size * c.grad_accum))
+    return {"dataset": concatenate_datasets(datasets), "difficulties": difficulties, "n_replay": n_replay,
+            "stats": stats, "replay_stats": replay_stats,
+            "steps": c.steps_per_stage if c.steps_per_stage > 0 else math.ceil(c.epochs_per_stage * steps_per_epoch),
+            "extra_budget": math.floor(c.max_extra_epochs * steps_per_epoch)}
+
+
+def train_rounds(k: int, stage_name: str, model, tokenizer, cfg: DictConfig, data: dict, state: dict, work: Path,
+                 names: list[str], earlier_names: list[str], val_names: list[str], replay: float, wandb_run) -> None:
+    """The main round, then extensions while `decide` says so; each round is saved (adapter and rounds.json)
+    so that a killed stage continues after its last finished round."""
+    c, rounds = cfg.curriculum, state["rounds"]
+    previous = rounds[-1]["val_losses"] if rounds else state["baseline"]
+    while not rounds or rounds[-1]["decision"] == "extend":
+        r = len(rounds)
+        extending = r > 0
+        steps, pacing = (c.extend_steps, "fixed") if extending else (data["steps"], c.pacing)
+        learning_rate = c.learning_rate * (c.extend_lr_scale if extending else 1.0)
+        train = train_round(model, tokenizer, cfg, work / f"round_{r}.work", data, steps, pacing, replay,
+                            cfg.seed + 1000 * k + r, learning_rate, "wandb" if wandb_run is not None else "none")
+        now = validation_losses(model, tokenizer, cfg, val_names)
+        spent = sum(x["steps"] for x in rounds[1:]) + (steps if extending else 0)
+        extensions_left = spent + c.extend_steps <= data["extra_budget"] and len(rounds) < c.max_extensions
+        decision = decide(own(now, names), own(previous, names), extensions_left,
+                          {n: now[n] for n in earlier_names}, {n: state["baseline"][n] for n in earlier_names},
+                          replay, c, extended_round=r - 1 if extending else None,
+                          earlier_previous={n: previous[n] for n in earlier_names})
+        rejected = None
+        if decision.revert:  # a round that raised the loss is undone
+            restore_adapter(model, work / f"round_{r - 1}")
+            rejected, now = now, previous
+        val_loss = {n: round(mean(v), 4) for n, v in now.items()}
+        rounds.append({"round": r, "kind": "extension" if extending else "main", "steps": steps, "pacing": pacing,
+                       "learning_rate": learning_rate, **train, "val_loss": val_loss, "val_losses": now,
+                       "reverted": decision.revert,
+                       "rejected_val_loss": None if rejected is None else {n: round(mean(v), 4) for n, v in rejected.items()},
+                       "decision": decision.action, "reason": decision.reason,
+                       "next_replay": decision.next_replay, "forgotten": decision.forgotten})
+        log.info("curriculum stage %d (%s) round %d: %s: %s", k, stage_name, r, decision.action, decision.reason)
+        if wandb_run is not None:
+            wandb_run.log({"curriculum/stage": k, "curriculum/val_loss": mean(own(now, names)),
+                           "curriculum/extended": int(decision.action == "extend"), "curriculum/replay": replay,
+                           **{f"curriculum/val_loss/{n}": v for n, v in val_loss.items()}})
+        save_adapter(model, tokenizer, work / f"round_{r}", cfg.model, {"stage": f"curriculum/stage_{k}", "round": r})
+        write_json(work / "rounds.json", state)
+        previous = now
+
+
+def own(losses: dict[str, list[float]], names: list[str]) -> list[float]:
+    """The per-example losses of the stage's own sets, in one paired list."""
+    return [v for n in names for v in losses[n]]
+
+
+def train_round(model, tokenizer, cfg: DictConfig, work: Path, data: dict, steps: int, pacing: str, replay: float,
+                seed: int, learning_rate: float, report_to: str) -> dict:
+    """One trainer over `steps` optimizer steps, resumed from its newest complete checkpoint if any."""
+    c = cfg.curriculum
+    dataset = data["dataset"]
+    sampler = CurriculumSampler(data["difficulties"], data["n_replay"], c.batch_size, steps * c.grad_accum, pacing,
+                                c.c0, replay, seed, c.step_levels, lengths=[len(ids) for ids in dataset["input_ids"]],
+                                length_window=c.length_window)
+    trainer = OrderedSFTTrainer(
+        model=model,
+        args=sft_arguments(work / "trainer", c, max_steps=steps, learning_rate=learning_rate, seed=seed,
+                           report_to=report_to),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        sampler=sampler,
+        callbacks=[MarkComplete()],
+    )
+    result, resume = train_resuming(trainer, work / "trainer")
+    return {"steps": result.global_step, "train_loss": result.training_loss, "resumed_from": str(resume or "")}
+
+
+def final_evaluation(cfg: DictConfig, tokenizer, model, adapter: str, cur_dir: Path, run_dir: str, wandb_run,
+                     metrics: dict) -> None:
+    """The full `eval` budget on the last adapter (`curriculum/final/`), beside the base model's numbers under the
+    same settings (`curriculum/base/`, cached)."""
+    metrics["base_eval"] = base_results(cfg, tokenizer, cfg.eval, cur_dir / "base")["datasets"]
+    final_dir = cur_dir / "final"
+    if not (final_dir / EVAL_RESULTS).exists():
+        model = model if model is not None else load_model(cfg.model, init_from=adapter, trainable=False)
+        final = evaluate(model, tokenizer, cfg, cfg.eval, f"final (stage_{len(cfg.curriculum.stages)})", final_dir)
+        final["checkpoint"] = adapter
+        record_evaluation(final, run_dir, wandb_run, "curriculum/final", final_dir)
+    metrics["final_eval"] = read_json(final_dir / EVAL_RESULTS, {})["datasets"]

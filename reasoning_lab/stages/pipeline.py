@@ -9,7 +9,6 @@ goes to `compare/` and the log: what the stages after the curriculum changed, be
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 
@@ -17,32 +16,27 @@ from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.compare import compare_runs, write_outputs
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.stages import STAGES, runner
 
 log = logging.getLogger(__name__)
 
-TRAINING = {"warmup": "reasoning_lab.stages.warmup", "curriculum": "reasoning_lab.stages.curriculum",
-            "rl": "reasoning_lab.stages.rl"}
-EVALUATION = {"eval": "reasoning_lab.stages.eval"}
-
-
 def run(cfg: DictConfig, run_dir: str) -> dict:
-    unknown = [name for name in cfg.stage.stages if name not in TRAINING | EVALUATION]
-    if unknown or not cfg.stage.stages:
-        raise ReasoningLabError(f"stage.stages={list(cfg.stage.stages)}: each must be one of "
-                                f"{', '.join(TRAINING | EVALUATION)}")
+    steps = [name for name, stage in STAGES.items() if stage.in_pipeline]
+    if not cfg.stage.stages or any(name not in steps for name in cfg.stage.stages):
+        raise ReasoningLabError(f"stage.stages={list(cfg.stage.stages)}: each must be one of {', '.join(steps)}")
     checkpoint, results = cfg.init_from, {}
     for i, name in enumerate(cfg.stage.stages):
         stage_cfg = OmegaConf.merge(cfg, {"stage": {"name": name}})
-        if name in TRAINING:
+        if STAGES[name].trains:
             stage_cfg.init_from = checkpoint
             if name == "curriculum" and cfg.stage.stages[i + 1 : i + 2] == ["eval"]:
                 stage_cfg.curriculum.final_eval = False  # the next stage evaluates the same checkpoint
         else:
             stage_cfg.eval.checkpoint = checkpoint or "base"
         log.info("pipeline: %s (from %s)", name, checkpoint or "the base model")
-        metrics = importlib.import_module((TRAINING | EVALUATION)[name]).run(stage_cfg, run_dir)
+        metrics = runner(name)(stage_cfg, run_dir)
         results[name] = {"status": metrics.get("status", "completed"), "checkpoint": metrics.get("checkpoint")}
-        if name in TRAINING:
+        if STAGES[name].trains:
             checkpoint = str(Path(metrics["checkpoint"]))
     before, after = Path(run_dir) / "curriculum" / "final", Path(run_dir) / "eval"
     if (before / "predictions").is_dir() and (after / "predictions").is_dir():  # e.g. experiment=ablation_rl

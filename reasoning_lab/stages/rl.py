@@ -23,57 +23,168 @@ from pathlib import Path
 import torch
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file, save_file
 from transformers import set_seed
 from trl import GRPOConfig, RLOOConfig
 
 from reasoning_lab.checkpoints import (
-    build_once,
-    finished_stage,
-    latest_complete_checkpoint,
+    check_checkpoint,
+    newest_checkpoint,
     save_adapter,
-    starting_checkpoint,
-    stop_if_asked,
+    train_resuming,
     training_record,
-    write_json,
 )
 from reasoning_lab.compare import compare_runs, write_outputs
 from reasoning_lab.data import load_problems
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.evaluation import evaluate, options_of, record_evaluation
+from reasoning_lab.evaluation import evaluate, record_evaluation
+from reasoning_lab.files import build_once, read_json, stop_if_asked, write_json, write_text
 from reasoning_lab.model import load_model, load_tokenizer
 from reasoning_lab.ppo import PPO
-from reasoning_lab.prompt_selection import (
-    GRPO,
-    RLOO,
-    AdaptiveDifficulty,
-    AtSteps,
-    GenerationTimer,
-    PromptSampler,
-    RewardFeedback,
-)
+from reasoning_lab.problem import chat_prompt
+from reasoning_lab.prompt_selection import AdaptiveDifficulty, PromptSampler
 from reasoning_lab.report import EVAL_RESULTS, publish_report, reward_markdown
 from reasoning_lab.rewards import reward_functions, reward_table
 from reasoning_lab.sft import MarkComplete
-from reasoning_lab.tracking import stage_run
+from reasoning_lab.tracking import finished_stage, stage_run
+from reasoning_lab.trl_trainers import GRPO, RLOO, AtSteps, GenerationTimer, RewardFeedback
 
 log = logging.getLogger(__name__)
-PPO_STATE = "state.pt"  # PPO's training state, for resuming
+# PPO's training state, for resuming: tensors in safetensors, the rest (history, step count, RNG states) in JSON
+PPO_TENSORS, PPO_STATE = "state.safetensors", "state.json"
+
+
+def run(cfg: DictConfig, run_dir: str) -> dict:
+    check_settings(cfg.rl, cfg.model)
+    finished = finished_stage(run_dir, "rl")
+    if finished:
+        log.info("RL stage in %s already finished; skipping", run_dir)
+        return finished
+    r = cfg.rl
+    with stage_run(cfg, run_dir, "rl") as (stage_dir, metrics, wandb_run):
+        # set-up: the policy to start from, the prompts, the "before" evaluation, the rewards
+        set_seed(cfg.seed)
+        start = starting_checkpoint(cfg, run_dir)
+        tokenizer = load_tokenizer(cfg.model)
+        model = load_model(cfg.model, init_from=start)
+        rows = prompt_rows(cfg)
+        metrics.update(algorithm=r.algorithm, init_from=start, prompts=len(rows),
+                       settings=OmegaConf.to_container(r, resolve=True))
+        timer = GenerationTimer(model)  # generation time of training steps, evaluations apart
+        held_out = held_out_evaluation(cfg, model, tokenizer, run_dir, wandb_run, metrics, timer)
+        metrics["before"] = evaluate_before(held_out, stage_dir / "before", metrics)["datasets"]
+        adaptive = (AdaptiveDifficulty([row["difficulty"] for row in rows], r.adaptive_difficulty.target,
+                                       r.adaptive_difficulty.eta, r.adaptive_difficulty.alpha,
+                                       r.adaptive_difficulty.reward, cfg.seed)
+                    if r.adaptive_difficulty.target is not None else None)
+        rewards = reward_functions([spec.name for spec in r.rewards], r.max_completion_length, end_ids(model, tokenizer))
+
+        # train
+        timer.excluded_seconds = 0.0
+        began = time.perf_counter()
+        if r.algorithm == "ppo":
+            history, ppo = train_ppo(cfg, model, tokenizer, rows, rewards, adaptive, wandb_run, held_out,
+                                     stage_dir / "ppo_state")
+            policy, also = model, ppo.save_value_head
+        else:
+            history, policy = train_trl(cfg, model, tokenizer, rows, rewards, adaptive, wandb_run, held_out, stage_dir)
+            also = None
+        metrics["train"] = train_summary(history, time.perf_counter() - began, timer, adaptive)
+
+        # finish: save the policy, evaluate it on the same problems, compare, tabulate the rewards
+        for name in [n for n in policy.peft_config if n != "default"]:
+            policy.delete_adapter(name)  # the frozen reference copy is not part of the checkpoint
+        metrics["checkpoint"] = str(save_adapter(
+            policy, tokenizer, stage_dir / "checkpoint", cfg.model,
+            {"stage": "rl", "algorithm": r.algorithm,
+             "trained_on": training_record(start, cfg.data, sorted({row["set"] for row in rows}))}, also=also))
+        metrics["after"] = held_out(r.max_steps, "rl", stage_dir)["datasets"]
+        finish(r, stage_dir, run_dir, wandb_run, metrics, history)
+    return metrics
+
+
+def check_settings(r: DictConfig, model_cfg: DictConfig) -> None:
+    """What the schema cannot check field by field: combinations of RL settings."""
+    if r.use_vllm and model_cfg.quantization == "8bit":
+        raise ReasoningLabError("rl.use_vllm=true needs a 4-bit or unquantised base (vLLM cannot run 8-bit "
+                                "layers); set model.quantization=4bit or rl.use_vllm=false")
+    if r.dynamic_sampling.enable and r.algorithm == "ppo":
+        raise ReasoningLabError("rl.dynamic_sampling.enable=true needs rl=grpo or rl=rloo (PPO's advantages come from "
+                                "its value head, not from groups); set rl.dynamic_sampling.enable=false")
+
+
+def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
+    """init_from, else this run's last curriculum stage, else the newest last curriculum stage of the same
+    model under logs/, else None (fresh adapters on the base model, said in the log)."""
+    if cfg.init_from:
+        return cfg.init_from
+    last = f"curriculum/stage_{len(cfg.curriculum.stages)}"
+    if (Path(run_dir) / last / "adapter_config.json").exists():
+        return str(check_checkpoint(Path(run_dir) / last, cfg.model))
+    found = newest_checkpoint("logs", named=last, model=cfg.model.name) if Path("logs").exists() else None
+    if found:
+        return str(found)
+    log.warning("no curriculum checkpoint of model=%s found (pass init_from=<adapter dir>): RL starts from "
+                "fresh adapters", cfg.model.name)
+    return None
 
 
 def prompt_rows(cfg: DictConfig) -> list[dict]:
     """One row per training problem of `rl.prompt_sets` (default: the last curriculum stage's sets)."""
     names = list(cfg.rl.prompt_sets or cfg.curriculum.stages[-1].data)
-    rows = []
-    for name in names:
-        for p in load_problems(cfg.data, name, "train"):
-            rows.append({
-                "prompt": [{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}],
-                "answer": p.answer, "kind": p.kind, "options": options_of(p), "difficulty": p.difficulty, "set": name,
-            })
+    rows = [{"prompt": chat_prompt(p.question, cfg.data.system_prompt), "answer": p.answer, "kind": p.kind,
+             "options": p.options, "difficulty": p.difficulty, "set": name}
+            for name in names for p in load_problems(cfg.data, name, "train")]
     if len(rows) < cfg.rl.batch_size:
         raise ReasoningLabError(f"rl.prompt_sets={names} hold {len(rows)} training problems, fewer than "
                                 f"rl.batch_size={cfg.rl.batch_size}; add sets or lower rl.batch_size")
     return rows
+
+
+def end_ids(model, tokenizer) -> tuple[int, ...]:
+    """Every token id that ends a completion (the tokenizer's end of sequence and the model's)."""
+    eos = model.generation_config.eos_token_id
+    return tuple(sorted({tokenizer.eos_token_id, *([eos] if isinstance(eos, int) else eos or [])}))
+
+
+def held_out_evaluation(cfg: DictConfig, model, tokenizer, run_dir: str, wandb_run, metrics: dict, timer):
+    """`held_out(step, label, out_dir=None)`: the held-out evaluation between RL steps (its time kept apart from
+    training's), recorded as a curve over the steps and in `metrics["eval_history"]`."""
+    eval_sets = list(cfg.eval.datasets if cfg.rl.eval_sets is None else cfg.rl.eval_sets)
+
+    def held_out(step: int, label: str, out_dir: Path | None = None) -> dict:
+        with timer.excluded():
+            results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, label, out_dir, eval_sets)
+        record_evaluation(results, run_dir, wandb_run, "rl/heldout", out_dir, step)  # a curve per metric over the steps
+        metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
+        return results
+
+    return held_out
+
+
+def evaluate_before(held_out, before_dir: Path, metrics: dict) -> dict:
+    """The starting policy's held-out evaluation; a resumed run reads it back instead of evaluating again."""
+    saved = before_dir / EVAL_RESULTS
+    if not saved.exists():
+        return held_out(0, "rl/before", before_dir)
+    before = json.loads(saved.read_text())
+    metrics.setdefault("eval_history", []).append({"step": 0, "datasets": before["datasets"]})
+    return before
+
+
+def train_trl(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adaptive, wandb_run, held_out,
+              stage_dir: Path) -> tuple[list[dict], object]:
+    """GRPO or RLOO with TRL, resumed from the newest complete trainer checkpoint; returns the logged steps and
+    the trained policy."""
+    r = cfg.rl
+    sampler = PromptSampler(len(rows), r.batch_size, r.num_generations, r.num_iterations, cfg.seed, adaptive)
+    callbacks = [AtSteps(r.eval_every, lambda step, m: held_out(step, f"rl/step_{step}"))]
+    if adaptive is not None:
+        callbacks.append(RewardFeedback(adaptive))
+    trainer = trl_trainer(cfg, model, tokenizer, rows, rewards, sampler, stage_dir,
+                          "wandb" if wandb_run is not None else "none", callbacks + [MarkComplete()])
+    train_resuming(trainer, stage_dir / "trainer")
+    return [h for h in trainer.state.log_history if "reward" in h], trainer.model
 
 
 def trl_trainer(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sampler, stage_dir: Path,
@@ -92,118 +203,48 @@ def trl_trainer(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sa
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
     if r.algorithm == "grpo":
-        args, trainer_class = GRPOConfig(**common, loss_type=r.loss_type, scale_rewards=r.scale_rewards), GRPO
+        args = GRPOConfig(**common, loss_type=r.grpo.loss_type, scale_rewards=r.grpo.scale_rewards)
+        trainer_class = GRPO
     else:
-        args, trainer_class = RLOOConfig(**common, normalize_advantages=r.normalize_advantages), RLOO
+        args, trainer_class = RLOOConfig(**common, normalize_advantages=r.rloo.normalize_advantages), RLOO
     return trainer_class(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
                          processing_class=tokenizer, callbacks=callbacks, prompt_sampler=sampler,
-                         drop_uniform_groups=r.drop_uniform_groups,
-                         dynamic_sampling=r.dynamic_sampling, max_refill_rounds=r.max_refill_rounds)
+                         drop_uniform_groups=r.drop_uniform_groups, dynamic_sampling=r.dynamic_sampling.enable,
+                         max_refill_rounds=r.dynamic_sampling.max_refill_rounds)
 
 
-def run(cfg: DictConfig, run_dir: str) -> dict:
-    r = cfg.rl
-    if r.use_vllm and cfg.model.quantization == "8bit":
-        raise ReasoningLabError("rl.use_vllm=true needs a 4-bit or unquantised base (vLLM cannot run 8-bit "
-                                "layers); set model.quantization=4bit or rl.use_vllm=false")
-    if r.dynamic_sampling and r.algorithm == "ppo":
-        raise ReasoningLabError("rl.dynamic_sampling=true needs rl=grpo or rl=rloo (PPO's advantages come from its "
-                                "value head, not from groups); set rl.dynamic_sampling=false")
-    finished = finished_stage(run_dir, "rl")
-    if finished:
-        log.info("RL stage in %s already finished; skipping", run_dir)
-        return finished
-    with stage_run(cfg, run_dir, "rl") as (stage_dir, metrics, wandb_run):
-        set_seed(cfg.seed)
-        start = starting_checkpoint(cfg, run_dir)
-        tokenizer = load_tokenizer(cfg.model)
-        model = load_model(cfg.model, init_from=start)
-        rows = prompt_rows(cfg)
-        metrics.update(algorithm=r.algorithm, init_from=start, prompts=len(rows),
-                       settings=OmegaConf.to_container(r, resolve=True))
-        budget = cfg.eval.during_training
-        eval_sets = list(cfg.eval.datasets if r.eval_sets is None else r.eval_sets)
+def train_summary(history: list[dict], seconds: float, timer, adaptive) -> dict:
+    """The training part of metrics.json: the logged steps, time spent generating, the reward's first and last."""
+    train_seconds = seconds - timer.excluded_seconds
+    summary = {
+        "steps": len(history), "history": history, "train_seconds": round(train_seconds, 1),
+        "eval_seconds_during_training": round(timer.excluded_seconds, 1),
+        "generate_seconds": round(timer.seconds, 1), "generate_share": round(timer.seconds / train_seconds, 3),
+        "reward_first": history[0]["reward"] if history else None,
+        "reward_last": history[-1]["reward"] if history else None,
+    }
+    if adaptive is not None:
+        summary["difficulty"] = adaptive.history
+    return summary
 
-        timer = GenerationTimer(model)  # generation time of training steps, evaluations apart
 
-        def held_out(step: int, label: str, out_dir: Path | None = None) -> dict:
-            with timer.excluded():
-                results = evaluate(model, tokenizer, cfg, budget, label, out_dir, eval_sets)
-            record_evaluation(results, run_dir, wandb_run, "rl/heldout", out_dir, step)  # a curve per metric over the steps
-            metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
-            return results
-
-        saved_before = stage_dir / "before" / EVAL_RESULTS
-        if saved_before.exists():  # a resumed run: the starting checkpoint was evaluated already
-            before = json.loads(saved_before.read_text())
-            metrics.setdefault("eval_history", []).append({"step": 0, "datasets": before["datasets"]})
-        else:
-            before = held_out(0, "rl/before", stage_dir / "before")
-        metrics["before"] = before["datasets"]
-
-        adaptive = None
-        if r.difficulty_target is not None:
-            adaptive = AdaptiveDifficulty([row["difficulty"] for row in rows], r.difficulty_target, r.difficulty_eta,
-                                          r.difficulty_alpha, r.difficulty_reward, cfg.seed)
-        eos = model.generation_config.eos_token_id
-        rewards = reward_functions([spec.name for spec in r.rewards], r.max_completion_length,
-                                   tuple(sorted({tokenizer.eos_token_id, *([eos] if isinstance(eos, int) else eos or [])})))
-        timer.excluded_seconds = 0.0
-        began = time.perf_counter()
-        if r.algorithm == "ppo":
-            history, ppo = train_ppo(cfg, model, tokenizer, rows, rewards, adaptive, wandb_run, held_out,
-                                     stage_dir / "ppo_state")
-            policy = model
-        else:
-            sampler = PromptSampler(len(rows), r.batch_size, r.num_generations, r.num_iterations, cfg.seed, adaptive)
-            callbacks = [AtSteps(r.eval_every, lambda step, m: held_out(step, f"rl/step_{step}"))]
-            if adaptive is not None:
-                callbacks.append(RewardFeedback(adaptive))
-            trainer = trl_trainer(cfg, model, tokenizer, rows, rewards, sampler, stage_dir,
-                                  "wandb" if wandb_run is not None else "none", callbacks + [MarkComplete()])
-            resume = latest_complete_checkpoint(stage_dir / "trainer")
-            if resume:
-                log.info("resuming from %s", resume)
-            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-            history = [h for h in trainer.state.log_history if "reward" in h]
-            policy = trainer.model
-        train_seconds = time.perf_counter() - began - timer.excluded_seconds
-        metrics["train"] = {
-            "steps": len(history), "history": history, "train_seconds": round(train_seconds, 1),
-            "eval_seconds_during_training": round(timer.excluded_seconds, 1),
-            "generate_seconds": round(timer.seconds, 1), "generate_share": round(timer.seconds / train_seconds, 3),
-            "reward_first": history[0]["reward"] if history else None,
-            "reward_last": history[-1]["reward"] if history else None,
-        }
-        if adaptive is not None:
-            metrics["train"]["difficulty"] = adaptive.history
-
-        for name in [n for n in policy.peft_config if n != "default"]:
-            policy.delete_adapter(name)  # the frozen reference copy is not part of the checkpoint
-        checkpoint = save_adapter(policy, tokenizer, stage_dir / "checkpoint", cfg.model,
-                                  {"stage": "rl", "algorithm": r.algorithm,
-                                   "trained_on": training_record(start, cfg.data, sorted({row["set"] for row in rows}))},
-                                  also=ppo.save_value_head if r.algorithm == "ppo" else None)
-        metrics["checkpoint"] = str(checkpoint)
-
-        after = held_out(r.max_steps, "rl", stage_dir)
-        metrics["after"] = after["datasets"]
-        write_json(stage_dir / "curves.json", {"algorithm": r.algorithm, "history": history,
-                                               "heldout": metrics["eval_history"]})  # report.png's RL panels
-        comparison = compare_runs([stage_dir / "before", stage_dir])  # the same problems before and after RL
-        write_outputs(comparison, stage_dir / "compare")
-        metrics["compare"] = comparison["comparisons"]
-        metrics["reward_table"] = reward_table(evaluated_completions(stage_dir / "predictions"),
-                                               {spec.name: spec.weight for spec in r.rewards})
-        (stage_dir / "rewards.md").write_text(reward_markdown(metrics["reward_table"]))
-        if wandb_run is not None:
-            wandb_run.summary.update({f"rl/compare/{c['dataset']}/{key}": c[key] for c in comparison["comparisons"]
-                                      for key in ("accuracy_a", "accuracy_b", "delta", "p_value")})
-        log.info("held-out accuracy before and after RL, paired:\n%s", (stage_dir / "compare" / "compare.md").read_text())
-        publish_report(run_dir, wandb_run)
-        log.info("rl (%s) done: reward %s -> %s in %d steps, adapter in %s", r.algorithm,
-                 metrics["train"]["reward_first"], metrics["train"]["reward_last"], len(history), checkpoint)
-    return metrics
+def finish(r: DictConfig, stage_dir: Path, run_dir: str, wandb_run, metrics: dict, history: list[dict]) -> None:
+    """Curves, the paired comparison of before and after (the same problems), the reward table, report.md."""
+    write_json(stage_dir / "curves.json", {"algorithm": r.algorithm, "history": history,
+                                           "heldout": metrics["eval_history"]})  # report.png's RL panels
+    comparison = compare_runs([stage_dir / "before", stage_dir])
+    write_outputs(comparison, stage_dir / "compare")
+    metrics["compare"] = comparison["comparisons"]
+    metrics["reward_table"] = reward_table(evaluated_completions(stage_dir / "predictions"),
+                                           {spec.name: spec.weight for spec in r.rewards})
+    write_text(stage_dir / "rewards.md", reward_markdown(metrics["reward_table"]))
+    if wandb_run is not None:
+        wandb_run.summary.update({f"rl/compare/{c['dataset']}/{key}": c[key] for c in comparison["comparisons"]
+                                  for key in ("accuracy_a", "accuracy_b", "delta", "p_value")})
+    log.info("held-out accuracy before and after RL, paired:\n%s", (stage_dir / "compare" / "compare.md").read_text())
+    publish_report(run_dir, wandb_run)
+    log.info("rl (%s) done: reward %s -> %s in %d steps, adapter in %s", r.algorithm, metrics["train"]["reward_first"],
+             metrics["train"]["reward_last"], len(history), metrics["checkpoint"])
 
 
 def evaluated_completions(predictions: Path) -> list[dict]:
@@ -233,13 +274,10 @@ def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adap
     r = cfg.rl
     ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], r, seed=cfg.seed)
     batches = prompt_batches(rows, r.batch_size, cfg.seed, adaptive)
-    history = []
-    if (state_dir / PPO_STATE).exists():
-        saved = torch.load(state_dir / PPO_STATE, weights_only=False)
-        ppo.load_state_dict(saved["ppo"])
-        history = saved["history"]
-        for _ in history:  # the prompt batches those steps used
-            next(batches)
+    history = load_ppo_state(ppo, state_dir)
+    for _ in history:  # the prompt batches those steps used
+        next(batches)
+    if history:
         log.info("resuming PPO at step %d from %s", len(history) + 1, state_dir)
     for step in range(len(history) + 1, r.max_steps + 1):
         logs = ppo.step(next(batches))
@@ -253,7 +291,22 @@ def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adap
         if r.eval_every and step % r.eval_every == 0 and step < r.max_steps:
             held_out(step, f"rl/step_{step}")
         if r.save_steps and step % r.save_steps == 0 and step < r.max_steps:
-            build_once(state_dir, lambda out: torch.save({"ppo": ppo.state_dict(), "history": history}, out / PPO_STATE),
-                       replace=True)
+            build_once(state_dir, lambda out: save_ppo_state(ppo, history, out), replace=True)
             stop_if_asked(state_dir / f"step-{step}")
     return history, ppo
+
+
+def save_ppo_state(ppo: PPO, history: list[dict], out: Path) -> None:
+    """PPO's training state as safetensors (every tensor) and JSON (everything else): no pickle in a run directory."""
+    tensors, rest = ppo.state_tensors()
+    save_file(tensors, str(out / PPO_TENSORS))
+    write_json(out / PPO_STATE, {**rest, "history": history})
+
+
+def load_ppo_state(ppo: PPO, state_dir: Path) -> list[dict]:
+    """Put a saved training state back into `ppo`; returns the steps it had logged ([] when there is none)."""
+    if not (state_dir / PPO_STATE).exists():
+        return []
+    rest = read_json(state_dir / PPO_STATE, {})
+    ppo.load_state_tensors(load_file(str(state_dir / PPO_TENSORS)), rest)
+    return rest["history"]

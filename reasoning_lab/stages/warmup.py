@@ -17,17 +17,12 @@ from omegaconf import DictConfig
 from transformers import set_seed
 from trl import SFTTrainer
 
-from reasoning_lab.checkpoints import (
-    finished_stage,
-    latest_complete_checkpoint,
-    save_adapter,
-    training_record,
-)
+from reasoning_lab.checkpoints import save_adapter, train_resuming, training_record
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.evaluation import evaluate, record_evaluation
 from reasoning_lab.model import load_model, load_tokenizer, quantized_layers, trainable_parameters
 from reasoning_lab.sft import MarkComplete, sft_arguments
-from reasoning_lab.tracking import adapter_digest, stage_run
+from reasoning_lab.tracking import adapter_digest, finished_stage, stage_run
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +61,12 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             processing_class=tokenizer,
             callbacks=[MarkComplete()],
         )
-        resume = latest_complete_checkpoint(stage_dir / "trainer")
-        if resume:
-            log.info("resuming from %s", resume)
-        result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        result, resume = train_resuming(trainer, stage_dir / "trainer")
         metrics["resumed_from"] = str(resume or "")
         history = trainer.state.log_history
         evals = [h["eval_loss"] for h in history if "eval_loss" in h]
-        metrics["train"] = {
-            "steps": result.global_step,
-            "train_loss": result.training_loss,
-            "eval_loss_before": evals[0],
-            "eval_loss_after": trainer.evaluate()["eval_loss"],
-            "history": history,
-        }
+        metrics["train"] = {"steps": result.global_step, "train_loss": result.training_loss, "eval_loss_before": evals[0],
+                            "eval_loss_after": trainer.evaluate()["eval_loss"], "history": history}
 
         checkpoint = save_adapter(trainer.model, tokenizer, stage_dir / "checkpoint", cfg.model,
                                   {"stage": "warmup", "trained_on": training_record(cfg.init_from, cfg.data,

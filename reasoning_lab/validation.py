@@ -1,0 +1,66 @@
+"""The curriculum's validation signals: per-example completion losses (what its decisions test) and greedy
+validation accuracy on the training sets' validation splits (recorded after each stage)."""
+
+from __future__ import annotations
+
+import random
+
+import torch
+from omegaconf import DictConfig
+
+from reasoning_lab.answers import extract_answer, same_answer
+from reasoning_lab.data import build_examples, load_problems, tokenize
+from reasoning_lab.decoding import generate
+from reasoning_lab.evaluation import rounded_mean, token_budget
+from reasoning_lab.model import inference_model
+from reasoning_lab.problem import chat_prompt
+
+
+def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], limit: int,
+                        max_new_tokens: int | None) -> dict[str, float]:
+    """Greedy strict accuracy on the validation split of each named training set (a seeded `limit`
+    subset), recorded after each curriculum stage. One batched generate pass over all sets."""
+    problems = {}
+    for name in names:
+        rows = load_problems(cfg.data, name, "val")
+        problems[name] = random.Random(cfg.data.seed).sample(rows, min(limit, len(rows)))
+    flat = [(name, p) for name, rows in problems.items() for p in rows]
+    prompts = [chat_prompt(p.question, cfg.data.system_prompt) for _, p in flat]
+    budget = max_new_tokens or token_budget(tokenizer, [p for _, p in flat], reason=True)
+    twin = inference_model(model, cfg.model.quantization, cfg.eval.during_training.dtype,
+                           cfg.eval.attn_implementation)
+    outputs = generate(twin, tokenizer, prompts, budget, batch_size=cfg.eval.batch_size, progress="validation")
+    correct: dict[str, list[float]] = {name: [] for name in names}
+    for (name, problem), (completion,) in zip(flat, outputs):
+        answer = extract_answer(completion.text, problem.kind, problem.options)
+        correct[name].append(float(same_answer(answer, problem.answer, problem.kind)))
+    return {name: rounded_mean(values) for name, values in correct.items()}
+
+
+
+@torch.no_grad()
+def validation_losses(model, tokenizer, cfg: DictConfig, names: list[str], batch_size: int = 16) -> dict[str, list[float]]:
+    """Per-example completion loss (mean NLL per completion token, what SFT minimises) on the validation
+    split of each named set: the curriculum's signal for its decisions. No generation, and far less
+    noisy than the accuracy of a few dozen greedy answers; paired across checkpoints by example."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    losses = {}
+    for name in names:
+        dataset, _ = tokenize(build_examples(cfg.data, [name], "val"), tokenizer, cfg.data.max_length, "truncate")
+        values = []
+        for start in range(0, len(dataset), batch_size):
+            rows = dataset[start : start + batch_size]
+            width = max(len(ids) for ids in rows["input_ids"])
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            ids = torch.tensor([x + [pad] * (width - len(x)) for x in rows["input_ids"]], device=device)
+            mask = torch.tensor([m + [0] * (width - len(m)) for m in rows["completion_mask"]], device=device)
+            attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows["input_ids"]], device=device)
+            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+            target = mask[:, 1:].float()
+            values += ((nll * target).sum(1) / target.sum(1).clamp(min=1)).tolist()
+        losses[name] = [round(v, 5) for v in values]
+    model.train(was_training)
+    return losses

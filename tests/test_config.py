@@ -54,7 +54,9 @@ def test_validate_names_the_key(override, message):
     "args, expected",
     [(["stage=warmup", "model.lora.r=abc"], "model.lora.r"),
      (["stage=nope"], "stage/nope"),
-     (["model.quantization=2bit"], "model.quantization")],
+     (["model.quantization=2bit"], "model.quantization"),
+     (["stage=rl", "rl.difficulty_target=0.5"], "rl.difficulty_target was renamed rl.adaptive_difficulty.target"),
+     (["stage=rl", "rl.dynamic_sampling=true"], "write rl.dynamic_sampling.enable=true instead")],
 )
 def test_cli_errors_are_one_line_and_come_before_the_heavy_imports(args, expected):
     result = run_cli(*args, timeout=60, env={"PYTHONPROFILEIMPORTTIME": "1"})  # every import, on stderr
@@ -178,3 +180,13 @@ def test_a_setting_without_a_value_is_refused_by_name():
     cfg = make_config("rl=common")
     with pytest.raises(ReasoningLabError, match=r"^rl.algorithm: no value; set it"):
         validate(cfg)
+
+
+def test_every_renamed_key_points_at_a_key_that_exists():
+    cfg = make_config()
+    for old, new in config.RENAMED.items():
+        parent, _, leaf = new.rpartition(".")
+        assert leaf in OmegaConf.select(cfg, parent), (old, new)
+        with pytest.raises(ReasoningLabError, match=f"{old} was renamed {new}; write {new}=1 instead"):
+            config.check_renamed(["stage=rl", f"{old}=1"])
+    config.check_renamed(["rl.dynamic_sampling={enable: true}", "rl.dynamic_sampling.enable=true", "seed=1"])

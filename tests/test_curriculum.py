@@ -347,3 +347,23 @@ def test_the_curriculum_trainer_draws_its_batches_from_the_curriculum_sampler():
     drawn = [batch["input_ids"][:, 1].tolist() for batch in trainer.get_train_dataloader()]
     assert drawn == [[6 + i for i in batch] for batch in sampler.batches()]
     assert all(difficulties[i] == 0 for i in next(iter(sampler.batches())))  # the paced start: easiest only
+
+
+def test_an_extension_that_raised_the_loss_is_undone_and_forgetting_judged_on_the_kept_adapter():
+    base = losses(0.0)
+    kept, raised = [0.50 + b for b in base], [0.58 + b for b in base]
+    earlier_before = {"generic": [1.0 + b for b in base]}
+    earlier_kept = {"generic": [1.0 + b for b in base]}  # the kept adapter forgot nothing
+    earlier_raised = {"generic": [1.5 + b for b in base]}  # the undone round forgot a lot
+    decision = decide(raised, kept, True, earlier_raised, earlier_before, 0.2, Settings, extended_round=0,
+                      earlier_previous=earlier_kept)
+    assert decision.revert and decision.action == "advance" and decision.forgotten == []
+    change = f"validation loss {sum(kept) / len(kept):.3f} -> {sum(raised) / len(raised):.3f} in the extension"
+    assert decision.reason == f"{change}: kept round 0's adapter"
+    assert decision.next_replay == 0.2
+    # the same losses after a main round (nothing to undo): the round stands, and the forgetting counts
+    decision = decide(raised, kept, True, earlier_raised, earlier_before, 0.2, Settings)
+    assert not decision.revert and decision.forgotten == ["generic"] and decision.next_replay == pytest.approx(0.3)
+    # an extension that lowered the loss is kept
+    assert not decide(kept, raised, True, earlier_kept, earlier_before, 0.2, Settings, extended_round=0,
+                      earlier_previous=earlier_kept).revert

@@ -7,16 +7,7 @@ import pytest
 from reasoning_lab.evaluation import evaluate_problems, well_formed
 from reasoning_lab.problem import Problem
 from reasoning_lab.report import write_report
-from reasoning_lab.stats import bootstrap_ci
 from tests.conftest import make_config, run_cli, sft_settings, tiny_model
-
-
-def test_bootstrap_ci_brackets_the_mean_and_is_seeded():
-    values = [1.0] * 30 + [0.0] * 70
-    low, high = bootstrap_ci(values, 2000, seed=0)
-    assert low < 0.3 < high and 0.18 < low and high < 0.42
-    assert bootstrap_ci(values, 2000, seed=0) == [low, high]
-    assert bootstrap_ci([1.0] * 10, 500, 0) == [1.0, 1.0] and bootstrap_ci([], 10, 0) == [0.0, 0.0]
 
 
 def test_well_formed():

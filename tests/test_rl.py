@@ -164,27 +164,6 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     assert shares and all(share == pytest.approx(0.5) for share in shares)  # one prompt of two is uniform
 
 
-def test_merge_groups_repads_prompts_left_and_completions_right():
-    import torch
-
-    from reasoning_lab.trl_trainers import informative, merge_groups
-
-    a = {"prompt_ids": torch.tensor([[0, 5], [0, 5], [6, 7], [6, 7]]), "prompt_mask": torch.tensor([[0, 1]] * 2 + [[1, 1]] * 2),
-         "completion_ids": torch.tensor([[1], [2], [3], [4]]), "completion_mask": torch.ones(4, 1, dtype=torch.long),
-         "advantages": torch.tensor([0.0, 0.0, 1.0, -1.0]), "num_items_in_batch": torch.tensor(4)}
-    b = {"prompt_ids": torch.tensor([[8], [8]]), "prompt_mask": torch.tensor([[1], [1]]),
-         "completion_ids": torch.tensor([[9, 9, 9], [9, 3, 0]]), "completion_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
-         "advantages": torch.tensor([0.5, -0.5]), "num_items_in_batch": torch.tensor(5)}
-    assert informative(a["advantages"], 2).tolist() == [False, True]
-    merged = merge_groups([a, b], [(0, 1), (1, 0)], n=2, pad_id=0)
-    assert merged["prompt_ids"].tolist() == [[6, 7], [6, 7], [0, 8], [0, 8]]
-    assert merged["prompt_mask"].tolist() == [[1, 1], [1, 1], [0, 1], [0, 1]]
-    assert merged["completion_ids"].tolist() == [[3, 0, 0], [4, 0, 0], [9, 9, 9], [9, 3, 0]]
-    assert merged["completion_mask"].tolist() == [[1, 0, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0]]
-    assert merged["advantages"].tolist() == [1.0, -1.0, 0.5, -0.5]
-    assert int(merged["num_items_in_batch"]) == 7
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
 def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_path, algorithm):

@@ -1,14 +1,11 @@
 """Model setup: the embedded model's conversion, quantization, LoRA with a frozen base, checkpoints."""
 
 import json
-import multiprocessing
-from pathlib import Path
 
 import pytest
 import torch
 
 from reasoning_lab import checkpoints as C
-from reasoning_lab import files
 from reasoning_lab import model as M
 from reasoning_lab.errors import ReasoningLabError
 from tests.conftest import make_config
@@ -58,41 +55,6 @@ def test_embedded_model_converted_once_with_chat_template():
     config = json.loads((path / "config.json").read_text())
     assert config["model_type"] == "llama" and "quantization_config" not in config
     assert M.sha256(M.embedded_gguf()) == M.EMBEDDED_SHA256
-
-
-def _build_together(target: str, marker: str, barrier, results) -> None:
-    def build(out: Path) -> None:
-        (out / "who").write_text(marker)
-        barrier.wait(timeout=60)  # all four builds are complete before any is renamed into place: a real race
-
-    files.build_once(Path(target), build)
-    results.put((marker, (Path(target) / "who").read_text()))
-
-
-def test_build_once_is_safe_when_processes_race(tmp_path):
-    target = tmp_path / "race" / "thing"
-    ctx = multiprocessing.get_context("fork")
-    barrier, results = ctx.Barrier(4), ctx.Queue()
-    procs = [ctx.Process(target=_build_together, args=(str(target), str(i), barrier, results)) for i in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert all(p.exitcode == 0 for p in procs)
-    seen = dict(results.get(timeout=10) for _ in procs)
-    winner = (target / "who").read_text()
-    assert set(seen) == {"0", "1", "2", "3"} and set(seen.values()) == {winner}  # three lost and used the winner's
-    assert [p.name for p in target.parent.iterdir()] == ["thing"]  # no temp folder left behind
-
-
-def test_interrupted_build_leaves_nothing_behind(tmp_path):
-    def build(out: Path) -> None:
-        (out / "half").write_text("x")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        files.build_once(tmp_path / "thing", build)
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_adapter_round_trip_and_wrong_base_is_refused(tmp_path):

@@ -130,3 +130,26 @@ def test_an_early_eos_ends_the_completion_there_and_gets_the_reward_on_its_last_
     assert batch["returns"][1].tolist() == pytest.approx([8.0] * 8)
     assert batch["advantages"][0, 3:].abs().sum().item() == 0.0  # no advantage after the end
     assert batch["kl"].tolist() == pytest.approx([0.0, 0.0], abs=1e-5)
+
+
+def test_the_training_state_round_trips_through_safetensors_and_json(tmp_path):
+    """What a killed PPO stage resumes from: no pickle, and the resumed trainer takes the same next step."""
+    from safetensors.torch import load_file
+
+    from reasoning_lab.stages.rl import load_ppo_state, save_ppo_state
+
+    rows = [{"prompt": p} for p in ("count to ten", "say something")]
+    ppo = toy_ppo()
+    ppo.step(rows)
+    save_ppo_state(ppo, [{"step": 1}], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.safetensors"]
+    assert any(key.startswith("optimizer.") for key in load_file(str(tmp_path / "state.safetensors")))
+    expected = ppo.step(rows)
+
+    resumed = toy_ppo()
+    assert load_ppo_state(resumed, tmp_path) == [{"step": 1}] and resumed.step_count == 1
+    got = resumed.step(rows)
+    assert got["reward"] == expected["reward"] and got["policy_loss"] == pytest.approx(expected["policy_loss"])
+    for a, b in zip(ppo.trainable, resumed.trainable):
+        assert torch.equal(a, b)
+    assert load_ppo_state(toy_ppo(), tmp_path / "none") == []

@@ -19,10 +19,10 @@ test:  ## every test, the slow end-to-end runs included, in TEST_WORKERS process
 test-fast:  ## unit tests only: no app started, no end-to-end run (about 1 minute on 2 cores)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow and not app"
 
-bench:  ## every benchmark on the embedded model; writes experiments/benchmarks/results.md
+bench:  ## every benchmark on the embedded model; writes experiments/results/benchmarks.md
 	$(PY) experiments/bench.py
 
-gpu-check:  ## every stage on Llama 3.2 3B's shape on a CUDA GPU (bf16, 8-bit, 4-bit); writes experiments/benchmarks/gpu.md
+gpu-check:  ## every stage on Llama 3.2 3B's shape on a CUDA GPU (bf16, 8-bit, 4-bit); writes experiments/results/gpu.md
 	$(PY) experiments/gpu_check.py
 
 lm-eval:  ## lm-evaluation-harness's GSM8K on CHECKPOINT (make lm-eval CHECKPOINT=<dir> LIMIT=100 DATA=../shared/data)

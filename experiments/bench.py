@@ -18,7 +18,7 @@ measured side by side in this process, on the embedded model (SmolLM2-135M-Instr
    before (the float32 model, 16 problems per call, transformers' sampling), on the same prompts, the same k and
    the same token budget (`--generation` runs this one alone)
 
-Writes experiments/benchmarks/results.md with the machine description.
+Writes experiments/results/benchmarks.md with the machine description.
 """
 
 from __future__ import annotations
@@ -321,7 +321,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="reasoning_lab benchmarks")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="fewer problems and steps (a smoke run)")
-    parser.add_argument("--out", default=str(ROOT / "experiments" / "benchmarks" / "results.md"))
+    parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "benchmarks.md"))
     parser.add_argument("--generation", action="store_true", help="only benchmark 7 (evaluation generation)")
     args = parser.parse_args()
     quick = args.quick
@@ -353,7 +353,7 @@ def main() -> None:
                     f"Command: python experiments/bench.py --generation{' --quick' if quick else ''}", "",
                     "| benchmark | baseline | ours | ratio | target | result | notes |", "|---|---|---|---|---|---|---|",
                     *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""],
-                   ROOT / "experiments" / "benchmarks" / "generation.md")
+                   ROOT / "experiments" / "results" / "generation.md")
         return
 
     # 1. self-consistency

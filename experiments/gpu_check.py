@@ -2,7 +2,7 @@
 
 Runs the project's own command line (`python -m reasoning_lab ...`) with `model=llama3_2_3b_shape` (random
 weights of the design's shape, the embedded tokenizer; no hub access needed) at a small budget, for
-`model.quantization` none (bf16), 8bit and 4bit side by side, and writes experiments/benchmarks/gpu.md:
+`model.quantization` none (bf16), 8bit and 4bit side by side, and writes experiments/results/gpu.md:
 per stage the wall time, optimizer steps/s, trained tokens/s, generated tokens/s, peak GPU memory and MFU
 against the device's measured bf16 matrix-product peak (model FLOPs of LoRA training: 4 x parameters per
 token, the frozen base's forward and input gradients; recomputation not counted).
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "experiments" / "benchmarks" / "gpu.md"
+OUT = ROOT / "experiments" / "results" / "gpu.md"
 STAGES = ("warmup", "eval", "grpo", "ppo", "curriculum")
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from reasoning_lab.decoding import majority_vote
-from tests.conftest import TINY_ANSWER, run_cli
+from tests.helpers import TINY_ANSWER, run_cli
 
 
 def test_printed_vote_matches_the_saved_paths(tmp_path):

@@ -5,7 +5,7 @@ from datasets import Dataset
 
 from experiments.bench import sketch_batches, stage_batches, training_flops_per_token
 from reasoning_lab.model import load_model, load_tokenizer
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 
 def test_sketch_batches_pad_to_256_and_count_what_they_cut():

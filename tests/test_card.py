@@ -4,7 +4,7 @@ import pytest
 
 from reasoning_lab.card import base_model_id, check_push, final_checkpoint, push
 from reasoning_lab.errors import ReasoningLabError
-from tests.conftest import make_config, run_cli
+from tests.helpers import make_config, run_cli
 from tests.test_failures import one_line_exit_2
 
 

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from reasoning_lab import config
 from reasoning_lab.config import validate
 from reasoning_lab.errors import ReasoningLabError
-from tests.conftest import CONF, ROOT, make_config, run_cli
+from tests.helpers import CONF, ROOT, make_config, run_cli
 
 
 @pytest.mark.parametrize("model", ["smollm2_135m", "llama3_2_3b", "tiny_random"])
@@ -140,14 +140,15 @@ def test_a_file_that_extends_another_and_a_preset_set_only_what_differs():
     checked = 0
     for group, option in group_options():
         path = CONF / group / f"{option}.yaml"
-        bases = [entry for entry in (yaml.safe_load(path.read_text()).get("defaults") or []) if entry != "_self_"]
+        bases = [entry for entry in (yaml.safe_load(path.read_text()).get("defaults") or [])
+                 if isinstance(entry, str) and entry != "_self_"]  # `override /group: x` lines are a preset's
         for base in bases:
             inherited = leaves(OmegaConf.to_container(make_config(f"{group}={base}")[group]))
             inherited = {f"{group}.{key}": value for key, value in inherited.items()}
             same = {key: value for key, value in own_values(path).items() if inherited.get(f"{group}.{key}", object()) == value}
             assert same == {}, f"{path.relative_to(ROOT)} restates {same} from {group}/{base}"
             checked += 1
-    for path in sorted(PRESETS.glob("*.yaml")):
+    for path in sorted(PRESETS.glob("*.yaml")) + sorted((CONF / "debug").glob("*.yaml")):  # global presets
         choices = [f"{key.split('/')[-1]}={value}" for entry in yaml.safe_load(path.read_text()).get("defaults", [])
                    if isinstance(entry, dict) for key, value in entry.items()
                    if key.startswith("override /") and not key.startswith("override /hydra")]

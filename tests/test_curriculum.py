@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from reasoning_lab.curriculum import CurriculumSampler, competence, decide
-from tests.conftest import TINY_CURRICULUM, make_config, run_cli, sft_settings, tiny_model, with_overrides
+from tests.helpers import TINY_CURRICULUM, make_config, run_cli, sft_settings, tiny_model, with_overrides
 from tests.wandb_files import find_wandb_files, read_wandb_file
 
 

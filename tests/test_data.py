@@ -19,7 +19,7 @@ from reasoning_lab.data import (
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.model import load_tokenizer
 from reasoning_lab.synthetic import STAND_INS, generic, running_sum
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 
 @pytest.fixture(scope="module")

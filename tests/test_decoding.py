@@ -14,7 +14,7 @@ from reasoning_lab.decoding import (
     self_consistency,
 )
 from reasoning_lab.model import load_model, load_tokenizer
-from tests.conftest import make_config, tiny_model
+from tests.helpers import make_config, tiny_model
 
 
 def test_majority_vote():

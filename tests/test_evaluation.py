@@ -7,7 +7,7 @@ import pytest
 from reasoning_lab.evaluation import evaluate_problems, well_formed
 from reasoning_lab.problem import Problem
 from reasoning_lab.report import write_report
-from tests.conftest import make_config, run_cli, sft_settings, tiny_model
+from tests.helpers import make_config, run_cli, sft_settings, tiny_model
 
 
 def test_well_formed():

@@ -14,7 +14,7 @@ import pytest
 from reasoning_lab.config import validate
 from reasoning_lab.data import read_jsonl
 from reasoning_lab.errors import ReasoningLabError
-from tests.conftest import ROOT, TINY_WARMUP_TRAINING, WORKDIR, make_config, run_cli, tiny_adapter
+from tests.helpers import ROOT, TINY_WARMUP_TRAINING, WORKDIR, make_config, run_cli, tiny_adapter
 
 # a stage that needs no training and finishes in seconds on tiny_random
 QUICK_EVAL = ["stage=eval", "model=tiny_random", "eval.datasets=[generic]", "eval.limit=2", "eval.k=1",

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import WORKDIR, tiny_adapter
+from tests.helpers import WORKDIR, tiny_adapter
 
 
 def test_the_harness_runs_on_a_checkpoint_and_its_numbers_join_the_report(tmp_path, shared_data):

@@ -8,7 +8,7 @@ import torch
 from reasoning_lab import checkpoints as C
 from reasoning_lab import model as M
 from reasoning_lab.errors import ReasoningLabError
-from tests.conftest import make_config
+from tests.helpers import make_config
 
 
 def only_lora_trains(model) -> bool:
@@ -96,7 +96,7 @@ def test_restore_adapter_undoes_training_in_place(tmp_path):
 
 EIGHT_BIT_PROBE = """
 import torch
-from tests.conftest import make_config
+from tests.helpers import make_config
 from reasoning_lab.model import load_model
 cfg = make_config("model=tiny_random", "model.quantization=8bit", "model.dtype=bfloat16")
 model = load_model(cfg.model)
@@ -115,7 +115,7 @@ def test_eight_bit_path_runs_activations_in_the_compute_dtype_and_warns_once():
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.helpers import ROOT
 
     result = subprocess.run([sys.executable, "-c", EIGHT_BIT_PROBE], cwd=ROOT, capture_output=True, text=True,
                             timeout=600)

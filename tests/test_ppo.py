@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from reasoning_lab.ppo import PPO, gae, load_value_head, policy_loss, value_loss, whiten
-from tests.conftest import make_config, tiny_model
+from tests.helpers import make_config, tiny_model
 
 
 def test_gae_with_lambda_one_gives_monte_carlo_returns():

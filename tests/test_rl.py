@@ -6,8 +6,8 @@ import math
 import pytest
 
 from reasoning_lab.prompt_selection import AdaptiveDifficulty, PromptSampler, quantiles
-from tests.conftest import TINY_RL, run_cli
-from tests.conftest import finished as finished_stage
+from tests.helpers import TINY_RL, run_cli
+from tests.helpers import finished as finished_stage
 from tests.wandb_files import find_wandb_files, read_wandb_file
 
 
@@ -122,7 +122,7 @@ def test_rl_config_mistakes_are_one_line(override, message):
 def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
     from reasoning_lab.errors import ReasoningLabError
     from reasoning_lab.stages.rl import prompt_batches, prompt_rows
-    from tests.conftest import make_config
+    from tests.helpers import make_config
 
     rows = [{"i": i} for i in range(5)]
     batches = prompt_batches(rows, 2, seed=0, adaptive=None)
@@ -143,7 +143,7 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     from reasoning_lab.model import load_model, load_tokenizer
     from reasoning_lab.stages.rl import prompt_rows, trl_trainer
     from reasoning_lab.tracking import adapter_digest
-    from tests.conftest import make_config
+    from tests.helpers import make_config
 
     cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.learning_rate=0.05",
                       "rl.drop_uniform_groups=true", "rl.temperature=1.5", "rl.beta=0.0",
@@ -171,7 +171,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     replaced by fresh prompts, so every group the loss sees carries signal, and the refills are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
     from reasoning_lab.stages.rl import prompt_rows, trl_trainer
-    from tests.conftest import make_config
+    from tests.helpers import make_config
 
     cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=3",
                       "rl.batch_size=4", "rl.dynamic_sampling.enable=true", "rl.dynamic_sampling.max_refill_rounds=8", "rl.temperature=1.5",
@@ -234,7 +234,7 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     from reasoning_lab.sft import MarkComplete
     from reasoning_lab.stages.rl import prompt_rows, trl_trainer
     from reasoning_lab.tracking import adapter_digest
-    from tests.conftest import make_config
+    from tests.helpers import make_config
 
     cfg = make_config(*[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=4", "rl.save_steps=2",
                       "rl.learning_rate=0.05", "rl.temperature=1.5", "rl.beta=0.0",

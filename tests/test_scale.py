@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from reasoning_lab.sweep_report import write_sweep_report
 from reasoning_lab.tracking import tensors_digest
-from tests.conftest import ROOT, TINY_SWEEP, TINY_WARMUP_TRAINING, run_cli
+from tests.helpers import ROOT, TINY_SWEEP, TINY_WARMUP_TRAINING, run_cli
 from tests.wandb_files import find_wandb_files, read_wandb_file
 
 PRESETS = sorted(p.stem for p in (ROOT / "experiments" / "presets" / "experiment").glob("*.yaml"))

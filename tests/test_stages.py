@@ -5,7 +5,7 @@ import importlib
 import yaml
 
 from reasoning_lab.stages import STAGES, TRAINING, runner
-from tests.conftest import CONF, ROOT
+from tests.helpers import CONF, ROOT
 
 
 def test_every_registered_stage_has_a_module_with_run_and_a_yaml_of_its_name():

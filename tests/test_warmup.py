@@ -7,8 +7,8 @@ import torch
 from peft import PeftModel
 
 from reasoning_lab.model import load_base_model
-from tests.conftest import TINY_WARMUP, TINY_WARMUP_TRAINING, make_config, run_cli, with_overrides
-from tests.conftest import finished as finished_stage
+from tests.helpers import TINY_WARMUP, TINY_WARMUP_TRAINING, make_config, run_cli, with_overrides
+from tests.helpers import finished as finished_stage
 from tests.wandb_files import find_wandb_files, read_wandb_file
 
 
@@ -16,7 +16,7 @@ def finished(run_dir, result):
     return finished_stage(run_dir, result, "warmup")
 
 
-TINY = TINY_WARMUP[1:]  # without stage=warmup
+TINY = [a for a in TINY_WARMUP if a != "stage=warmup"]
 
 
 def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tiny_warmup):

@@ -151,7 +151,7 @@ def main() -> int:
                 elif stage == "curriculum":
                     code, wall = run([*q, "stage=curriculum", f"init_from={checkpoint}",
                                       "curriculum.stages=[{name:simple,data:[gsm8k_simple]},{name:all,data:[gsm8k]}]",
-                                      "curriculum.steps_per_stage=4", "curriculum.max_extensions=0",
+                                      "curriculum.max_steps=4", "curriculum.max_extensions=0",
                                       "curriculum.val_limit=8", "curriculum.val_max_new_tokens=64",
                                       "curriculum.final_eval=false", "data.val_size=16", "eval.during_training.limit=8",
                                       "eval.during_training.max_new_tokens=64",

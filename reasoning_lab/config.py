@@ -137,6 +137,9 @@ class StageConfig:  # conf/stage/
 class SFTSettings:
     """What both SFT stages (warm-up and curriculum) hand to TRL's SFTConfig (reasoning_lab.sft.sft_arguments)."""
 
+    # optimizer steps (the curriculum: of each of its stages), or -1 to train num_epochs passes over the data
+    max_steps: int = steps_or("num_epochs")
+    num_epochs: float
     batch_size: int = at_least(1)
     grad_accum: int = at_least(1)
     learning_rate: float
@@ -148,8 +151,6 @@ class SFTSettings:
 
 @dataclass
 class WarmupConfig(SFTSettings):  # conf/warmup/
-    max_steps: int = steps_or("num_epochs")
-    num_epochs: float
     group_by_length: bool
     eval_steps: int = at_least(0)
     eval_sets: list[str]
@@ -170,8 +171,6 @@ class CurriculumConfig(SFTSettings):  # conf/curriculum/
     replay: float = within(0.0, 1.0)
     replay_boost: float = within(0.0, 1.0)
     max_replay: float = within(0.0, 1.0)
-    steps_per_stage: int = steps_or("epochs_per_stage")
-    epochs_per_stage: float
     length_window: int = at_least(1)
     alpha: float = within(0.0, 1.0)
     min_delta: float
@@ -295,6 +294,11 @@ class LoggerConfig:  # conf/logger/
 
 
 @dataclass
+class PathsConfig:  # conf/paths/
+    log_dir: str
+
+
+@dataclass
 class Config:  # conf/config.yaml: the groups, then the top-level keys
     model: ModelConfig
     data: DataConfig
@@ -305,6 +309,7 @@ class Config:  # conf/config.yaml: the groups, then the top-level keys
     rl: RLConfig
     eval: EvalConfig
     logger: LoggerConfig
+    paths: PathsConfig
     init_from: str | None
     seed: int = within(0, 2**32 - 1)  # numpy's and torch's seeds must fit 32 bits
     run: str | None
@@ -383,6 +388,8 @@ def validate(cfg: DictConfig) -> None:
 
 # keys of earlier versions, as a user's command line may still hold them -> the key that replaced them
 RENAMED = {
+    "curriculum.steps_per_stage": "curriculum.max_steps",
+    "curriculum.epochs_per_stage": "curriculum.num_epochs",
     "rl.loss_type": "rl.grpo.loss_type",
     "rl.scale_rewards": "rl.grpo.scale_rewards",
     "rl.normalize_advantages": "rl.rloo.normalize_advantages",

@@ -89,7 +89,7 @@ TINY_CURRICULUM = ["debug=tiny", "stage=curriculum", "curriculum.save_steps=2", 
                    "eval.during_training.max_new_tokens=4", "eval.limit=3", "eval.datasets=[generic,synthetic_gsm8k]",
                    "logger=none"]
 # the smallest curriculum job, one step a stage, for multiruns and presets (test_scale)
-TINY_SWEEP = ["debug=tiny", "curriculum.steps_per_stage=1", "curriculum.save_steps=1", "curriculum.extend_steps=1",
+TINY_SWEEP = ["debug=tiny", "curriculum.max_steps=1", "curriculum.save_steps=1", "curriculum.extend_steps=1",
               "curriculum.max_extensions=0", "curriculum.val_limit=1", "eval.during_training.limit=1",
               "eval.during_training.max_new_tokens=4", "eval.direct_max_new_tokens=4", "data.val_size=4",
               "eval.datasets=[generic]"]

@@ -40,7 +40,7 @@ def one_line_exit_2(result: subprocess.CompletedProcess, *expected: str) -> str:
     ("eval.limit=-3", "eval.limit=-3 must be at least 1"),
     ("eval.direct_limit=-1", "eval.direct_limit=-1 must be at least 0"),
     ("data.val_size=-1", "data.val_size=-1 must be at least 0"),
-    ("curriculum.steps_per_stage=0", "or -1 to train for curriculum.epochs_per_stage"),
+    ("curriculum.max_steps=0", "or -1 to train for curriculum.num_epochs"),
     ("warmup.max_steps=-5", "or -1 to train for warmup.num_epochs"),
     ("curriculum.extend_lr_scale=-1", "curriculum.extend_lr_scale"),
     ("+model.foo=1", "model.foo: no such setting"),
@@ -61,9 +61,9 @@ def test_every_preset_passes_the_schema():
 
 
 def test_a_bad_setting_on_the_command_line_is_one_line(tmp_path):
-    result = run_cli("stage=curriculum", "model=tiny_random", "curriculum.steps_per_stage=0", "logger=none",
+    result = run_cli("stage=curriculum", "model=tiny_random", "curriculum.max_steps=0", "logger=none",
                      f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
-    one_line_exit_2(result, "curriculum.steps_per_stage=0")
+    one_line_exit_2(result, "curriculum.max_steps=0")
     assert not (tmp_path / "run" / "curriculum").exists()  # refused before the stage began
 
 

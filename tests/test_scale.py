@@ -40,7 +40,7 @@ def test_llama32_3b_preset_prints_the_design_values():
     assert cfg["model"]["lora"] == {"r": 8, "alpha": 16, "dropout": 0.1, "target_modules": ["q_proj", "v_proj"]}
     assert (cfg["warmup"]["num_epochs"], cfg["warmup"]["learning_rate"], cfg["warmup"]["batch_size"]) == (2, 5e-5, 4)
     assert cfg["warmup"]["max_steps"] == -1
-    assert (cfg["curriculum"]["steps_per_stage"], cfg["curriculum"]["epochs_per_stage"]) == (-1, 3.0)
+    assert (cfg["curriculum"]["max_steps"], cfg["curriculum"]["num_epochs"]) == (-1, 3.0)
     assert cfg["stage"]["stages"] == ["warmup", "curriculum", "rl", "eval"]
     assert cfg["rl"]["algorithm"] == "grpo" and cfg["eval"]["k"] == 8
 

@@ -1,6 +1,6 @@
 """Ask a trained model: one question (or a file of them) in, a self-consistent answer out.
 
-Recipe: pick the adapter (eval.checkpoint, else the newest checkpoint under `run` or logs/, else the
+Recipe: pick the adapter (eval.checkpoint, else the newest checkpoint under `run` or `paths.log_dir`, else the
 base model) -> load -> sample eval.k reasoning paths per question -> majority vote over the extracted
 canonical answers (reasoning_lab.decoding.self_consistency) -> print the voted answer, the vote counts
 and one path that reached it; every path is saved in `<run_dir>/answers.jsonl`.
@@ -64,7 +64,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     questions = read_questions(cfg)
     if cfg.eval.k < 1:
         raise ReasoningLabError(f"eval.k={cfg.eval.k}: stage=answer votes over eval.k sampled answers; set eval.k >= 1")
-    checkpoint = resolve_checkpoint(cfg, default_root="logs")
+    checkpoint = resolve_checkpoint(cfg, default_root=cfg.paths.log_dir)
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
     model = load_base_model(cfg.model) if checkpoint is None else load_model(cfg.model, str(checkpoint), trainable=False)

@@ -5,7 +5,7 @@ Recipe, per stage k (one fresh trainer per round, so data order, optimizer and s
 round's own):
   load the model from the previous stage's adapter (or init_from) -> tokenize the stage's data and the
   replay pool (earlier stages' data) -> per-example validation losses of the stage's and every earlier
-  stage's sets (baseline) -> train `steps_per_stage` steps with the curriculum sampler -> losses again
+  stage's sets (baseline) -> train `max_steps` steps with the curriculum sampler -> losses again
   -> decide on paired tests (reasoning_lab.curriculum.decide): advance, or extend by `extend_steps` (at
   `extend_lr_scale` x the learning rate) while the loss still falls beyond its noise, within
   `max_extra_epochs` and `max_extensions`, undoing an extension that raised the loss; raise replay on
@@ -141,7 +141,7 @@ def stage_data(cfg: DictConfig, tokenizer, names: list[str], earlier_names: list
     steps_per_epoch = math.ceil(len(difficulties) / (c.batch_size * c.grad_accum))
     return {"dataset": concatenate_datasets(datasets), "difficulties": difficulties, "n_replay": n_replay,
             "stats": stats, "replay_stats": replay_stats,
-            "steps": c.steps_per_stage if c.steps_per_stage > 0 else math.ceil(c.epochs_per_stage * steps_per_epoch),
+            "steps": c.max_steps if c.max_steps > 0 else math.ceil(c.num_epochs * steps_per_epoch),
             "extra_budget": math.floor(c.max_extra_epochs * steps_per_epoch)}
 
 

@@ -115,13 +115,14 @@ def check_settings(r: DictConfig, model_cfg: DictConfig) -> None:
 
 def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
     """init_from, else this run's last curriculum stage, else the newest last curriculum stage of the same
-    model under logs/, else None (fresh adapters on the base model, said in the log)."""
+    model under `paths.log_dir`, else None (fresh adapters on the base model, said in the log)."""
     if cfg.init_from:
         return cfg.init_from
     last = f"curriculum/stage_{len(cfg.curriculum.stages)}"
     if (Path(run_dir) / last / "adapter_config.json").exists():
         return str(check_checkpoint(Path(run_dir) / last, cfg.model))
-    found = newest_checkpoint("logs", named=last, model=cfg.model.name) if Path("logs").exists() else None
+    logs = Path(cfg.paths.log_dir)
+    found = newest_checkpoint(logs, named=last, model=cfg.model.name) if logs.exists() else None
     if found:
         return str(found)
     log.warning("no curriculum checkpoint of model=%s found (pass init_from=<adapter dir>): RL starts from "

@@ -288,11 +288,11 @@ def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int,
     from reasoning_lab.data import source_rows
     from reasoning_lab.decoding import generate
     from reasoning_lab.model import inference_model, load_model
+    from reasoning_lab.problem import chat_prompt
 
     model = load_model(float32_sdpa(cfg.model), trainable=False).merge_and_unload()  # what stage=eval generated with before
     rows = source_rows("synthetic_gsm8k", "test", cfg.data)[:problems]
-    prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": p.question}]
-               for p in rows]
+    prompts = [chat_prompt(p.question, cfg.data.system_prompt) for p in rows]
 
     def evaluation_pass(net, per_call_sequences: int, nucleus_sampler: bool) -> int:
         tokens = 0
@@ -359,9 +359,10 @@ def main() -> None:
     # 1. self-consistency
     model = load_model(cfg.model, trainable=False)
     from reasoning_lab.data import load_problems
+    from reasoning_lab.problem import chat_prompt
 
     questions = [p.question for p in load_problems(cfg.data, "gsm8k", "test")[: 1 if quick else 2]]
-    prompts = [[{"role": "system", "content": cfg.data.system_prompt}, {"role": "user", "content": q}] for q in questions]
+    prompts = [chat_prompt(q, cfg.data.system_prompt) for q in questions]
     sc = bench_self_consistency(model, tokenizer, prompts, k=8, max_new_tokens=32 if quick else 64,
                                 repeats=1 if quick else args.repeats)
     row("1. self-consistency, k=8", f"{sc['sketch_s']:.1f} s", f"{sc['batched_s']:.1f} s", f"{sc['ratio']:.2f}x",

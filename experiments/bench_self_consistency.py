@@ -23,6 +23,7 @@ from bench import batched_sampling, machine, save_table, sketch_loop
 
 from reasoning_lab.config import register_configs
 from reasoning_lab.model import load_model, load_tokenizer
+from reasoning_lab.problem import chat_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +57,7 @@ def main() -> None:
     model = load_model(cfg.model, trainable=False)
     tokenizer = load_tokenizer(cfg.model)
     system = cfg.data.system_prompt
-    prompts = [[{"role": "system", "content": system}, {"role": "user", "content": q}] for q in questions(args.problems)]
+    prompts = [chat_prompt(q, system) for q in questions(args.problems)]
     settings = dict(k=args.k, max_new_tokens=args.max_new_tokens, temperature=0.7, top_p=0.95)
 
     runs = {"sketch loop (generate per sample)": lambda: sketch_loop(model, tokenizer, prompts[:1], **{**settings, "k": 1}),

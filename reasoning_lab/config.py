@@ -349,7 +349,7 @@ def check_field(key: str, value, rule: dict) -> None:
     if "within" in rule:
         low, high = rule["within"]
         if not low <= value <= high:
-            raise ReasoningLabError(f"{key}={value} is outside [{low}, {high}]")
+            raise ReasoningLabError(f"{key}={value} is outside [{low}, {high}]; set {key}=<a value in that range>")
     if "at_least" in rule and value is not None and value < rule["at_least"]:
         raise ReasoningLabError(f"{key}={value} must be at least {rule['at_least']}"
                                 + (f" (or null: {rule['null']})" if rule["null"] else ""))

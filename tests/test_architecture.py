@@ -81,3 +81,14 @@ def test_leaf_modules_import_nothing_of_the_package():
     graph, _ = import_graph()
     for leaf in ("errors", "problem", "distributed", "stats", "answers"):
         assert graph[f"reasoning_lab.{leaf}"] == set(), leaf
+
+
+def test_a_stage_module_reads_at_one_level():
+    """Each function of reasoning_lab/stages/ fits on a screen (at most 60 lines): a recipe reads as set-up, train,
+    finish, and the details live in the functions it names."""
+    long = []
+    for path in sorted((PACKAGE / "stages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
+                long.append(f"{path.name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert long == []

@@ -273,7 +273,7 @@ def test_the_llama32_3b_preset_chains_warmup_curriculum_rl_and_eval(tmp_path, sh
     simple = re.search(r"- curriculum stage 2 \(gsm8k_simple\): gsm8k (\d+) examples\n", card)
     assert simple and 1000 < int(simple.group(1)) < 7000  # GSM8K's rows of at most 2 calculator steps
     assert "- curriculum: 12 training->evaluation pairs checked" in card  # 6 training sets x gsm8k, generic
-    assert "python -m reasoning_lab experiment=llama32_3b model=tiny_random" in card
+    assert "python -m reasoning_lab experiment=llama32_3b debug=tiny" in card
 
 
 @pytest.mark.slow

@@ -209,3 +209,31 @@ def test_an_aqua_problem_carries_its_options_and_shows_them_in_the_question():
     for problem in synthetic_aqua(20, seed=0):
         assert len(problem.options) == 5 and problem.question.endswith("Options: " + " ".join(problem.options))
         assert any(option.startswith(problem.answer + ")") for option in problem.options)
+
+
+def test_eval_checks_what_the_checkpoint_was_trained_on(tmp_path, shared_data):
+    """The guard runs against the checkpoint's `trained_on` record: held-out generated sets pass whatever
+    the evaluation's data.seed; AQuA dev kept in training (action refuse + allowed at training time)
+    overlaps AQuA test and stops the evaluation; the same rows dropped at training time pass."""
+    from omegaconf import OmegaConf
+
+    from reasoning_lab.data import held_out_check
+    from reasoning_lab.errors import ReasoningLabError
+
+    trained = make_config("data.seed=0")
+    record = [{"sets": ["generic", "gsm8k", "aqua", "strategyqa"], "data": OmegaConf.to_container(trained.data)}]
+    (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": record}))
+    cfg = make_config("data.seed=1", "eval.datasets=[generic,synthetic_gsm8k,synthetic_aqua,synthetic_strategyqa]")
+    (report,) = held_out_check(cfg, tmp_path)
+    assert all(pair["overlapping"] == 0 for pair in report["pairs"].values()) and len(report["pairs"]) == 16
+
+    real = make_config("data=real", f"data.root={shared_data}", "data.contamination.action=refuse")
+    real_record = OmegaConf.to_container(real.data)
+    (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": [{"sets": ["aqua"], "data": real_record}]}))
+    evaluation = make_config("data=real", f"data.root={shared_data}", "eval.datasets=[aqua]")
+    with pytest.raises(ReasoningLabError, match="was trained on problems this evaluation would test"):
+        held_out_check(evaluation, tmp_path)
+    real_record["contamination"]["action"] = "drop"
+    (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": [{"sets": ["aqua"], "data": real_record}]}))
+    (report,) = held_out_check(evaluation, tmp_path)
+    assert report["dropped"]["aqua"] > 0

@@ -8,7 +8,7 @@ import torch
 from reasoning_lab import checkpoints as C
 from reasoning_lab import model as M
 from reasoning_lab.errors import ReasoningLabError
-from tests.helpers import make_config
+from tests.helpers import make_config, sft_settings, tiny_model
 
 
 def only_lora_trains(model) -> bool:
@@ -137,3 +137,31 @@ def test_llama3_2_3b_shape_composes_and_builds_at_a_shrunk_size():
     config = model.base_model.model.config
     assert (config.num_attention_heads, config.num_key_value_heads) == (24, 8)
     assert model.base_model.model.dtype == torch.bfloat16
+
+
+def test_the_generating_copy_of_a_trained_model_runs_its_own_weights(tmp_path):
+    """TRL's trainer replaces the trained model's forward with a wrapper bound to that model; a merged copy must not
+    keep it, or every evaluation after training runs the training model (unmerged adapters, 2x slower). Seen
+    from outside: once the copy is made, changing the trained model must not change the copy's outputs."""
+    import torch
+
+    from reasoning_lab.data import format_example, tokenize
+    from reasoning_lab.model import inference_model
+    from reasoning_lab.sft import sft_arguments
+    from reasoning_lab.synthetic import synthetic_gsm8k
+    from reasoning_lab.trl_trainers import OrderedSFTTrainer
+
+    cfg, model, tokenizer = tiny_model()
+    examples = [format_example(p, True, cfg.data.system_prompt) for p in synthetic_gsm8k(8, 0)]
+    dataset, _ = tokenize(examples, tokenizer, max_length=512, overflow="drop")
+    args = sft_arguments(tmp_path, sft_settings(batch_size=4, learning_rate=1e-3), max_steps=1, seed=0, report_to="none")
+    OrderedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer).train()
+    twin = inference_model(model, "none", "float32")
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        before = twin(input_ids=ids).logits
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.add_(1.0)  # the trained model changes; its copy must not
+        after = twin(input_ids=ids).logits
+    assert torch.equal(before, after)

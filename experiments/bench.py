@@ -262,7 +262,7 @@ def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens:
                  f"rl.num_generations={generations}", f"rl.max_completion_length={tokens}", "rl.num_iterations=1",
                  f"rl.ppo.minibatch_size={prompts * generations}", "rl.eval_every=0", "rl.eval_sets=[]", "logger=none"]
     if init_from:
-        overrides.append(f"init_from={init_from}")
+        overrides.append(f"checkpoint.init_from={init_from}")
     with tempfile.TemporaryDirectory() as run_dir:
         train = rl.run(compose(*overrides), run_dir)["train"]
     key = "step_seconds" if algorithm == "ppo" else "step_time"

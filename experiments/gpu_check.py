@@ -119,7 +119,7 @@ def main() -> int:
                                  f"{100 * tps * 4 * n_params / peak:.1f}%", "-", m.get("peak_gpu_memory_gib", "-"),
                                  f"{args.steps} steps of batch 8"))
                 elif stage == "eval":
-                    code, wall = run([*q, "stage=eval", f"eval.checkpoint={checkpoint}", "eval.datasets=[gsm8k]",
+                    code, wall = run([*q, "stage=eval", f"checkpoint.eval={checkpoint}", "eval.datasets=[gsm8k]",
                                       "eval.limit=32", "eval.k=4", "eval.max_new_tokens=64",
                                       "eval.direct_max_new_tokens=16", f"hydra.run.dir={run_dir}/e"],
                                      run_dir.with_suffix(".eval.log"))
@@ -136,7 +136,7 @@ def main() -> int:
                                  f"{generated / seconds:,.0f}", m.get("peak_gpu_memory_gib", "-"),
                                  "32 problems x (greedy + 4 samples + direct), 64 new tokens (direct answers not counted)"))
                 elif stage in ("grpo", "ppo"):
-                    code, wall = run([*q, "stage=rl", f"rl={stage}", f"init_from={checkpoint}", "rl.max_steps=3",
+                    code, wall = run([*q, "stage=rl", f"rl={stage}", f"checkpoint.init_from={checkpoint}", "rl.max_steps=3",
                                       "rl.batch_size=4", "rl.num_generations=4", "rl.max_completion_length=64",
                                       "rl.eval_every=0", "rl.eval_sets=[]", "rl.prompt_sets=[gsm8k]",
                                       f"hydra.run.dir={run_dir}/{stage}"], run_dir.with_suffix(f".{stage}.log"))
@@ -149,7 +149,7 @@ def main() -> int:
                                  f"3 steps of 4 prompts x 4 completions x 64 tokens; generating "
                                  f"{100 * t.get('generate_share', float('nan')):.0f}% of the step"))
                 elif stage == "curriculum":
-                    code, wall = run([*q, "stage=curriculum", f"init_from={checkpoint}",
+                    code, wall = run([*q, "stage=curriculum", f"checkpoint.init_from={checkpoint}",
                                       "curriculum.stages=[{name:simple,data:[gsm8k_simple]},{name:all,data:[gsm8k]}]",
                                       "curriculum.max_steps=4", "curriculum.max_extensions=0",
                                       "curriculum.val_limit=8", "curriculum.val_max_new_tokens=64",

@@ -86,17 +86,18 @@ def record(checkpoint: str | Path) -> dict:
 
 
 def resolve_checkpoint(cfg: DictConfig, default_root: str | Path) -> Path | None:
-    """The adapter `stage=eval` and `stage=answer` use: `eval.checkpoint` (`base`: none), else the newest
-    checkpoint under `run` (or `default_root`), else None for the base model; checked against model."""
-    if cfg.eval.checkpoint == "base":
+    """The adapter `stage=eval` and `stage=answer` use: `checkpoint.eval` (`base`: none), else the newest
+    checkpoint under `checkpoint.search` (or `default_root`), else None for the base model; checked against model."""
+    if cfg.checkpoint.eval == "base":
         return None
-    if cfg.eval.checkpoint:
-        if not Path(cfg.eval.checkpoint).exists():
-            raise ReasoningLabError(f"eval.checkpoint={cfg.eval.checkpoint} does not exist")
-        return check_checkpoint(cfg.eval.checkpoint, model_cfg=cfg.model)
-    root = Path(cfg.run or default_root)
-    if cfg.run and not root.exists():
-        raise ReasoningLabError(f"run={root} does not exist")
+    if cfg.checkpoint.eval:
+        if not Path(cfg.checkpoint.eval).exists():
+            raise ReasoningLabError(f"checkpoint.eval={cfg.checkpoint.eval} does not exist; give an adapter directory, "
+                                    "or base for the bare model")
+        return check_checkpoint(cfg.checkpoint.eval, model_cfg=cfg.model)
+    root = Path(cfg.checkpoint.search or default_root)
+    if cfg.checkpoint.search and not root.exists():
+        raise ReasoningLabError(f"checkpoint.search={root} does not exist; give a run directory or a folder of runs")
     found = newest_checkpoint(root) if root.exists() else None
     return check_checkpoint(found, cfg.model) if found else None
 

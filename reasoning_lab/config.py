@@ -276,7 +276,6 @@ class EvalBudget:
 @dataclass
 class EvalConfig(EvalBudget):  # conf/eval/
     datasets: list[str]
-    checkpoint: str | None
     during_training: EvalBudget
     attn_implementation: str = one_of(*ATTENTION)
     with_base: bool
@@ -291,6 +290,13 @@ class LoggerConfig:  # conf/logger/
     group: str | None
     mode: str = one_of("auto", "online", "offline")
     tags: list[str]
+
+
+@dataclass
+class CheckpointConfig:  # conf/config.yaml: checkpoint
+    init_from: str | None
+    eval: str | None
+    search: str | None
 
 
 @dataclass
@@ -310,9 +316,8 @@ class Config:  # conf/config.yaml: the groups, then the top-level keys
     eval: EvalConfig
     logger: LoggerConfig
     paths: PathsConfig
-    init_from: str | None
+    checkpoint: CheckpointConfig
     seed: int = within(0, 2**32 - 1)  # numpy's and torch's seeds must fit 32 bits
-    run: str | None
     question: str | None
     questions: str | None
     kind: str | None = one_of(*KINDS)
@@ -388,6 +393,9 @@ def validate(cfg: DictConfig) -> None:
 
 # keys of earlier versions, as a user's command line may still hold them -> the key that replaced them
 RENAMED = {
+    "init_from": "checkpoint.init_from",
+    "eval.checkpoint": "checkpoint.eval",
+    "run": "checkpoint.search",
     "curriculum.steps_per_stage": "curriculum.max_steps",
     "curriculum.epochs_per_stage": "curriculum.num_epochs",
     "rl.loss_type": "rl.grpo.loss_type",

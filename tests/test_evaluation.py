@@ -173,7 +173,7 @@ def test_the_base_models_cache_entry_changes_with_the_problems_themselves(monkey
     cfg = make_config("model=tiny_random")
     key = evaluation.base_cache_key(cfg, cfg.eval)
     assert evaluation.base_cache_key(cfg, cfg.eval) == key  # deterministic
-    evaluated = make_config("model=tiny_random", "stage=eval", "eval.checkpoint=/some/adapter")
+    evaluated = make_config("model=tiny_random", "stage=eval", "checkpoint.eval=/some/adapter")
     assert evaluation.base_cache_key(evaluated, evaluated.eval) == key  # whichever adapter is evaluated beside it
     drawn = evaluation.eval_problems
 

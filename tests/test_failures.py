@@ -129,7 +129,7 @@ def test_a_questions_file_that_is_not_text_is_one_line(tmp_path, content):
         path.mkdir()
     else:
         path.write_bytes(content)
-    result = run_cli("stage=answer", "model=tiny_random", "eval.checkpoint=base", f"questions={path}",
+    result = run_cli("stage=answer", "model=tiny_random", "checkpoint.eval=base", f"questions={path}",
                      "logger=none", f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
     one_line_exit_2(result, f"questions={path}")
 
@@ -167,7 +167,7 @@ def test_a_damaged_checkpoint_on_the_command_line_is_one_line(tmp_path, adapter)
     broken = tmp_path / "checkpoint"
     shutil.copytree(adapter, broken)
     DAMAGE["truncated"](broken)
-    result = run_cli(*QUICK_EVAL, f"eval.checkpoint={broken}", f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
+    result = run_cli(*QUICK_EVAL, f"checkpoint.eval={broken}", f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
     one_line_exit_2(result, "damaged checkpoint", WEIGHTS)
     assert json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())["status"] == "failed"
 

@@ -21,7 +21,7 @@ def finished(run_dir, result):
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo", "ppo"])
 def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warmup):
     run_dir = tmp_path / "run"
-    metrics = finished(run_dir, run_cli(f"rl={algorithm}", *TINY_RL, "logger=wandb", f"init_from={tiny_warmup}/warmup/checkpoint",
+    metrics = finished(run_dir, run_cli(f"rl={algorithm}", *TINY_RL, "logger=wandb", f"checkpoint.init_from={tiny_warmup}/warmup/checkpoint",
                                         f"hydra.run.dir={run_dir}"))
     assert metrics["init_from"] == f"{tiny_warmup}/warmup/checkpoint"
     assert metrics["algorithm"] == algorithm
@@ -58,7 +58,7 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
     assert logged["summary"]["rl/status"] == "completed"
 
     eval_dir = tmp_path / "eval"
-    result = run_cli("stage=eval", "model=tiny_random", f"eval.checkpoint={checkpoint}", "eval.limit=2", "eval.k=2",
+    result = run_cli("stage=eval", "model=tiny_random", f"checkpoint.eval={checkpoint}", "eval.limit=2", "eval.k=2",
                      "eval.max_new_tokens=4", "eval.direct_limit=1", "eval.datasets=[synthetic_gsm8k]", "logger=none",
                      "data.synthetic_size=48", f"hydra.run.dir={eval_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -69,7 +69,7 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
 @pytest.mark.slow
 def test_adaptive_difficulty_and_dropped_groups_in_grpo(tmp_path, tiny_warmup):
     run_dir = tmp_path / "run"
-    metrics = finished(run_dir, run_cli(*TINY_RL, f"init_from={tiny_warmup}/warmup/checkpoint", "rl.adaptive_difficulty.target=0.3", "rl.drop_uniform_groups=true",
+    metrics = finished(run_dir, run_cli(*TINY_RL, f"checkpoint.init_from={tiny_warmup}/warmup/checkpoint", "rl.adaptive_difficulty.target=0.3", "rl.drop_uniform_groups=true",
                                         "rl.eval_every=0", "logger=none", f"hydra.run.dir={run_dir}"))
     targets = [h["target"] for h in metrics["train"]["difficulty"]]
     assert len(targets) == 2 and targets[0] < 0.3  # tiny_random earns nothing: the target eases
@@ -173,7 +173,7 @@ def test_killed_ppo_stage_resumes_to_the_same_weights(tmp_path, tiny_warmup):
     import torch
     from safetensors.torch import load_file
 
-    args = ["rl=ppo", *TINY_RL, f"init_from={tiny_warmup}/warmup/checkpoint", "rl.max_steps=6", "rl.save_steps=2", "rl.eval_every=0", "rl.learning_rate=0.01",
+    args = ["rl=ppo", *TINY_RL, f"checkpoint.init_from={tiny_warmup}/warmup/checkpoint", "rl.max_steps=6", "rl.save_steps=2", "rl.eval_every=0", "rl.learning_rate=0.01",
             "logger=none"]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     finished(clean, run_cli(*args, f"hydra.run.dir={clean}"))

@@ -49,13 +49,13 @@ def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tiny_warmup):
 def test_init_from_continues_from_a_checkpoint_and_bad_paths_fail_cleanly(tmp_path, tiny_warmup):
     first, second = tiny_warmup, tmp_path / "second"
     before = json.loads((first / "warmup" / "metrics.json").read_text())
-    after = finished(second, run_cli("stage=warmup", *TINY, "logger=none", f"init_from={first}/warmup/checkpoint",
+    after = finished(second, run_cli("stage=warmup", *TINY, "logger=none", f"checkpoint.init_from={first}/warmup/checkpoint",
                                      f"hydra.run.dir={second}"))
     assert after["train"]["eval_loss_before"] == pytest.approx(before["train"]["eval_loss_after"], rel=1e-4)
     assert after["train"]["eval_loss_before"] < before["train"]["eval_loss_before"]
 
     bad = tmp_path / "bad"
-    result = run_cli("stage=warmup", *TINY, "logger=none", f"init_from={tmp_path}", f"hydra.run.dir={bad}")
+    result = run_cli("stage=warmup", *TINY, "logger=none", f"checkpoint.init_from={tmp_path}", f"hydra.run.dir={bad}")
     assert result.returncode == 2 and "not an adapter checkpoint" in result.stderr
     assert "Traceback" not in result.stderr
     assert json.loads((bad / "warmup" / "metrics.json").read_text())["status"] == "failed"

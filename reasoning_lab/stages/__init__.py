@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class Stage:
     # the module whose `run(cfg, run_dir)` runs the stage
     module: str
-    # trains an adapter: the pipeline hands it to the next stage as init_from, the model card lists it
+    # trains an adapter: the pipeline hands it to the next stage as checkpoint.init_from, the model card lists it
     trains: bool
     # may be a step of stage=pipeline (stage.stages)
     in_pipeline: bool

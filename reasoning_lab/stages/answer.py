@@ -1,6 +1,6 @@
 """Ask a trained model: one question (or a file of them) in, a self-consistent answer out.
 
-Recipe: pick the adapter (eval.checkpoint, else the newest checkpoint under `run` or `paths.log_dir`, else the
+Recipe: pick the adapter (checkpoint.eval, else the newest under `checkpoint.search` or `paths.log_dir`, else the
 base model) -> load -> sample eval.k reasoning paths per question -> majority vote over the extracted
 canonical answers (reasoning_lab.decoding.self_consistency) -> print the voted answer, the vote counts
 and one path that reached it; every path is saved in `<run_dir>/answers.jsonl`.

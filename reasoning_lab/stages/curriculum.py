@@ -3,7 +3,7 @@ validation-driven advancement.
 
 Recipe, per stage k (one fresh trainer per round, so data order, optimizer and schedule are each
 round's own):
-  load the model from the previous stage's adapter (or init_from) -> tokenize the stage's data and the
+  load the model from the previous stage's adapter (or checkpoint.init_from) -> tokenize the stage's data and the
   replay pool (earlier stages' data) -> per-example validation losses of the stage's and every earlier
   stage's sets (baseline) -> train `max_steps` steps with the curriculum sampler -> losses again
   -> decide on paired tests (reasoning_lab.curriculum.decide): advance, or extend by `extend_steps` (at
@@ -51,11 +51,11 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         all_sets = list(dict.fromkeys(n for stage in c.stages for n in stage.data))
         contamination = contamination_report(cfg.data, all_sets, list(cfg.eval.datasets))
         dropped = frozenset(contamination.pop("dropped_questions"))
-        metrics.update(contamination=contamination, pacing=c.pacing, init_from=cfg.init_from,
+        metrics.update(contamination=contamination, pacing=c.pacing, init_from=cfg.checkpoint.init_from,
                        settings=OmegaConf.to_container(c, resolve=True))
 
         done = read_json(cur_dir / "progress.json", {"stages": []})["stages"]
-        adapter, replay, model = cfg.init_from, c.replay, None
+        adapter, replay, model = cfg.checkpoint.init_from, c.replay, None
         for k, stage in enumerate(c.stages, 1):
             stage_dir = cur_dir / f"stage_{k}"
             if k <= len(done) and (stage_dir / "adapter_config.json").exists():
@@ -64,7 +64,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
                 continue
             set_seed(cfg.seed + k)
             record, model = run_stage(k, stage, done, adapter, replay, cfg, tokenizer, dropped, cur_dir, wandb_run)
-            trained_on = training_record(cfg.init_from, cfg.data,
+            trained_on = training_record(cfg.checkpoint.init_from, cfg.data,
                                          list(dict.fromkeys(n for st in c.stages[:k] for n in st.data)))
             save_adapter(model, tokenizer, stage_dir, cfg.model, {"stage": f"curriculum/stage_{k}",
                                                                   "trained_on": trained_on})

@@ -1,6 +1,6 @@
 """Evaluation stage: the base model or an adapter on every evaluation set.
 
-Recipe: pick the checkpoint (eval.checkpoint, else the newest one under `run` or this run
+Recipe: pick the checkpoint (checkpoint.eval, else the newest one under `checkpoint.search` or this run
 directory, else the base model) -> check that the evaluation sets were held out from what the checkpoint
 records it was trained on -> load -> evaluate (reasoning_lab.evaluation) -> write `eval/eval_results.json`,
 `eval/predictions/<set>.jsonl`, the base model's numbers under the same settings (`base/`, cached),

@@ -1,7 +1,7 @@
 """Pipeline: several stages in one run directory, each starting from the previous stage's checkpoint.
 
 Recipe: for each name in `stage.stages` (default: warmup, curriculum, rl, eval), run that stage module with
-`init_from` (training stages) or `eval.checkpoint` (evaluation) set to the checkpoint the stage before
+`checkpoint.init_from` (training stages) or `checkpoint.eval` (evaluation) set to the checkpoint the stage before
 left. All stages write into the same run directory, so `report.md` shows them side by side. When the
 curriculum's final evaluation and a later `eval` both ran, their paired comparison (reasoning_lab.compare)
 goes to `compare/` and the log: what the stages after the curriculum changed, beyond noise or not.
@@ -24,15 +24,15 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     steps = [name for name, stage in STAGES.items() if stage.in_pipeline]
     if not cfg.stage.stages or any(name not in steps for name in cfg.stage.stages):
         raise ReasoningLabError(f"stage.stages={list(cfg.stage.stages)}: each must be one of {', '.join(steps)}")
-    checkpoint, results = cfg.init_from, {}
+    checkpoint, results = cfg.checkpoint.init_from, {}
     for i, name in enumerate(cfg.stage.stages):
         stage_cfg = OmegaConf.merge(cfg, {"stage": {"name": name}})
         if STAGES[name].trains:
-            stage_cfg.init_from = checkpoint
+            stage_cfg.checkpoint.init_from = checkpoint
             if name == "curriculum" and cfg.stage.stages[i + 1 : i + 2] == ["eval"]:
                 stage_cfg.curriculum.final_eval = False  # the next stage evaluates the same checkpoint
         else:
-            stage_cfg.eval.checkpoint = checkpoint or "base"
+            stage_cfg.checkpoint.eval = checkpoint or "base"
         log.info("pipeline: %s (from %s)", name, checkpoint or "the base model")
         metrics = runner(name)(stage_cfg, run_dir)
         results[name] = {"status": metrics.get("status", "completed"), "checkpoint": metrics.get("checkpoint")}

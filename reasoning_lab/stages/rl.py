@@ -1,6 +1,6 @@
 """RL stage: GRPO, RLOO (TRL) or PPO with a value head (reasoning_lab.ppo) on verifiable rewards.
 
-Recipe: start from the last curriculum checkpoint (init_from, else this run's or the newest
+Recipe: start from the last curriculum checkpoint (checkpoint.init_from, else this run's or the newest
 `curriculum/stage_4`) -> prompts from the hardest curriculum stage's training sets, with the gold
 answer as a column -> evaluate (before) -> train `rl.max_steps` steps with the rewards named in
 `rl.rewards` (reasoning_lab.rewards), prompts at random or by AdaRFT's adaptive difficulty, a held-out
@@ -114,10 +114,10 @@ def check_settings(r: DictConfig, model_cfg: DictConfig) -> None:
 
 
 def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
-    """init_from, else this run's last curriculum stage, else the newest last curriculum stage of the same
+    """checkpoint.init_from, else this run's last curriculum stage, else the newest last curriculum stage of the same
     model under `paths.log_dir`, else None (fresh adapters on the base model, said in the log)."""
-    if cfg.init_from:
-        return cfg.init_from
+    if cfg.checkpoint.init_from:
+        return cfg.checkpoint.init_from
     last = f"curriculum/stage_{len(cfg.curriculum.stages)}"
     if (Path(run_dir) / last / "adapter_config.json").exists():
         return str(check_checkpoint(Path(run_dir) / last, cfg.model))
@@ -125,7 +125,7 @@ def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
     found = newest_checkpoint(logs, named=last, model=cfg.model.name) if logs.exists() else None
     if found:
         return str(found)
-    log.warning("no curriculum checkpoint of model=%s found (pass init_from=<adapter dir>): RL starts from "
+    log.warning("no curriculum checkpoint of model=%s found (pass checkpoint.init_from=<adapter dir>): RL starts from "
                 "fresh adapters", cfg.model.name)
     return None
 

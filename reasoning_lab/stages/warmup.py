@@ -35,7 +35,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     with stage_run(cfg, run_dir, "warmup") as (stage_dir, metrics, wandb_run):
         set_seed(cfg.seed)
         tokenizer = load_tokenizer(cfg.model)
-        model = load_model(cfg.model, init_from=cfg.init_from)
+        model = load_model(cfg.model, init_from=cfg.checkpoint.init_from)
         trainable, total = trainable_parameters(model)
         metrics["parameters"] = {"trainable": trainable, "total": total, "quantized_layers": quantized_layers(model)}
 
@@ -69,7 +69,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
                             "eval_loss_after": trainer.evaluate()["eval_loss"], "history": history}
 
         checkpoint = save_adapter(trainer.model, tokenizer, stage_dir / "checkpoint", cfg.model,
-                                  {"stage": "warmup", "trained_on": training_record(cfg.init_from, cfg.data,
+                                  {"stage": "warmup", "trained_on": training_record(cfg.checkpoint.init_from, cfg.data,
                                                                                     list(cfg.data.train))})
         metrics["checkpoint"] = str(checkpoint)
         if trainer.args.world_size > 1:  # data parallel: every rank holds the same adapter

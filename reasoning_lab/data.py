@@ -86,9 +86,10 @@ def aqua_problem(row: dict) -> Problem | str:
     lines = [line.strip() for line in rationale.strip().splitlines() if line.strip()]
     while lines and ANSWER_LINE.match(lines[-1]):  # the final answer follows the think block instead
         lines.pop()
-    text = question.strip() + "\nOptions: " + " ".join(o.strip() for o in options)
+    options = [o.strip() for o in options]
+    text = question.strip() + "\nOptions: " + " ".join(options)
     return Problem(text, "\n".join(lines), correct.strip().upper(), "choice", float(max(len(lines), 1)), "aqua",
-                   [o.strip() for o in options])
+                   options)
 
 
 def strategyqa_problem(row: dict, with_decomposition: bool) -> Problem | str:

@@ -242,7 +242,7 @@ def synthetic_aqua(size: int, seed: int) -> list[Problem]:
         options, letter = _options(rng, answer, near)
         text = question + "\nOptions: " + " ".join(options)
         problems.append(Problem(text, "\n".join(lines) + f"\nThe answer is {answer}, option {letter}.", letter,
-                                "choice", len(lines), "synthetic_aqua", [o.strip() for o in options]))
+                                "choice", len(lines), "synthetic_aqua", options))
     return problems
 
 

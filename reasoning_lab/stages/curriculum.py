@@ -101,12 +101,11 @@ def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | Non
     names = list(stage.data)
     earlier_names = list(dict.fromkeys(n for record in earlier for n in record["data"]))
     data = stage_data(cfg, tokenizer, names, earlier_names, dropped)
-    val_names = names + [n for n in earlier_names if n not in names]
+    val_names = data["val_names"]
     if "baseline" not in state:  # per-example validation losses of every set before the stage trains
         state["baseline"] = validation_losses(model, tokenizer, cfg, val_names)
         write_json(work / "rounds.json", state)
-    train_rounds(k, stage.name, model, tokenizer, cfg, data, state, work, names, earlier_names, val_names, replay,
-                 wandb_run)
+    train_rounds(k, stage.name, model, tokenizer, cfg, data, state, work, replay, wandb_run)
 
     c = cfg.curriculum
     accuracies = (validation_accuracy(model, tokenizer, cfg, val_names, c.val_limit, c.val_max_new_tokens)
@@ -126,8 +125,8 @@ def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | Non
 
 
 def stage_data(cfg: DictConfig, tokenizer, names: list[str], earlier_names: list[str], dropped: frozenset) -> dict:
-    """A stage's tokenized training examples (its own sets, then the replay pool of earlier stages' sets) and
-    the step counts they give."""
+    """A stage's sets (its own, the earlier stages', and the validation sets: both), its tokenized training examples
+    (its own sets, then the replay pool of earlier stages' sets) and the step counts they give."""
     c = cfg.curriculum
     current, stats = tokenize(build_examples(cfg.data, names, "train", exclude=dropped), tokenizer,
                               cfg.data.max_length, cfg.data.overflow, keep=("difficulty",))
@@ -139,17 +138,20 @@ def stage_data(cfg: DictConfig, tokenizer, names: list[str], earlier_names: list
         datasets.append(pool)
         n_replay = len(pool)
     steps_per_epoch = math.ceil(len(difficulties) / (c.batch_size * c.grad_accum))
-    return {"dataset": concatenate_datasets(datasets), "difficulties": difficulties, "n_replay": n_replay,
+    return {"names": names, "earlier_names": earlier_names,
+            "val_names": names + [n for n in earlier_names if n not in names],
+            "dataset": concatenate_datasets(datasets), "difficulties": difficulties, "n_replay": n_replay,
             "stats": stats, "replay_stats": replay_stats,
             "steps": c.max_steps if c.max_steps > 0 else math.ceil(c.num_epochs * steps_per_epoch),
             "extra_budget": math.floor(c.max_extra_epochs * steps_per_epoch)}
 
 
 def train_rounds(k: int, stage_name: str, model, tokenizer, cfg: DictConfig, data: dict, state: dict, work: Path,
-                 names: list[str], earlier_names: list[str], val_names: list[str], replay: float, wandb_run) -> None:
+                 replay: float, wandb_run) -> None:
     """The main round, then extensions while `decide` says so; each round is saved (adapter and rounds.json)
     so that a killed stage continues after its last finished round."""
     c, rounds = cfg.curriculum, state["rounds"]
+    names, earlier_names, val_names = data["names"], data["earlier_names"], data["val_names"]
     previous = rounds[-1]["val_losses"] if rounds else state["baseline"]
     while not rounds or rounds[-1]["decision"] == "extend":
         r = len(rounds)

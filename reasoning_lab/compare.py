@@ -1,6 +1,7 @@
 """Paired comparison of evaluated runs: is a difference larger than its noise?
 
     python -m reasoning_lab.compare RUN_A RUN_B [RUN_C ...] [--out DIR] [--wandb]
+    python -m reasoning_lab.compare --arms NAME_A:DIR,DIR,DIR NAME_B:DIR,DIR,DIR [--out DIR] [--wandb]
 
 Each argument is a run directory or an evaluation folder inside one (a folder with `predictions/`). Two
 runs evaluated on the same problems are compared problem by problem, which detects far smaller
@@ -13,6 +14,14 @@ differences than two independent intervals. For every dataset that both evaluate
 With more than two runs, each is compared with the first (the baseline) and the p-values are corrected
 for the number of comparisons with Holm's step-down method (`p_holm`). Datasets whose problem sets differ
 are not compared, and a line says so. Writes `compare.json`, `compare.md` and `compare.png`.
+
+One pair of runs removes the evaluation's noise, not the training's. `--arms` compares two recipes (or more,
+each against the first) trained with several seeds: the runs of each arm listed in the same seed order, the
+runs at one position paired. Per dataset: each arm's mean accuracy and spread over seeds, the per-seed paired
+deltas and their mean, a 95% interval from a two-level bootstrap (seeds resampled, then problems within each),
+the p-value of a stratified permutation test (seeds as strata) and the minimal detectable effect of the design
+(80% power, alpha 0.05, at the observed problem-level and between-seed variance); the same for maj@k where
+both arms have it; Holm over datasets (and arms).
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import time
 from pathlib import Path
 
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.stats import holm, mcnemar_p, paired_bootstrap
+from reasoning_lab.stats import holm, mcnemar_p, paired_bootstrap, pooled_paired
 
 # where a run directory keeps its evaluations, the preferred first
 EVALUATION_FOLDERS = ("eval", "curriculum/final", "rl", "warmup")
@@ -103,14 +112,114 @@ def compare_runs(paths: list[str | Path], seed: int = 0) -> dict:
             "not_compared": refused}
 
 
+def parse_arm(text: str) -> tuple[str, list[str]]:
+    """`NAME:DIR,DIR,...` -> (NAME, [DIR, ...])."""
+    name, _, dirs = text.partition(":")
+    runs = [d for d in dirs.split(",") if d]
+    if not name or not runs:
+        raise ReasoningLabError(f"--arms {text!r}: write each arm as NAME:DIR,DIR,... (its runs in seed order)")
+    return name, runs
+
+
+def compare_arms(arms: dict[str, list[str | Path]], seed: int = 0) -> dict:
+    """Every arm against the first, the runs at the same position (seed) paired; pooled over seeds per dataset."""
+    if len(arms) < 2:
+        raise ReasoningLabError("--arms needs at least two arms: --arms A:DIR,DIR B:DIR,DIR")
+    sizes = {name: len(runs) for name, runs in arms.items()}
+    if len(set(sizes.values())) > 1:
+        raise ReasoningLabError(f"--arms: every arm needs one run per seed, in the same order; got {sizes}")
+    folders = {name: [evaluation_folder(r) for r in runs] for name, runs in arms.items()}
+    predictions = {name: [read_predictions(f) for f in runs] for name, runs in folders.items()}
+    baseline, *others = list(arms)
+    comparisons, refused = [], []
+    for other in others:
+        datasets = sorted(set.intersection(*(set(p) for p in predictions[baseline] + predictions[other])))
+        for name in sorted(set().union(*(set(p) for p in predictions[baseline] + predictions[other])) - set(datasets)):
+            refused.append(f"{name}: not evaluated by every run of {baseline} and {other}; not compared")
+        for name in datasets:
+            pairs = [(a[name], b[name]) for a, b in zip(predictions[baseline], predictions[other])]
+            mismatched = [i for i, (a, b) in enumerate(pairs) if set(a) != set(b)]
+            if mismatched:
+                refused.append(f"{name}: seed position(s) {mismatched} evaluated on different problems in {baseline} "
+                               f"and {other}; not compared, evaluate both with the same data.seed and eval.limit")
+                continue
+            comparisons.append({"dataset": name, "a": baseline, "b": other, **pooled_pair(pairs, seed)})
+    for prefix in ("", "maj_"):
+        tested = [c for c in comparisons if c[f"{prefix}p_value"] is not None]
+        for c, p in zip(tested, holm([c[f"{prefix}p_value"] for c in tested])):
+            c[f"{prefix}p_holm"] = p
+    return {"mode": "arms", "baseline": baseline, "arms": {n: [str(f) for f in fs] for n, fs in folders.items()},
+            "comparisons": comparisons, "not_compared": refused}
+
+
+def pooled_pair(pairs: list[tuple[dict, dict]], seed: int) -> dict:
+    """Pooled statistics of one dataset: greedy accuracy, and maj@k where every run of both arms has it."""
+    result = {}
+    for prefix, key in (("", "correct"), ("maj_", "vote_correct")):
+        if any(row.get(key) is None for a, b in pairs for row in (*a.values(), *b.values())):
+            result.update({f"{prefix}{k}": None for k in ("accuracy_a", "accuracy_b", "per_seed_delta", "delta",
+                                                           "ci95", "p_value", "p_holm", "mde")})
+            continue
+        questions = [sorted(a) for a, _ in pairs]
+        pooled = pooled_paired([[bool(a[q].get(key)) for q in qs] for (a, _), qs in zip(pairs, questions)],
+                               [[bool(b[q].get(key)) for q in qs] for (_, b), qs in zip(pairs, questions)], seed=seed)
+        if not prefix:
+            result.update({"seeds": pooled["seeds"], "n": pooled["n"], "test": pooled["test"]})
+        result.update({f"{prefix}{k}": pooled[k] for k in ("accuracy_a", "accuracy_b", "per_seed_delta", "delta",
+                                                            "ci95", "p_value", "mde", "within_var", "between_var")})
+    return result
+
+
+def mean_sd(values: list[float]) -> str:
+    """`mean ± sd` over seeds."""
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def pooled_table(result: dict) -> list[str]:
+    """The markdown table of a comparison of arms (also in sweep.md)."""
+    lines = ["| dataset | arm B | seeds x n | A: mean ± sd | B: mean ± sd | per-seed B - A | pooled delta [95% CI] | p | "
+             "p_holm | MDE | maj delta [95% CI] | maj p_holm | maj MDE |",
+             "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in result["comparisons"]:
+        maj = "- | - | - |" if c["maj_p_value"] is None else \
+            (f"{c['maj_delta']:+.3f} [{c['maj_ci95'][0]:+.3f}, {c['maj_ci95'][1]:+.3f}] | {c['maj_p_holm']:.3g} | "
+             f"{c['maj_mde']:.3f} |")
+        lines.append(f"| {c['dataset']} | {c['b']} | {c['seeds']} x {min(c['n'])} | {mean_sd(c['accuracy_a'])} | "
+                     f"{mean_sd(c['accuracy_b'])} | {' / '.join(f'{d:+.3f}' for d in c['per_seed_delta'])} | "
+                     f"{c['delta']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] | {c['p_value']:.3g} | "
+                     f"{c['p_holm']:.3g} | {c['mde']:.3f} | " + maj)
+    return lines
+
+
+POOLED_NOTE = ("delta = B - A, the mean over seeds of the paired per-seed deltas (runs at one seed position "
+               "evaluated on the same problems); 95% interval from a two-level bootstrap (seeds resampled, then "
+               "problems within each); p from a {test}; p_holm corrected over all rows; MDE: the smallest true delta "
+               "this design (seeds x n problems) detects with 80% power at alpha 0.05, at the observed problem-level "
+               "and between-seed variance. A difference is established when p_holm < 0.05 and the interval excludes 0.")
+
+
 def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """`compare.json`, `compare.md` and `compare.png` in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=2))
+    if result.get("mode") == "arms":
+        test = result["comparisons"][0]["test"] if result["comparisons"] else "stratified permutation test"
+        lines = [f"# Pooled paired comparison against arm {result['baseline']}", "", POOLED_NOTE.format(test=test), "",
+                 *[f"- arm {name}: {', '.join(runs)}" for name, runs in result["arms"].items()], "",
+                 *pooled_table(result)]
+    else:
+        lines = pairs_table(result)
+    for line in result["not_compared"]:
+        lines.append(f"\nNot compared: {line}")
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    plot_deltas(result, out / "compare.png")
+    return out / "compare.json", out / "compare.md", out / "compare.png"
+
+
+def pairs_table(result: dict) -> list[str]:
+    """The markdown of a comparison of single runs."""
     lines = [f"# Paired comparison against {result['baseline']}", "",
              "delta = B - A on the same problems; 95% interval from a paired bootstrap; p from the exact McNemar "
              "test on the discordant pairs (A only right, B only right); p_holm corrected for all comparisons.", "",
@@ -122,12 +231,20 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
                      f"{c['p_holm']:.3g} | " + ("- | - | - | - |" if c["maj_p_value"] is None else
                      f"{c['maj_accuracy_a']:.3f} | {c['maj_accuracy_b']:.3f} | "
                      f"{c['maj_delta']:+.3f} [{c['maj_ci95'][0]:+.3f}, {c['maj_ci95'][1]:+.3f}] | {c['maj_p_value']:.3g} |"))
-    for line in result["not_compared"]:
-        lines.append(f"\nNot compared: {line}")
-    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def plot_deltas(result: dict, path: Path) -> None:
+    """Each row's delta with its 95% interval (greedy and maj@k); an arms comparison adds its per-seed deltas."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 0.5 * max(3, len(result["comparisons"])) + 1.5))
-    labels = [f"{c['dataset']} ({Path(c['b']).parent.name}/{Path(c['b']).name})" for c in result["comparisons"]]
+    arms = result.get("mode") == "arms"
+    labels = [f"{c['dataset']} ({c['b'] if arms else Path(c['b']).parent.name + '/' + Path(c['b']).name})"
+              for c in result["comparisons"]]
     for offset, prefix, name in ((-0.15, "", "greedy"), (0.15, "maj_", "maj@k")):
         shown = [(i, c) for i, c in enumerate(result["comparisons"]) if c[f"{prefix}delta"] is not None]
         if not shown:
@@ -136,14 +253,22 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
         errors = [[d - c[f"{prefix}ci95"][0] for d, (_, c) in zip(deltas, shown)],
                   [c[f"{prefix}ci95"][1] - d for d, (_, c) in zip(deltas, shown)]]
         ax.errorbar(deltas, [i + offset for i, _ in shown], xerr=errors, fmt="o", capsize=3, label=name)
+        if arms:
+            seeds = [(d, i + offset) for i, c in shown for d in c[f"{prefix}per_seed_delta"]]
+            ax.scatter([d for d, _ in seeds], [y for _, y in seeds], marker="x", s=14, color="grey",
+                       label=f"{name}, per seed")
     ax.axvline(0, color="grey", linewidth=1)
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xlabel("accuracy difference B - A (paired bootstrap 95% interval)")
+    ax.set_xlabel("accuracy difference B - A (" + ("two-level" if arms else "paired") + " bootstrap 95% interval)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "compare.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return out / "compare.json", out / "compare.md", out / "compare.png"
+
+
+def mean(value):
+    """A number, or the mean of a per-seed list (a comparison of arms)."""
+    return sum(value) / len(value) if isinstance(value, list) else value
 
 
 def log_comparison(result: dict, out: Path) -> None:
@@ -151,9 +276,9 @@ def log_comparison(result: dict, out: Path) -> None:
 
     import wandb
 
-    columns = ["dataset", "b", "n", "accuracy_a", "accuracy_b", "delta", "ci_low", "ci_high", "p_value", "p_holm"]
-    rows = [[c["dataset"], c["b"], c["n"], c["accuracy_a"], c["accuracy_b"], c["delta"], *c["ci95"], c["p_value"],
-             c["p_holm"]] for c in result["comparisons"]]
+    columns = ["dataset", "b", "n", "accuracy_a", "accuracy_b", "delta", "ci_low", "ci_high", "p_value", "p_holm", "mde"]
+    rows = [[c["dataset"], c["b"], mean(c["n"]), mean(c["accuracy_a"]), mean(c["accuracy_b"]), c["delta"], *c["ci95"],
+             c["p_value"], c["p_holm"], c.get("mde")] for c in result["comparisons"]]
     run = wandb.init(project="reasoning_lab", job_type="compare", dir=str(out), mode=os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline"))
     run.log({"compare/table": wandb.Table(columns=columns, data=rows), "compare/plot": wandb.Image(str(out / "compare.png"))})
     run.finish()
@@ -161,13 +286,25 @@ def log_comparison(result: dict, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reasoning_lab.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="run directories or evaluation folders; the first is the baseline")
+    parser.add_argument("runs", nargs="*", help="run directories or evaluation folders; the first is the baseline")
+    parser.add_argument("--arms", nargs="+", metavar="NAME:DIR,DIR", help="recipes trained with several seeds, each "
+                        "NAME:its runs in seed order; the first arm is the baseline, runs at one position are paired")
     parser.add_argument("--out", default=None, help="output folder (default: logs/compare/<time>)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--wandb", action="store_true", help="also log the table and plot to W&B")
     args = parser.parse_args(argv)
+    if bool(args.runs) == bool(args.arms):
+        print("error: give either runs (RUN_A RUN_B ...) or --arms NAME_A:DIR,DIR NAME_B:DIR,DIR, not both or neither",
+              file=sys.stderr)
+        return 2
     try:
-        result = compare_runs(args.runs, args.seed)
+        if args.arms:
+            arms = dict(parse_arm(text) for text in args.arms)
+            if len(arms) != len(args.arms):
+                raise ReasoningLabError("--arms: two arms share a name; give each arm its own NAME")
+            result = compare_arms(arms, args.seed)
+        else:
+            result = compare_runs(args.runs, args.seed)
     except ReasoningLabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

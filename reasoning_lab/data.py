@@ -248,6 +248,9 @@ def source_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
                 fresh.setdefault(p.question, p)
         if len(fresh) >= 2 * wanted:
             break
+    if len(fresh) < wanted:
+        log.warning("%s has %d held-out %s questions in all, fewer than the %d asked (data.%s_size): using all %d",
+                    source, len(fresh), split, wanted, "val" if split == "val" else "test", len(fresh))
     return random.Random(data_cfg.seed + offset).sample(list(fresh.values()), min(wanted, len(fresh)))
 
 

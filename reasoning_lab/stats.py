@@ -8,6 +8,12 @@
 - `mcnemar_p(a, b)`: exact two-sided McNemar test of paired right/wrong outcomes.
 - `paired_bootstrap(a, b)`: 95% interval of the paired difference of two right/wrong lists.
 - `holm(p_values)`: Holm's step-down correction for several comparisons.
+
+Two recipes trained with several seeds each, evaluated on the same problems (the runs of one seed paired):
+- `pooled_paired(a, b)`: the per-seed deltas, their mean, a two-level bootstrap interval, the stratified
+  permutation p-value and the minimal detectable effect of the design.
+- `minimal_detectable_effect(within_var, between_var, n, seeds)`: the smallest true delta that a design of
+  `seeds` x `n` problems detects with 80% power at two-sided alpha 0.05.
 """
 
 from __future__ import annotations
@@ -74,3 +80,60 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+# z quantiles of a two-sided test at alpha 0.05 and of 80% power
+Z_ALPHA, Z_POWER = 1.959964, 0.841621
+POOLED_TEST = ("stratified paired permutation test: each problem's pair of outcomes swapped at random within its "
+               "seed, seeds as strata; two-sided")
+
+
+def minimal_detectable_effect(within_var: float, between_var: float, n: float, seeds: int) -> float:
+    """Smallest true delta found with 80% power at two-sided alpha 0.05 when the pooled delta is the mean of
+    `seeds` per-seed deltas on `n` problems each: its variance is (between_var + within_var / n) / seeds, where
+    within_var is the variance of one problem's paired difference (right/wrong B minus right/wrong A) and
+    between_var that of the per-seed true deltas (training noise)."""
+    return (Z_ALPHA + Z_POWER) * math.sqrt((between_var + within_var / n) / seeds)
+
+
+def pooled_paired(a: list[list[bool]], b: list[list[bool]], samples: int = 10000, resamples: int = 20000,
+                  seed: int = 0) -> dict:
+    """Arm B against arm A over seeds: `a[s]` and `b[s]` are the right/wrong outcomes of seed s's two runs on the
+    same problems. The interval resamples seeds, then problems within each drawn seed, so it holds both training
+    and evaluation noise; the p-value is the stratified permutation test `POOLED_TEST`."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"pooled comparison needs the same number of seeds in both arms, got {len(a)} and {len(b)}")
+    diffs = [np.asarray(y, dtype=float) - np.asarray(x, dtype=float) for x, y in zip(a, b)]
+    if any(len(x) != len(y) or len(x) == 0 for x, y in zip(a, b)):
+        raise ValueError("each seed's two runs need the same, non-empty problems")
+    per_seed = np.array([d.mean() for d in diffs])
+    rng = np.random.default_rng(seed)
+    n_seeds = len(diffs)
+    # two levels: a seed drawn for each of the n_seeds slots, then that seed's problems resampled
+    drawn = rng.integers(0, n_seeds, size=(samples, n_seeds))
+    pooled = np.zeros(samples)
+    for slot in range(n_seeds):
+        for s, d in enumerate(diffs):
+            chosen = drawn[:, slot] == s
+            if chosen.any():
+                pooled[chosen] += d[rng.integers(0, len(d), size=(int(chosen.sum()), len(d)))].mean(axis=1)
+    pooled /= n_seeds
+    # sign flips of each problem's difference within its seed; the statistic is the mean of per-seed means
+    observed = per_seed.mean()
+    null = np.zeros(resamples)
+    for d in diffs:
+        if np.any(d):
+            null += (rng.choice([-1.0, 1.0], size=(resamples, len(d))) * d).mean(axis=1)
+    null /= n_seeds
+    p_value = 1.0 if not any(np.any(d) for d in diffs) else \
+        float((1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (resamples + 1))
+    within = float(np.mean([d.var() for d in diffs]))
+    n = float(np.mean([len(d) for d in diffs]))
+    between = max(0.0, float(per_seed.var(ddof=1)) - within / n) if n_seeds > 1 else 0.0
+    return {"seeds": n_seeds, "n": [len(d) for d in diffs],
+            "accuracy_a": [round(float(np.mean(x)), 4) for x in a], "accuracy_b": [round(float(np.mean(y)), 4) for y in b],
+            "per_seed_delta": [round(float(x), 4) for x in per_seed], "delta": round(float(observed), 4),
+            "ci95": [round(float(np.percentile(pooled, 2.5)), 4), round(float(np.percentile(pooled, 97.5)), 4)],
+            "p_value": min(1.0, p_value), "test": POOLED_TEST,
+            "within_var": round(within, 5), "between_var": round(between, 5),
+            "mde": round(minimal_detectable_effect(within, between, n, n_seeds), 4)}

@@ -2,10 +2,13 @@
 
 Written to `<multirun dir>/sweep.md` and `sweep.png` (final mean accuracy against the first numeric
 swept key, e.g. LoRA rank, one line per combination of the other overrides), and as a W&B table in
-the sweep's group. When the sweep varies `seed`, jobs that differ only in their seed are summarised by
-their mean and spread; and every completed job is compared with the first one on the same problems
-(reasoning_lab.compare: paired differences, bootstrap intervals, McNemar p-values with Holm's correction),
-in `sweep.md` and `<multirun dir>/compare/`. The Hydra callback `SweepReport` (configured in conf/config.yaml) rewrites it after
+the sweep's group. When the sweep varies `seed`, jobs that differ only in their seed form an arm, summarised
+by its mean and spread, and every arm is compared with the first one pooled over seeds, same-seed jobs paired
+(reasoning_lab.compare --arms: per-seed deltas, two-level bootstrap interval, stratified permutation p with
+Holm's correction, the design's minimal detectable effect); a sweep of seeds alone whose jobs each evaluated
+the curriculum and the pipeline's end (experiment=ablation_rl) compares those two. Without a seed sweep every
+completed job is compared with the first one on the same problems (paired differences, McNemar p-values).
+Both go to `sweep.md` and `<multirun dir>/compare/`. The Hydra callback `SweepReport` (configured in conf/config.yaml) rewrites it after
 every job, so a failed or interrupted sweep still has its summary; by hand:
 
     python -m reasoning_lab.sweep_report logs/curriculum/multiruns/<time>
@@ -19,7 +22,7 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from reasoning_lab.compare import compare_runs, write_outputs
+from reasoning_lab.compare import POOLED_NOTE, compare_arms, compare_runs, pooled_table, write_outputs
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.report import collect_results
 
@@ -82,7 +85,8 @@ def write_sweep_report(sweep_dir: str | Path, wandb_group: str | None = None) ->
                  *[f"{a:.3f}" if a is not None else "-" for a in acc],
                  f"{r['mean']:.3f}" if r["mean"] is not None else "-", r["error"].replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += seed_summary(rows, parsed, swept, datasets) + paired_against_first(rows, sweep_dir)
+    lines += seed_summary(rows, parsed, swept, datasets)
+    lines += pooled_over_seeds(rows, parsed, swept, sweep_dir) if "seed" in swept else paired_against_first(rows, sweep_dir)
     markdown = sweep_dir / "sweep.md"
     markdown.write_text("\n".join(lines) + "\n")
 
@@ -138,6 +142,45 @@ def seed_summary(rows: list[dict], parsed: list[dict], swept: list[str], dataset
             cells.append(f"{mean:.3f} ± {sd:.3f} [{min(values):.3f}, {max(values):.3f}]")
         lines.append(f"| {label} | {len(members)} | " + " | ".join(cells) + " |")
     return lines
+
+
+def seed_arms(rows: list[dict], parsed: list[dict], swept: list[str], sweep_dir: Path) -> dict[str, list[Path]]:
+    """Arm name -> its completed runs in the order of the seeds that every arm completed."""
+    jobs: dict[str, dict[str, Path]] = {}
+    for r, p in zip(rows, parsed):
+        if r["status"] == "completed":
+            label = " ".join(f"{k}={p[k]}" for k in swept if k != "seed" and k in p) or "all"
+            jobs.setdefault(label, {})[p.get("seed")] = sweep_dir / r["job"]
+    seeds = [seed for seed in next(iter(jobs.values()), {}) if all(seed in runs for runs in jobs.values())]
+    if len(jobs) == 1:  # seeds alone: the curriculum's final evaluation against the pipeline's end, if both ran
+        (runs,) = jobs.values()
+        if all((runs[seed] / "curriculum" / "final" / "predictions").is_dir() and (runs[seed] / "eval" / "predictions").is_dir()
+               for seed in seeds):
+            return {"curriculum/final": [runs[s] / "curriculum" / "final" for s in seeds],
+                    "eval": [runs[s] / "eval" for s in seeds]}
+        return {}
+    return {label: [runs[seed] for seed in seeds] for label, runs in jobs.items()}
+
+
+def pooled_over_seeds(rows: list[dict], parsed: list[dict], swept: list[str], sweep_dir: Path) -> list[str]:
+    """Every arm against the first, same-seed jobs paired, pooled over the seeds (reasoning_lab.compare --arms)."""
+    arms = seed_arms(rows, parsed, swept, sweep_dir)
+    if len(arms) < 2 or not next(iter(arms.values())):
+        return []
+    try:
+        result = compare_arms(arms)
+    except ReasoningLabError as error:
+        return ["", f"Pooled comparison not possible: {error}"]
+    write_outputs(result, sweep_dir / "compare")
+    test = result["comparisons"][0]["test"] if result["comparisons"] else ""
+    mdes = [c["mde"] for c in result["comparisons"]]
+    lines = ["", f"## Pooled paired comparison with {result['baseline']}", "", POOLED_NOTE.format(test=test), "",
+             *[f"- {name}: jobs {', '.join(str(Path(r).relative_to(sweep_dir)) for r in runs)}"
+               for name, runs in arms.items()], ""]
+    if mdes:
+        lines += [f"Minimal detectable effect of this design: {min(mdes):.3f} to {max(mdes):.3f} by set "
+                  "(80% power, alpha 0.05).", ""]
+    return lines + pooled_table(result) + [f"- not compared: {line}" for line in result["not_compared"]]
 
 
 def paired_against_first(rows: list[dict], sweep_dir: Path) -> list[str]:

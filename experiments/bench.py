@@ -16,7 +16,8 @@ measured side by side in this process, on the embedded model (SmolLM2-135M-Instr
 7. evaluation generation: tokens/s of the evaluation's generation now (a merged `eval.dtype` copy,
    `eval.batch_size` sequences per call, prompt prefill shared by the k samples, the top-64 nucleus sampler) vs
    before (the float32 model, 16 problems per call, transformers' sampling), on the same prompts, the same k and
-   the same token budget (`--generation` runs this one alone)
+   the same token budget (`--generation` runs this one alone); beside them the limit that the decode step's
+   matrix products alone set on this CPU (the model's own shapes at `eval.batch_size` rows, float32 and bfloat16)
 
 Writes experiments/results/benchmarks.md with the machine description.
 """
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -207,6 +209,28 @@ def matmul_peak(dtype: torch.dtype = torch.float32, size: int = 1024, repeats: i
     return 2 * size**3 / seconds
 
 
+def decode_shapes(model) -> list[tuple[int, int]]:
+    """(in, out) of every matrix a decode step multiplies by, once each: the linear layers and the output head."""
+    shapes = [(m.in_features, m.out_features) for name, m in model.named_modules()
+              if isinstance(m, torch.nn.Linear) and "lora_" not in name]
+    head = model.get_output_embeddings()
+    if head is not None and not isinstance(head, torch.nn.Linear):
+        shapes.append(tuple(head.weight.shape[::-1]))
+    return shapes
+
+
+def decode_matmul_limit(shapes: list[tuple[int, int]], batch: int, dtype: torch.dtype, repeats: int = 5) -> dict:
+    """The tokens/s that a decode step's matrix products alone allow at `batch` sequences: each distinct shape
+    timed as one [batch, in] x [in, out] product in `dtype` (the model's own shapes, not a square probe), summed
+    over the step. Attention over the KV cache, sampling and Python are not counted: a ceiling, not a forecast."""
+    step = 0.0
+    for (fan_in, fan_out), count in sorted(Counter(shapes).items()):
+        x, w = torch.randn(batch, fan_in, dtype=dtype), torch.randn(fan_out, fan_in, dtype=dtype)
+        step += count * median_time(lambda x=x, w=w: [torch.nn.functional.linear(x, w) for _ in range(20)], repeats) / 20
+    flops = 2 * batch * sum(i * o for i, o in shapes)
+    return {"tokens_per_s": batch / step, "gflop_per_s": flops / step / 1e9, "step_s": step}
+
+
 def training_flops_per_token(model) -> float:
     """Forward 2N + input-gradient 2N per token for the frozen base's matrix weights, 6N for the adapters."""
     frozen = sum(m.weight.numel() for name, m in model.named_modules()
@@ -314,6 +338,9 @@ def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int,
         results[label] = {"seconds": statistics.median(timings), "tokens": tokens,
                           "tokens_per_s": tokens / statistics.median(timings)}
     results["ratio"] = results["now"]["tokens_per_s"] / results["before"]["tokens_per_s"]
+    shapes = decode_shapes(model)
+    results["limit"] = {name: decode_matmul_limit(shapes, cfg.eval.batch_size, dtype)
+                        for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
     return results
 
 
@@ -345,7 +372,12 @@ def main() -> None:
             f"{g['now']['tokens_per_s']:.0f} (merged {cfg.eval.dtype} copy, {cfg.eval.batch_size} sequences a call, "
             f"top-64 nucleus sampler)",
             f"{g['ratio']:.2f}x",
-            "recorded", True, f"{n} synthetic GSM8K prompts, greedy + {k} samples, {budget} new tokens, base model")
+            "recorded", True, f"{n} synthetic GSM8K prompts, greedy + {k} samples, {budget} new tokens, base model; "
+            f"the decode step's matrix products alone at {cfg.eval.batch_size} sequences allow "
+            + ", ".join(f"{name} {v['tokens_per_s']:.0f} tokens/s ({v['gflop_per_s']:.0f} GFLOP/s)"
+                        for name, v in g["limit"].items())
+            + f": now reaches {g['now']['tokens_per_s'] / g['limit'][cfg.eval.dtype]['tokens_per_s']:.0%} of the "
+            f"{cfg.eval.dtype} limit")
 
     if args.generation:
         generation_row()

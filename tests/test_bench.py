@@ -1,5 +1,6 @@
 """The arithmetic behind `make bench`: the sketch's batches, FLOPs per token, and the stage batches."""
 
+import pytest
 import torch
 from datasets import Dataset
 
@@ -41,3 +42,17 @@ def test_stage_batches_are_the_trainers_batches_padded_to_their_longest():
     assert sorted(int(m.sum()) for b in batches for m in b[1]) == sorted(lengths)  # every example, whole
     assert [b[0].shape[1] for b in batches] == [int(b[1].sum(1).max()) for b in batches]  # padded to the longest
     assert all(((labels != -100) == attention.bool()).all() for _, attention, labels in batches)
+
+
+def test_decode_shapes_are_every_matrix_once_and_the_limit_is_a_rate():
+    from experiments.bench import decode_matmul_limit, decode_shapes
+
+    cfg = make_config("model=tiny_random")
+    model = load_model(cfg.model, trainable=False).merge_and_unload()
+    c = model.config
+    shapes = decode_shapes(model)
+    assert len(shapes) == 7 * c.num_hidden_layers + 1 and shapes[-1] == (c.hidden_size, c.vocab_size)
+    limit = decode_matmul_limit(shapes, batch=4, dtype=torch.float32, repeats=1)
+    flops = 2 * 4 * sum(i * o for i, o in shapes)
+    assert limit["tokens_per_s"] == pytest.approx(4 / limit["step_s"])
+    assert limit["gflop_per_s"] == pytest.approx(flops / limit["step_s"] / 1e9)

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.stats import holm, mcnemar_p, paired_bootstrap, pooled_paired
+from reasoning_lab.stats import POOLED_TEST, holm, mcnemar_p, paired_bootstrap, pooled_paired
 
 # where a run directory keeps its evaluations, the preferred first
 EVALUATION_FOLDERS = ("eval", "curriculum/final", "rl", "warmup")
@@ -171,10 +171,10 @@ def pooled_pair(pairs: list[tuple[dict, dict]], seed: int) -> dict:
 
 
 def mean_sd(values: list[float]) -> str:
-    """`mean ± sd` over seeds."""
-    mean = sum(values) / len(values)
-    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-    return f"{mean:.3f} ± {sd:.3f}"
+    """`mean ± sd` over seeds (the sample standard deviation; 0 for one seed)."""
+    centre = sum(values) / len(values)
+    sd = (sum((v - centre) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return f"{centre:.3f} ± {sd:.3f}"
 
 
 def pooled_table(result: dict) -> list[str]:
@@ -195,7 +195,7 @@ def pooled_table(result: dict) -> list[str]:
 
 POOLED_NOTE = ("delta = B - A, the mean over seeds of the paired per-seed deltas (runs at one seed position "
                "evaluated on the same problems); 95% interval from a two-level bootstrap (seeds resampled, then "
-               "problems within each); p from a {test}; p_holm corrected over all rows; MDE: the smallest true delta "
+               f"problems within each); p from a {POOLED_TEST}; p_holm corrected over all rows; MDE: the smallest true delta "
                "this design (seeds x n problems) detects with 80% power at alpha 0.05, at the observed problem-level "
                "and between-seed variance. A difference is established when p_holm < 0.05 and the interval excludes 0.")
 
@@ -205,8 +205,7 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(result, indent=2))
     if result.get("mode") == "arms":
-        test = result["comparisons"][0]["test"] if result["comparisons"] else "stratified permutation test"
-        lines = [f"# Pooled paired comparison against arm {result['baseline']}", "", POOLED_NOTE.format(test=test), "",
+        lines = [f"# Pooled paired comparison against arm {result['baseline']}", "", POOLED_NOTE, "",
                  *[f"- arm {name}: {', '.join(runs)}" for name, runs in result["arms"].items()], "",
                  *pooled_table(result)]
     else:

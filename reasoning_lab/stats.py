@@ -103,9 +103,9 @@ def pooled_paired(a: list[list[bool]], b: list[list[bool]], samples: int = 10000
     and evaluation noise; the p-value is the stratified permutation test `POOLED_TEST`."""
     if len(a) != len(b) or not a:
         raise ValueError(f"pooled comparison needs the same number of seeds in both arms, got {len(a)} and {len(b)}")
-    diffs = [np.asarray(y, dtype=float) - np.asarray(x, dtype=float) for x, y in zip(a, b)]
     if any(len(x) != len(y) or len(x) == 0 for x, y in zip(a, b)):
         raise ValueError("each seed's two runs need the same, non-empty problems")
+    diffs = [np.asarray(y, dtype=float) - np.asarray(x, dtype=float) for x, y in zip(a, b)]
     per_seed = np.array([d.mean() for d in diffs])
     rng = np.random.default_rng(seed)
     n_seeds = len(diffs)

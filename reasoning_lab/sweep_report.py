@@ -22,7 +22,14 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from reasoning_lab.compare import POOLED_NOTE, compare_arms, compare_runs, pooled_table, write_outputs
+from reasoning_lab.compare import (
+    POOLED_NOTE,
+    compare_arms,
+    compare_runs,
+    mean_sd,
+    pooled_table,
+    write_outputs,
+)
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.report import collect_results
 
@@ -137,9 +144,7 @@ def seed_summary(rows: list[dict], parsed: list[dict], swept: list[str], dataset
             if not values:
                 cells.append("-")
                 continue
-            mean = sum(values) / len(values)
-            sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-            cells.append(f"{mean:.3f} ± {sd:.3f} [{min(values):.3f}, {max(values):.3f}]")
+            cells.append(f"{mean_sd(values)} [{min(values):.3f}, {max(values):.3f}]")
         lines.append(f"| {label} | {len(members)} | " + " | ".join(cells) + " |")
     return lines
 
@@ -172,9 +177,8 @@ def pooled_over_seeds(rows: list[dict], parsed: list[dict], swept: list[str], sw
     except ReasoningLabError as error:
         return ["", f"Pooled comparison not possible: {error}"]
     write_outputs(result, sweep_dir / "compare")
-    test = result["comparisons"][0]["test"] if result["comparisons"] else ""
     mdes = [c["mde"] for c in result["comparisons"]]
-    lines = ["", f"## Pooled paired comparison with {result['baseline']}", "", POOLED_NOTE.format(test=test), "",
+    lines = ["", f"## Pooled paired comparison with {result['baseline']}", "", POOLED_NOTE, "",
              *[f"- {name}: jobs {', '.join(str(Path(r).relative_to(sweep_dir)) for r in runs)}"
                for name, runs in arms.items()], ""]
     if mdes:

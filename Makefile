@@ -19,8 +19,9 @@ test:  ## every test, the slow end-to-end runs included, in TEST_WORKERS process
 test-fast:  ## unit tests only: no app started, no end-to-end run (about 1 minute on 2 cores)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope -m "not slow and not app"
 
-bench:  ## every benchmark on the embedded model; writes experiments/results/benchmarks.md
+bench:  ## every benchmark on the embedded model; writes experiments/results/benchmarks.md and generation.md
 	$(PY) experiments/bench.py
+	$(PY) experiments/bench_generation.py
 
 gpu-check:  ## every stage on Llama 3.2 3B's shape on a CUDA GPU (bf16, 8-bit, 4-bit); writes experiments/results/gpu.md
 	$(PY) experiments/gpu_check.py

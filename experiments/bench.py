@@ -13,11 +13,9 @@ measured side by side in this process, on the embedded model (SmolLM2-135M-Instr
 5. memory: peak resident memory of `stage=warmup` with quantization none vs 8bit
 6. whole run: the wall time of the newest default `stage=curriculum` under logs/ (a 12-minute run does
    not fit this benchmark's budget, so it is read from that run's metrics, with its path)
-7. evaluation generation: tokens/s of the evaluation's generation now (a merged `eval.dtype` copy,
-   `eval.batch_size` sequences per call, prompt prefill shared by the k samples, the top-64 nucleus sampler) vs
-   before (the float32 model, 16 problems per call, transformers' sampling), on the same prompts, the same k and
-   the same token budget (`--generation` runs this one alone); beside them the limit that the decode step's
-   matrix products alone set on this CPU (the model's own shapes at `eval.batch_size` rows, float32 and bfloat16)
+7. generation (experiments/bench_generation.py, run by `make bench` after this script): the generation paths
+   (transformers' generate, its continuous batching, the project's loop before and now) against the limit that
+   the decode step's matrix products set on this CPU (`decode_matmul_limit`), and an evaluation before and now
 
 Writes experiments/results/benchmarks.md with the machine description.
 """
@@ -306,50 +304,11 @@ def newest_curriculum_run() -> tuple[float, str] | None:
     return max(found)[1:] if found else None
 
 
-def bench_generation(cfg, tokenizer, problems: int, k: int, max_new_tokens: int, repeats: int) -> dict:
-    """Greedy + k samples per prompt, as an evaluation asks: before (float32, 16 problems per call, transformers'
-    sampling) and now (merged `eval.dtype` copy, `eval.batch_size` sequences per call, NucleusSampler)."""
-    from reasoning_lab.data import source_rows
-    from reasoning_lab.decoding import generate
-    from reasoning_lab.model import inference_model, load_model
-    from reasoning_lab.problem import chat_prompt
-
-    model = load_model(float32_sdpa(cfg.model), trainable=False).merge_and_unload()  # what stage=eval generated with before
-    rows = source_rows("synthetic_gsm8k", "test", cfg.data)[:problems]
-    prompts = [chat_prompt(p.question, cfg.data.system_prompt) for p in rows]
-
-    def evaluation_pass(net, per_call_sequences: int, nucleus_sampler: bool) -> int:
-        tokens = 0
-        for samples, sampling in ((1, {}), (k, dict(do_sample=True, temperature=0.7, top_p=0.95))):
-            out = generate(net, tokenizer, prompts, max_new_tokens, k=samples, batch_size=per_call_sequences,
-                           nucleus_sampler=nucleus_sampler, **sampling)
-            tokens += sum(c.tokens for group in out for c in group)
-        return tokens
-
-    results = {}
-    now = inference_model(model, "none", cfg.eval.dtype)
-    for label, net, per_call, nucleus in (("before", model, 16 * k, False), ("now", now, cfg.eval.batch_size, True)):
-        evaluation_pass(net, per_call, nucleus)  # warm-up
-        timings, tokens = [], 0
-        for _ in range(repeats):
-            began = time.perf_counter()
-            tokens = evaluation_pass(net, per_call, nucleus)
-            timings.append(time.perf_counter() - began)
-        results[label] = {"seconds": statistics.median(timings), "tokens": tokens,
-                          "tokens_per_s": tokens / statistics.median(timings)}
-    results["ratio"] = results["now"]["tokens_per_s"] / results["before"]["tokens_per_s"]
-    shapes = decode_shapes(model)
-    results["limit"] = {name: decode_matmul_limit(shapes, cfg.eval.batch_size, dtype)
-                        for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
-    return results
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="reasoning_lab benchmarks")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="fewer problems and steps (a smoke run)")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "benchmarks.md"))
-    parser.add_argument("--generation", action="store_true", help="only benchmark 7 (evaluation generation)")
     args = parser.parse_args()
     quick = args.quick
 
@@ -363,30 +322,6 @@ def main() -> None:
     def row(name, baseline, ours, ratio, target, met, note=""):
         rows.append((name, baseline, ours, ratio, target, "met" if met else "not met", note))
         print(" | ".join(str(x) for x in rows[-1]), flush=True)
-
-    def generation_row():
-        n, k, budget = (8, 2, 32) if quick else (32, 4, 64)
-        g = bench_generation(cfg, tokenizer, n, k, budget, 1 if quick else args.repeats)
-        row("7. evaluation generation, tokens/s",
-            f"{g['before']['tokens_per_s']:.0f} (float32, 16 problems a call, transformers' sampling)",
-            f"{g['now']['tokens_per_s']:.0f} (merged {cfg.eval.dtype} copy, {cfg.eval.batch_size} sequences a call, "
-            f"top-64 nucleus sampler)",
-            f"{g['ratio']:.2f}x",
-            "recorded", True, f"{n} synthetic GSM8K prompts, greedy + {k} samples, {budget} new tokens, base model; "
-            f"the decode step's matrix products alone at {cfg.eval.batch_size} sequences allow "
-            + ", ".join(f"{name} {v['tokens_per_s']:.0f} tokens/s ({v['gflop_per_s']:.0f} GFLOP/s)"
-                        for name, v in g["limit"].items())
-            + f": now reaches {g['now']['tokens_per_s'] / g['limit'][cfg.eval.dtype]['tokens_per_s']:.0%} of the "
-            f"{cfg.eval.dtype} limit")
-
-    if args.generation:
-        generation_row()
-        save_table(["# Benchmark 7: evaluation generation", "", f"Machine: {machine()}",
-                    f"Command: python experiments/bench.py --generation{' --quick' if quick else ''}", "",
-                    "| benchmark | baseline | ours | ratio | target | result | notes |", "|---|---|---|---|---|---|---|",
-                    *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""],
-                   ROOT / "experiments" / "results" / "generation.md")
-        return
 
     # 1. self-consistency
     model = load_model(cfg.model, trainable=False)
@@ -482,8 +417,6 @@ def main() -> None:
         row("6. python -m reasoning_lab stage=curriculum", "-", "not run", "-", "<= 15 min", False,
             "no completed default curriculum run under logs/; run it to record this")
 
-    # 7. evaluation generation
-    generation_row()
 
     total = time.perf_counter() - began
     lines = ["# Benchmarks", "", f"Machine: {machine()}",

@@ -251,6 +251,7 @@ class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
     save_steps: int = at_least(0)
     eval_sets: list[str] | None
     use_vllm: bool
+    continuous_batching: bool
     grpo: GRPOSettings
     rloo: RLOOSettings
     ppo: PPOSettings

@@ -66,6 +66,31 @@ def test_batched_greedy_equals_one_at_a_time(tiny):
     assert all(b[0].hit_cap == (b[0].tokens == 12) for b in batched)
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_rows_that_join_a_running_batch_generate_what_they_generate_alone(monkeypatch, k):
+    """Six prompts with different budgets through two rows of room, leaving and joining every 2 steps (left-padded
+    to the running batch's columns, leading columns dropped when no row needs them): each completion is what the
+    prompt gives generated alone (greedy, k=1); with k=2 samples every prompt gets both, each within its own budget."""
+    from reasoning_lab import decoding
+    from reasoning_lab.model import load_base_model
+
+    cfg = make_config("model.dtype=float32")  # the embedded model: the tiny one writes the same token throughout
+    model, tokenizer = load_base_model(cfg.model), load_tokenizer(cfg.model)
+    monkeypatch.setattr(decoding, "ROUND_STEPS", 2)
+    questions = ["Hi", "What is 12 + 30 - 7?", "Is ice cold? Answer yes.", "a", "a b c d e f g h i j", "Why?"]
+    prompts = [[{"role": "user", "content": q}] for q in questions]
+    budgets = [9, 3, 14, 6, 11, 2]
+    if k == 1:
+        joined = generate(model, tokenizer, prompts, budgets, batch_size=2)
+        alone = [generate(model, tokenizer, [p], b)[0] for p, b in zip(prompts, budgets)]
+        assert [[(c.text, c.tokens, c.hit_cap) for c in group] for group in joined] == [
+            [(c.text, c.tokens, c.hit_cap) for c in group] for group in alone]
+    else:
+        out = generate(model, tokenizer, prompts, budgets, k=2, do_sample=True, temperature=1.0, batch_size=4)
+        assert [len(group) for group in out] == [2] * 6
+        assert all(c.tokens <= b and (c.tokens == b or not c.hit_cap) for group, b in zip(out, budgets) for c in group)
+
+
 def test_k_samples_come_back_per_prompt_in_order(tiny):
     model, tokenizer = tiny
     torch.manual_seed(0)
@@ -168,30 +193,31 @@ def test_generation_stops_at_the_end_of_the_answer_line(tiny, monkeypatch, round
                "<think>\n3\n</think>\n7",
                "no think at all\nstill going" + " and on" * 30]
     forced = [tokenizer(s, add_special_tokens=False)["input_ids"] + [eos] for s in scripts]
-    questions = ["a a a a a a a a", "a a a a", "a"]  # sorted longest first: the rows keep this order
-    pads = {}  # a row's left padding (its prompt's length) tells which script it follows, whatever rows remain
-    seen = {"width": None, "rows": []}
+    questions = ["a a a a a a a a", "a a a a", "a"]
+    prompts = [[{"role": "user", "content": q}] for q in questions]
+    lengths = [len(tokenizer.apply_chat_template(p, add_generation_prompt=True)["input_ids"]) for p in prompts]
+    # a row's script: the one whose prompt length puts the row at the current decode step (all rows start together;
+    # a row's position id counts its real tokens, whatever padding and columns the batch has)
+    seen = {"positions": None, "step": -1, "rows": []}
 
-    def remember_mask(module, args, kwargs):
-        mask = kwargs["attention_mask"]
-        seen["width"] = seen["width"] or mask.shape[1]
-        seen["mask"] = mask
-        seen["rows"].append(mask.shape[0])
+    def remember_positions(module, args, kwargs):
+        seen["positions"] = kwargs["position_ids"][:, -1].tolist()
+        if kwargs["input_ids"].shape[1] == 1:  # a decode step (the prefill passes the prompts but their last token)
+            seen["step"] += 1
+            seen["rows"].append(len(seen["positions"]))
 
-    def force(module, inputs, output):  # each forward pass picks every row's next scripted token
-        mask = seen["mask"]
-        step = mask.shape[1] - seen["width"]
+    def force(module, inputs, output):  # each decode step picks every row's next scripted token
         logits = torch.full_like(output, -1e4)
-        for row, padding in enumerate((mask == 0).sum(1).tolist()):
-            ids = forced[pads.setdefault(padding, len(pads)) if step == 0 else pads[padding]]
-            logits[row, -1, ids[min(step, len(ids) - 1)]] = 0.0
+        for row, position in enumerate(seen["positions"]):
+            (script,) = [i for i, n in enumerate(lengths) if position + 1 - n == seen["step"]]
+            ids = forced[script]
+            logits[row, -1, ids[min(seen["step"], len(ids) - 1)]] = 0.0
         return logits
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hooks = [inner.register_forward_pre_hook(remember_mask, with_kwargs=True),
+    hooks = [inner.register_forward_pre_hook(remember_positions, with_kwargs=True),
              model.get_output_embeddings().register_forward_hook(force)]
     try:
-        prompts = [[{"role": "user", "content": q}] for q in questions]
         out = generate(model, tokenizer, prompts, max_new_tokens=24, batch_size=3)
     finally:
         for hook in hooks:
@@ -203,3 +229,49 @@ def test_generation_stops_at_the_end_of_the_answer_line(tiny, monkeypatch, round
     assert third.hit_cap and third.tokens == 24 and third.text.startswith("no think at all\nstill going")
     # every 4 steps the rows that ended leave the batch: the last steps run the capped row alone
     assert (seen["rows"][-1] == 1) == (round_steps == 4) and seen["rows"][0] == 3
+
+
+@pytest.mark.parametrize("grow", [1, 3, 256])
+def test_growing_cache_generates_what_dynamic_cache_generates(tiny, monkeypatch, grow):
+    """The growing KV cache against transformers' DynamicCache on the same prompts: the same greedy tokens and, from
+    the same seed, the same samples (prefill shared by k rows, rows leaving the batch every 4 steps), whether its
+    buffer grows every step, every few steps or once."""
+    from transformers import DynamicCache
+
+    from reasoning_lab import decoding
+
+    model, tokenizer = tiny
+    monkeypatch.setattr(decoding, "ROUND_STEPS", 4)
+    monkeypatch.setattr(decoding.GrowingLayer, "GROW", grow)
+    prompts = [[{"role": "user", "content": q}] for q in ("Hi", "What is 12 + 30 - 7?", "Is ice cold? Answer yes.")]
+
+    def both(**kwargs):
+        out = []
+        for make in (decoding.growing_cache, lambda model: DynamicCache()):
+            with monkeypatch.context() as patch:
+                patch.setattr(decoding, "growing_cache", make)
+                torch.manual_seed(0)
+                out.append([[(c.text, c.tokens, c.hit_cap) for c in group]
+                            for group in generate(model, tokenizer, prompts, batch_size=6, **kwargs)])
+        return out
+
+    growing, dynamic = both(max_new_tokens=[5, 11, 16])
+    assert growing == dynamic and {tokens for (_, tokens, _), in growing} != {16}
+    growing, dynamic = both(max_new_tokens=10, k=2, do_sample=True, temperature=1.0)
+    assert growing == dynamic
+
+
+def test_growing_layer_holds_what_was_written_after_batch_edits():
+    from reasoning_lab.decoding import GrowingLayer
+
+    layer, keys = GrowingLayer(), torch.arange(2 * 1 * 5 * 2, dtype=torch.float32).reshape(2, 1, 5, 2)
+    layer.GROW = 2
+    for position in range(5):  # one position per update: the buffer grows at 3 and at 5
+        k, v = layer.update(keys[:, :, position : position + 1], -keys[:, :, position : position + 1])
+    assert torch.equal(k, keys) and torch.equal(v, -keys) and layer.get_seq_length() == 5
+    layer.batch_select_indices(torch.tensor([1]))
+    k, _ = layer.update(torch.ones(1, 1, 1, 2), torch.ones(1, 1, 1, 2))
+    assert torch.equal(k[:, :, :5], keys[1:]) and torch.equal(k[:, :, 5], torch.ones(1, 1, 2))
+    layer.batch_repeat_interleave(2)
+    k, _ = layer.update(torch.zeros(2, 1, 1, 2), torch.zeros(2, 1, 1, 2))
+    assert k.shape == (2, 1, 7, 2) and torch.equal(k[0], k[1]) and torch.equal(k[1, :, :5], keys[1])

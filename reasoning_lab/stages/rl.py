@@ -200,6 +200,7 @@ def trl_trainer(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sa
         reward_weights=[spec.weight for spec in r.rewards], logging_steps=1,
         save_strategy="steps" if r.save_steps else "no", save_steps=r.save_steps or 500, save_total_limit=2,
         report_to=report_to, seed=cfg.seed, use_vllm=r.use_vllm, disable_dropout=True,
+        use_transformers_continuous_batching=r.continuous_batching,
         gradient_checkpointing=cfg.model.gradient_checkpointing,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )

@@ -276,17 +276,19 @@ def peak_rss(command: list[str]) -> tuple[float, int]:
 # ------------------------------------------------------------------------------------------------
 
 def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens: int, init_from: str | None,
-             warm_up: bool = True) -> dict:
-    """Median seconds per step of `steps` RL steps (after one warm-up step when `warm_up`) and the generate share."""
+             warm_up: bool = True, overrides: tuple[str, ...] = ()) -> dict:
+    """Median seconds per step of `steps` RL steps (after one warm-up step when `warm_up`) and the generate share,
+    with the RL stage's settings changed by `overrides` (e.g. rl.continuous_batching=true)."""
     from reasoning_lab.stages import rl
 
-    overrides = [f"rl={algorithm}", "stage=rl", f"rl.max_steps={steps + warm_up}", f"rl.batch_size={prompts}",
+    settings = [f"rl={algorithm}", "stage=rl", f"rl.max_steps={steps + warm_up}", f"rl.batch_size={prompts}",
                  f"rl.num_generations={generations}", f"rl.max_completion_length={tokens}", "rl.num_iterations=1",
-                 f"rl.ppo.minibatch_size={prompts * generations}", "rl.eval_every=0", "rl.eval_sets=[]", "logger=none"]
+                 f"rl.ppo.minibatch_size={prompts * generations}", "rl.eval_every=0", "rl.eval_sets=[]", "logger=none",
+                 *overrides]
     if init_from:
-        overrides.append(f"checkpoint.init_from={init_from}")
+        settings.append(f"checkpoint.init_from={init_from}")
     with tempfile.TemporaryDirectory() as run_dir:
-        train = rl.run(compose(*overrides), run_dir)["train"]
+        train = rl.run(compose(*settings), run_dir)["train"]
     key = "step_seconds" if algorithm == "ppo" else "step_time"
     seconds = [float(h[key]) for h in train["history"] if key in h][int(warm_up):]
     tokens = [float(h.get("completions/mean_length", h.get("completion_length", 0))) for h in train["history"]]

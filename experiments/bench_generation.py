@@ -9,8 +9,7 @@ Part 1, the paths. Greedy answers to the same synthetic GSM8K prompts from the b
 - transformers continuous batching (`generate_batch`: paged KV cache, requests join and leave every step);
 - the project's loop as it was at commit `BEFORE` (batches sorted by budget and length; a batch ran until its
   last row ended, rows that ended leaving every 16 steps; transformers' `DynamicCache`);
-- the project's loop now (`reasoning_lab.decoding.generate`: waiting prompts join as rows leave), with
-  transformers' `DynamicCache` and with its own growing KV cache (`decoding.GrowingLayer`, the default).
+- the project's loop now (`reasoning_lab.decoding.generate`: waiting prompts join as rows leave).
 Each path's wall time, generated tokens, tokens/s, its share of the decode step's matrix-product ceiling
 (`bench.decode_matmul_limit`: the model's own shapes at `eval.batch_size` rows) and how many of its answers equal
 the project loop's (its text begins with the loop's, which ends at the answer line). A profile of the project's
@@ -32,20 +31,19 @@ import logging
 import statistics
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from unittest import mock
 
 import torch
 from bench import compose, decode_matmul_limit, decode_shapes, machine, save_table
 from omegaconf import OmegaConf
-from transformers import DynamicCache, GenerationConfig
+from transformers import GenerationConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# the project's loop before continuous batching and the growing cache (issue #35): batches that waited for their
-# longest row, transformers' DynamicCache
+# the project's loop before rows joined a running batch (issue #35): batches that waited for their longest row
 BEFORE = "da20716"
 
 
@@ -67,15 +65,6 @@ def loop_before():
     sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
-
-
-@contextmanager
-def dynamic_cache():
-    """Today's loop with transformers' DynamicCache instead of its growing cache."""
-    from reasoning_lab import decoding
-
-    with mock.patch.object(decoding, "growing_cache", lambda model: DynamicCache()):
-        yield
 
 
 def plain_generate(model, tokenizer, encoded: list[list[int]], budget: int, batch: int) -> list[tuple[list[int], str]]:
@@ -144,25 +133,23 @@ def bench_paths(cfg, tokenizer, model, problems: int, budget: int) -> dict:
         "transformers continuous batching (generate_batch)":
             lambda: continuous_batching(model, tokenizer, encoded, budget, batch),
         f"project loop at {BEFORE} (before)": lambda: project_loop(model, tokenizer, prompts, budget, batch, before),
-        "project loop, rows join, DynamicCache": lambda: project_loop(model, tokenizer, prompts, budget, batch),
-        "project loop, rows join, growing cache (now)": lambda: project_loop(model, tokenizer, prompts, budget, batch),
+        "project loop, rows join (now)": lambda: project_loop(model, tokenizer, prompts, budget, batch),
     }
     project_loop(model, tokenizer, prompts[:4], 8, batch)  # warm-up: allocator, kernels
     results = {}
     for name, fn in paths.items():
-        with dynamic_cache() if "DynamicCache" in name else nullcontext():
-            began = time.perf_counter()
-            out = fn()
-            seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        out = fn()
+        seconds = time.perf_counter() - began
         tokens = sum(t if isinstance(t, int) else len(t) for t, _ in out)
         results[name] = {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
                          "texts": [text for _, text in out]}
         print(f"{name}: {seconds:.1f} s, {tokens} tokens, {tokens / seconds:.0f} tokens/s", flush=True)
     # the loop's text ends at the answer line; the other paths' go on to the end of turn or the budget
-    reference = results["project loop, rows join, growing cache (now)"]["texts"]
+    reference = results["project loop, rows join (now)"]["texts"]
     for r in results.values():
         r["same"] = sum(text.startswith(mine) for text, mine in zip(r.pop("texts"), reference))
-    results_split = profile_split(paths["project loop, rows join, growing cache (now)"])
+    results_split = profile_split(paths["project loop, rows join (now)"])
     shapes = decode_shapes(model)
     limit = {name: decode_matmul_limit(shapes, batch, dtype)
              for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
@@ -245,7 +232,7 @@ def main() -> None:
     part2 = bench_evaluation(cfg, tokenizer, checkpoint)
 
     limit = part1["limit"][cfg.eval.dtype]["tokens_per_s"]
-    now = part1["paths"]["project loop, rows join, growing cache (now)"]
+    now = part1["paths"]["project loop, rows join (now)"]
     lines = ["# Benchmark 7: generation", "", f"Machine: {machine()}",
              f"Command: python experiments/bench_generation.py{' --quick' if args.quick else ''}"
              + (f" --checkpoint {args.checkpoint}" if args.checkpoint else ""), "",

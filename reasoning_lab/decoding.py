@@ -2,14 +2,13 @@
 
 Prompts are encoded once and queued by token budget and length. Up to `batch_size` sequences generate at once
 (`Rows`); every `ROUND_STEPS` steps the rows that ended leave and waiting prompts join (`prefill`: the prompt
-run once, its KV cache repeated for its k samples; then left-padded to the batch's columns), so the batch stays
-full until the queue is empty: a batch that waited for its longest answer ran at 40% of its rows on average in
-the default evaluation. Generation stops at the end-of-turn token, at the end of the answer line (the first line
-with text after `</think>`: the answer the format asks for is complete, and whatever follows is never read), or
-at the prompt's own budget; each completion records whether it hit that cap. The KV cache grows in place
-(`GrowingLayer`). transformers' own continuous batching (`generate_batch`) does the same with a paged cache, but
-on the CPU its attention runs over every request's keys at once: 0.3x this loop
-(experiments/results/generation.md).
+run once, its KV cache repeated for its k samples, then left-padded to the batch's columns), so the batch stays
+full until the queue is empty instead of waiting for its longest answer (1.14x on the default final evaluation).
+Generation stops at the end-of-turn token, at the end of the answer line (the first line with text after
+`</think>`: the answer the format asks for is complete, and whatever follows is never read), or at the prompt's
+own budget; each completion records whether it hit that cap. transformers' own continuous batching
+(`generate_batch`) does the same with a paged KV cache, but on the CPU its attention runs over every request's
+keys at once: 0.3x this loop. Both measured in experiments/results/generation.md.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 import torch
-from transformers import Cache, DynamicLayer, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from reasoning_lab.answers import extract_answer
 from reasoning_lab.problem import chat_prompt
@@ -118,39 +117,6 @@ class AnswerLineEnd(StoppingCriteria):
         return done
 
 
-class GrowingLayer(DynamicLayer):
-    """transformers' `DynamicLayer` (one model layer's KV cache) with its keys and values kept in a buffer that grows
-    `GROW` positions at a time: a decode step writes its one position there, where `DynamicLayer` copies the whole
-    cache into a new tensor (torch.cat: 18% of a greedy batch's time at 64 sequences on the 2-core CPU). Attention
-    reads a view of the filled part: the same numbers. DynamicLayer's batch edits (`batch_select_indices`, ...)
-    replace the keys and values with new tensors; the next update takes those into a new buffer."""
-
-    GROW = 256
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        length, new = self.get_seq_length(), key_states.shape[-2]
-        buffers = getattr(self, "buffers", None)
-        if buffers is None or buffers[0].data_ptr() != self.keys.data_ptr() or length + new > buffers[0].shape[-2]:
-            buffers = []
-            for old, states in ((self.keys, key_states), (self.values, value_states)):
-                buffer = states.new_empty((*states.shape[:-2], length + new + self.GROW, states.shape[-1]))
-                if length:
-                    buffer[..., :length, :] = old
-                buffers.append(buffer)
-            self.buffers = tuple(buffers)
-        for buffer, states in zip(self.buffers, (key_states, value_states)):
-            buffer[..., length : length + new, :] = states
-        self.keys, self.values = (buffer[..., : length + new, :] for buffer in self.buffers)
-        return self.keys, self.values
-
-
-def growing_cache(model) -> Cache:
-    """An empty KV cache of `GrowingLayer`s, one per layer of `model`."""
-    return Cache(layers=[GrowingLayer() for _ in range(model.config.get_text_config().num_hidden_layers)])
-
-
 # steps per round: between rounds the rows that ended leave the batch and waiting prompts join it
 ROUND_STEPS = 16
 
@@ -163,7 +129,7 @@ class Rows:
 
     input_ids: torch.Tensor
     attention: torch.Tensor
-    cache: Cache
+    cache: DynamicCache
     owners: list[tuple[int, int]]
     budgets: list[int]
     starts: list[int]
@@ -210,7 +176,7 @@ def prefill(model, prompts: list[int], encoded: list[list[int]], budgets: list[i
     repeated k times (generate then runs the last prompt token of each row)."""
     device = next(model.parameters()).device
     input_ids, attention = (t.to(device) for t in left_pad([encoded[i] for i in prompts], pad))
-    cache = growing_cache(model)
+    cache = DynamicCache()
     positions = (attention.cumsum(-1) - 1).clamp(min=0)
     model(input_ids=input_ids[:, :-1], attention_mask=attention[:, :-1], position_ids=positions[:, :-1],
           cache=cache, use_cache=True, logits_to_keep=1)

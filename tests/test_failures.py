@@ -261,3 +261,13 @@ def test_vllm_with_an_8bit_base_is_refused_before_loading(tmp_path):
                      f"hydra.run.dir={tmp_path}", timeout=120)
     one_line_exit_2(result, "rl.use_vllm=true needs a 4-bit or unquantised base", "model.quantization=4bit")
     assert not (tmp_path / "rl").exists()
+
+
+def test_continuous_batching_with_ppo_is_refused_by_name():
+    from reasoning_lab.stages.rl import check_settings
+
+    cfg = make_config("stage=rl", "rl=ppo", "rl.continuous_batching=true")
+    with pytest.raises(ReasoningLabError, match=r"rl.continuous_batching=true needs rl=grpo or rl=rloo .*"
+                                                r"set rl.continuous_batching=false"):
+        check_settings(cfg.rl, cfg.model)
+    check_settings(make_config("stage=rl", "rl=grpo", "rl.continuous_batching=true").rl, cfg.model)

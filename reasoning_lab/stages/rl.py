@@ -108,6 +108,9 @@ def check_settings(r: DictConfig, model_cfg: DictConfig) -> None:
     if r.use_vllm and model_cfg.quantization == "8bit":
         raise ReasoningLabError("rl.use_vllm=true needs a 4-bit or unquantised base (vLLM cannot run 8-bit "
                                 "layers); set model.quantization=4bit or rl.use_vllm=false")
+    if r.continuous_batching and r.algorithm == "ppo":
+        raise ReasoningLabError("rl.continuous_batching=true needs rl=grpo or rl=rloo (TRL's setting; PPO generates "
+                                "its rollouts itself); set rl.continuous_batching=false")
     if r.dynamic_sampling.enable and r.algorithm == "ppo":
         raise ReasoningLabError("rl.dynamic_sampling.enable=true needs rl=grpo or rl=rloo (PPO's advantages come from "
                                 "its value head, not from groups); set rl.dynamic_sampling.enable=false")

@@ -160,13 +160,16 @@ class RLOO(_Selection, RLOOTrainer):
 
 
 class GenerationTimer:
-    """Wraps `model.generate` to add up the seconds spent in it; time inside `excluded()` (held-out
-    evaluations during training) is counted apart, in `excluded_seconds`."""
+    """Wraps `model.generate` and `model.generate_batch` (TRL's continuous batching) to add up the seconds spent in
+    them; time inside `excluded()` (held-out evaluations during training) is counted apart, in `excluded_seconds`."""
 
     def __init__(self, model):
         self.seconds, self.calls, self.excluded_seconds, self.paused = 0.0, 0, 0.0, False
-        inner = model.generate
+        for name in ("generate", "generate_batch"):
+            if hasattr(model, name):
+                setattr(model, name, self.timed(getattr(model, name)))
 
+    def timed(self, inner):
         def timed(*args, **kwargs):
             began = time.perf_counter()
             try:
@@ -176,7 +179,7 @@ class GenerationTimer:
                     self.seconds += time.perf_counter() - began
                     self.calls += 1
 
-        model.generate = timed
+        return timed
 
     @contextmanager
     def excluded(self):

@@ -229,3 +229,15 @@ def test_generation_stops_at_the_end_of_the_answer_line(tiny, monkeypatch, round
     assert third.hit_cap and third.tokens == 24 and third.text.startswith("no think at all\nstill going")
     # every 4 steps the rows that ended leave the batch: the last steps run the capped row alone
     assert (seen["rows"][-1] == 1) == (round_steps == 4) and seen["rows"][0] == 3
+
+
+def test_progress_lines_count_prompts_done_up_to_all(tiny, caplog):
+    model, tokenizer = tiny
+    prompts = [[{"role": "user", "content": q}] for q in ("a", "b c", "d e f", "g", "h i", "j")]
+    with caplog.at_level("INFO", logger="reasoning_lab.decoding"):
+        generate(model, tokenizer, prompts, max_new_tokens=[3, 5, 2, 4, 6, 1], k=2, do_sample=True, batch_size=4,
+                 progress="eval")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("eval: ")]
+    done = [int(line.split()[1].split("/")[0]) for line in lines]
+    assert lines and all(line.endswith("tokens/s") and "/6 prompts, " in line for line in lines)
+    assert done == sorted(done) and done[-1] == 6 and all(b - a >= 2 for a, b in zip(done, done[1:-1]))

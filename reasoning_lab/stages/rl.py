@@ -237,16 +237,20 @@ def finish(r: DictConfig, stage_dir: Path, run_dir: str, wandb_run, metrics: dic
     """Curves, the paired comparison of before and after (the same problems), the reward table, report.md."""
     write_json(stage_dir / "curves.json", {"algorithm": r.algorithm, "history": history,
                                            "heldout": metrics["eval_history"]})  # report.png's RL panels
-    comparison = compare_runs([stage_dir / "before", stage_dir])
-    write_outputs(comparison, stage_dir / "compare")
-    metrics["compare"] = comparison["comparisons"]
+    if metrics["before"]:
+        comparison = compare_runs([stage_dir / "before", stage_dir])
+        write_outputs(comparison, stage_dir / "compare")
+        metrics["compare"] = comparison["comparisons"]
+        if wandb_run is not None:
+            wandb_run.summary.update({f"rl/compare/{c['dataset']}/{key}": c[key] for c in comparison["comparisons"]
+                                      for key in ("accuracy_a", "accuracy_b", "delta", "p_value")})
+        log.info("held-out accuracy before and after RL, paired:\n%s",
+                 (stage_dir / "compare" / "compare.md").read_text())
+    else:
+        log.info("no held-out sets (rl.eval_sets=[]): no before/after comparison")
     metrics["reward_table"] = reward_table(evaluated_completions(stage_dir / "predictions"),
                                            {spec.name: spec.weight for spec in r.rewards})
     write_text(stage_dir / "rewards.md", reward_markdown(metrics["reward_table"]))
-    if wandb_run is not None:
-        wandb_run.summary.update({f"rl/compare/{c['dataset']}/{key}": c[key] for c in comparison["comparisons"]
-                                  for key in ("accuracy_a", "accuracy_b", "delta", "p_value")})
-    log.info("held-out accuracy before and after RL, paired:\n%s", (stage_dir / "compare" / "compare.md").read_text())
     publish_report(run_dir, wandb_run)
     log.info("rl (%s) done: reward %s -> %s in %d steps, adapter in %s", r.algorithm, metrics["train"]["reward_first"],
              metrics["train"]["reward_last"], len(history), metrics["checkpoint"])

@@ -50,8 +50,9 @@ from reasoning_lab.tracking import log_evaluation
 log = logging.getLogger(__name__)
 
 # part of the base model's cache key: raise it when generation, scoring or the generated data change what an
-# evaluation returns (2: generation stops at the end of the answer line)
-EVALUATION_VERSION = 2
+# evaluation returns (2: generation stops at the end of the answer line; 3: waiting prompts join running batches,
+# which changes some bfloat16 greedy completions as a different batch size would)
+EVALUATION_VERSION = 3
 
 
 def well_formed(text: str) -> bool:

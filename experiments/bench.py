@@ -296,6 +296,12 @@ def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens:
             "completion_tokens": statistics.mean(tokens)}
 
 
+def newest_last_stage() -> Path | None:
+    """The newest curriculum run's last stage adapter (`curriculum/stage_4`) under logs/, or None."""
+    found = sorted((ROOT / "logs").glob("**/curriculum/stage_4/adapter_config.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1].parent if found else None
+
+
 def newest_curriculum_run() -> tuple[float, str] | None:
     found = []
     for path in (ROOT / "logs" / "curriculum" / "runs").glob("*/curriculum/metrics.json"):
@@ -389,8 +395,8 @@ def main() -> None:
     del model
 
     # 4. RL step
-    init = sorted((ROOT / "logs").glob("**/curriculum/stage_4/adapter_config.json"), key=lambda p: p.stat().st_mtime)
-    init_from = str(init[-1].parent) if init else None
+    init = newest_last_stage()
+    init_from = str(init) if init else None
     rl_steps = 1 if quick else 2
     # one warm-up step for the process (allocator, kernels), then every step of every algorithm counts
     timings = {a: bench_rl(a, rl_steps, 2 if quick else 4, 4, 32 if quick else 64, init_from, warm_up=a == "grpo")

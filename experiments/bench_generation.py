@@ -27,6 +27,7 @@ Prints the tables and writes experiments/results/generation.md.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import statistics
 import sys
@@ -36,7 +37,7 @@ from pathlib import Path
 from unittest import mock
 
 import torch
-from bench import compose, decode_matmul_limit, decode_shapes, machine, save_table
+from bench import compose, decode_matmul_limit, decode_shapes, machine, newest_last_stage, save_table
 from omegaconf import OmegaConf
 from transformers import GenerationConfig
 
@@ -47,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "da20716"
 
 
+@functools.cache
 def loop_before():
     """`reasoning_lab/decoding.py` as it was at commit `BEFORE`, loaded from git as a module of its own."""
     import importlib.util
@@ -67,7 +69,7 @@ def loop_before():
     return module
 
 
-def plain_generate(model, tokenizer, encoded: list[list[int]], budget: int, batch: int) -> list[tuple[list[int], str]]:
+def plain_generate(model, tokenizer, encoded: list[list[int]], budget: int, batch: int) -> list[tuple[int, str]]:
     from reasoning_lab.decoding import left_pad
 
     out, eos = [], tokenizer.eos_token_id
@@ -77,7 +79,7 @@ def plain_generate(model, tokenizer, encoded: list[list[int]], budget: int, batc
                                    do_sample=False, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
         for ids in sequences[:, input_ids.shape[1]:].tolist():
             ids = ids[: ids.index(eos) + 1] if eos in ids else ids
-            out.append((ids, tokenizer.decode(ids, skip_special_tokens=True)))
+            out.append((len(ids), tokenizer.decode(ids, skip_special_tokens=True)))
     return out
 
 
@@ -88,7 +90,7 @@ def continuous_batching(model, tokenizer, encoded: list[list[int]], budget: int,
                               pad_token_id=tokenizer.pad_token_id)
     results = model.generate_batch(encoded, generation_config=config, warmup=False, continuous_batching_config=
                                    ContinuousBatchingConfig(max_requests_per_batch=batch, use_async_batching=False))
-    return [(r.generated_tokens, tokenizer.decode(r.generated_tokens, skip_special_tokens=True))
+    return [(len(r.generated_tokens), tokenizer.decode(r.generated_tokens, skip_special_tokens=True))
             for r in results.values()]
 
 
@@ -141,7 +143,7 @@ def bench_paths(cfg, tokenizer, model, problems: int, budget: int) -> dict:
         began = time.perf_counter()
         out = fn()
         seconds = time.perf_counter() - began
-        tokens = sum(t if isinstance(t, int) else len(t) for t, _ in out)
+        tokens = sum(count for count, _ in out)  # every path returns (tokens, text) per prompt
         results[name] = {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds,
                          "texts": [text for _, text in out]}
         print(f"{name}: {seconds:.1f} s, {tokens} tokens, {tokens / seconds:.0f} tokens/s", flush=True)
@@ -154,12 +156,6 @@ def bench_paths(cfg, tokenizer, model, problems: int, budget: int) -> dict:
     limit = {name: decode_matmul_limit(shapes, batch, dtype)
              for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
     return {"paths": results, "split": results_split, "limit": limit, "n": len(prompts), "batch": batch}
-
-
-def newest_final_adapter() -> Path | None:
-    found = sorted((ROOT / "logs").glob("curriculum/runs/*/curriculum/stage_4/adapter_config.json"),
-                   key=lambda p: p.stat().st_mtime)
-    return found[-1].parent if found else None
 
 
 def bench_evaluation(cfg, tokenizer, checkpoint: Path | None) -> dict:
@@ -192,12 +188,12 @@ def bench_evaluation(cfg, tokenizer, checkpoint: Path | None) -> dict:
     with mock.patch("reasoning_lab.evaluation.generate", before.generate):
         runs["before, half the batch"] = {"results": evaluate_sets(model, tokenizer, sets, half, cfg.data.system_prompt,
                                                                    cfg.seed, "before, half the batch")}
-    greedy = {label: [row["greedy"] for _, (_, predictions) in run["results"].items() for row in predictions]
-              for label, run in runs.items()}
-    correct = {label: [row["correct"] for _, (_, predictions) in run["results"].items() for row in predictions]
-               for label, run in runs.items()}
-    direct = {label: [row.get("direct") for _, (_, predictions) in run["results"].items() for row in predictions]
-              for label, run in runs.items()}
+    def column(key: str) -> dict[str, list]:
+        """`key` of every prediction row of every set, per run."""
+        return {label: [row.get(key) for _, predictions in run["results"].values() for row in predictions]
+                for label, run in runs.items()}
+
+    greedy, correct, direct = column("greedy"), column("correct"), column("direct")
     return {"before_s": runs["before"]["seconds"], "now_s": runs["now"]["seconds"],
             "prompts": len(greedy["now"]), "same_greedy": sum(a == b for a, b in zip(greedy["before"], greedy["now"])),
             "same_greedy_half": sum(a == b for a, b in zip(greedy["before"], greedy["before, half the batch"])),
@@ -228,7 +224,7 @@ def main() -> None:
                             cfg.eval.attn_implementation)
     part1 = bench_paths(cfg, tokenizer, model, problems, budget)
     del model
-    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_final_adapter()
+    checkpoint = Path(args.checkpoint) if args.checkpoint else newest_last_stage()
     part2 = bench_evaluation(cfg, tokenizer, checkpoint)
 
     limit = part1["limit"][cfg.eval.dtype]["tokens_per_s"]

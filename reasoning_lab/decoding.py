@@ -157,12 +157,14 @@ class Rows:
                                                   self.starts + other.starts)
 
     def keep(self, rows: list[int]) -> None:
-        """Keeps only `rows`, then drops the leading columns that no remaining row attends to."""
-        index = torch.tensor(rows, device=self.input_ids.device)
-        self.cache.batch_select_indices(index)
-        self.input_ids, self.attention = self.input_ids[index], self.attention[index]
-        self.owners, self.budgets, self.starts = ([values[r] for r in rows]
-                                                  for values in (self.owners, self.budgets, self.starts))
+        """Keeps only `rows` (copying the cache only when some row leaves), then drops the leading columns that no
+        remaining row attends to."""
+        if len(rows) < len(self.owners):
+            index = torch.tensor(rows, device=self.input_ids.device)
+            self.cache.batch_select_indices(index)
+            self.input_ids, self.attention = self.input_ids[index], self.attention[index]
+            self.owners, self.budgets, self.starts = ([values[r] for r in rows]
+                                                      for values in (self.owners, self.budgets, self.starts))
         first = int(self.attention.any(0).int().argmax())
         if first:
             self.input_ids, self.attention = self.input_ids[:, first:], self.attention[:, first:]

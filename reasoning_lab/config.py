@@ -163,9 +163,19 @@ class CurriculumStage:  # an entry of curriculum.stages
 
 
 @dataclass
+class AdaptiveCurriculumSettings:  # curriculum.adaptive (pacing: adaptive)
+    signal: str = one_of("progress", "loss")
+    update_every: int = at_least(1)
+    held_back: int = at_least(1)
+    smoothing: float = within(0.0, 1.0)
+    temperature: float = within(0.0, 100.0)
+    explore: float = within(0.0, 1.0)
+
+
+@dataclass
 class CurriculumConfig(SFTSettings):  # conf/curriculum/
     stages: list[CurriculumStage]
-    pacing: str = one_of("fixed", "linear", "root", "step")
+    pacing: str = one_of("fixed", "linear", "root", "step", "adaptive")
     c0: float = within(0.0, 1.0)
     step_levels: int = at_least(1)
     replay: float = within(0.0, 1.0)
@@ -183,6 +193,7 @@ class CurriculumConfig(SFTSettings):  # conf/curriculum/
     val_max_new_tokens: int | None = at_least(1, null="from the data")
     stage_evals: bool
     final_eval: bool
+    adaptive: AdaptiveCurriculumSettings
 
 
 @dataclass

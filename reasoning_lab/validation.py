@@ -38,29 +38,32 @@ def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], lim
 
 
 
-@torch.no_grad()
 def validation_losses(model, tokenizer, cfg: DictConfig, names: list[str], batch_size: int = 16) -> dict[str, list[float]]:
     """Per-example completion loss (mean NLL per completion token, what SFT minimises) on the validation
     split of each named set: the curriculum's signal for its decisions. No generation, and far less
     noisy than the accuracy of a few dozen greedy answers; paired across checkpoints by example."""
+    return {name: example_losses(model, tokenizer, tokenize(build_examples(cfg.data, [name], "val"), tokenizer,
+                                                            cfg.data.max_length, "truncate")[0], batch_size)
+            for name in names}
+
+
+@torch.no_grad()
+def example_losses(model, tokenizer, dataset, batch_size: int = 16) -> list[float]:
+    """Mean NLL per completion token of each tokenized example (`input_ids`, `completion_mask`), in order."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    losses = {}
-    for name in names:
-        dataset, _ = tokenize(build_examples(cfg.data, [name], "val"), tokenizer, cfg.data.max_length, "truncate")
-        values = []
-        for start in range(0, len(dataset), batch_size):
-            rows = dataset[start : start + batch_size]
-            width = max(len(ids) for ids in rows["input_ids"])
-            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-            ids = torch.tensor([x + [pad] * (width - len(x)) for x in rows["input_ids"]], device=device)
-            mask = torch.tensor([m + [0] * (width - len(m)) for m in rows["completion_mask"]], device=device)
-            attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows["input_ids"]], device=device)
-            logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-            target = mask[:, 1:].float()
-            values += ((nll * target).sum(1) / target.sum(1).clamp(min=1)).tolist()
-        losses[name] = [round(v, 5) for v in values]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    values = []
+    for start in range(0, len(dataset), batch_size):
+        rows = dataset[start : start + batch_size]
+        width = max(len(ids) for ids in rows["input_ids"])
+        ids = torch.tensor([x + [pad] * (width - len(x)) for x in rows["input_ids"]], device=device)
+        mask = torch.tensor([m + [0] * (width - len(m)) for m in rows["completion_mask"]], device=device)
+        attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows["input_ids"]], device=device)
+        logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
+        target = mask[:, 1:].float()
+        values += ((nll * target).sum(1) / target.sum(1).clamp(min=1)).tolist()
     model.train(was_training)
-    return losses
+    return [round(v, 5) for v in values]

@@ -2,10 +2,11 @@
 validation-driven advancement.
 
 Recipe, per stage k (one fresh trainer per round, so data order, optimizer and schedule are each
-round's own):
+round's own; `curriculum=default` is the design's four stages, `shuffled_mix` and `adaptive` one stage of them all):
   load the model from the previous stage's adapter (or checkpoint.init_from) -> tokenize the stage's data and the
   replay pool (earlier stages' data) -> per-example validation losses of the stage's and every earlier
-  stage's sets (baseline) -> train `max_steps` steps with the curriculum sampler -> losses again
+  stage's sets (baseline) -> train `max_steps` steps with the curriculum sampler (pacing: adaptive -> the bucket bandit of
+  reasoning_lab.adaptive, its weights updated from held-back losses every `adaptive.update_every` steps) -> losses again
   -> decide on paired tests (reasoning_lab.curriculum.decide): advance, or extend by `extend_steps` (at
   `extend_lr_scale` x the learning rate) while the loss still falls beyond its noise, within
   `max_extra_epochs` and `max_extensions`, undoing an extension that raised the loss; raise replay on
@@ -15,7 +16,8 @@ After stage 4: the final evaluation (the full `eval` budget) of the last adapter
 under the same settings (`curriculum.final_eval`).
 Resume: re-running with the same hydra.run.dir skips finished stages and rounds and continues an
 interrupted round from its newest complete trainer checkpoint (optimizer, scheduler, RNG and data
-position restored by the Trainer; the sampler's order depends only on the seed).
+position restored by the Trainer; the sampler's order depends only on the seed, and the adaptive sampler's on the
+seed and its weight schedule, saved with every trainer checkpoint).
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from datasets import concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from reasoning_lab.checkpoints import restore_adapter, save_adapter, train_resuming, training_record
+from reasoning_lab.adaptive import BanditUpdates, BucketBandit, BucketSampler, bucket_names, held_back_split, plot_weights
+from reasoning_lab.checkpoints import (
+    latest_complete_checkpoint,
+    restore_adapter,
+    save_adapter,
+    train_resuming,
+    training_record,
+)
 from reasoning_lab.curriculum import CurriculumSampler, decide, mean
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.evaluation import base_results, evaluate, record_evaluation
@@ -38,7 +47,7 @@ from reasoning_lab.report import EVAL_RESULTS, publish_report
 from reasoning_lab.sft import MarkComplete, sft_arguments
 from reasoning_lab.tracking import stage_run
 from reasoning_lab.trl_trainers import OrderedSFTTrainer
-from reasoning_lab.validation import validation_accuracy, validation_losses
+from reasoning_lab.validation import example_losses, validation_accuracy, validation_losses
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +121,13 @@ def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | Non
                   if c.val_limit > 0 else {})
     rounds = state["rounds"]
     last = rounds[-1]
+    adaptive = rounds[0].get("adaptive")
+    if adaptive:  # the weights' history: in metrics.json, and as a stacked chart (a file, and an image in W&B)
+        chart = plot_weights(adaptive["history"], adaptive["buckets"], cur_dir / f"stage_{k}_weights.png")
+        if wandb_run is not None:
+            import wandb
+
+            wandb_run.log({f"curriculum/stage_{k}/weights": wandb.Image(str(chart))})
     record = {"stage": k, "name": stage.name, "data": names, "examples": data["stats"],
               "replay_pool": data["replay_stats"], "replay": replay, "steps": sum(x["steps"] for x in rounds),
               "baseline_val_loss": {n: round(mean(v), 4) for n, v in state["baseline"].items()},
@@ -120,18 +136,28 @@ def run_stage(k: int, stage: DictConfig, earlier: list[dict], adapter: str | Non
               "val_accuracy_per_set": {n: accuracies[n] for n in names if n in accuracies},
               "earlier_val_accuracy": {n: accuracies[n] for n in earlier_names if n in accuracies},
               "decision": last["reason"], "extensions": len(rounds) - 1, "next_replay": last["next_replay"],
-              "forgotten": last["forgotten"], "rounds": rounds}
+              "forgotten": last["forgotten"], "adaptive": adaptive, "rounds": rounds}
     return record, model
 
 
 def stage_data(cfg: DictConfig, tokenizer, names: list[str], earlier_names: list[str], dropped: frozenset) -> dict:
     """A stage's sets (its own, the earlier stages', and the validation sets: both), its tokenized training examples
-    (its own sets, then the replay pool of earlier stages' sets) and the step counts they give."""
+    (its own sets, then the replay pool of earlier stages' sets) and the step counts they give. With adaptive
+    pacing: each example's bucket (set x difficulty) and the held-back examples of every bucket."""
     c = cfg.curriculum
     current, stats = tokenize(build_examples(cfg.data, names, "train", exclude=dropped), tokenizer,
-                              cfg.data.max_length, cfg.data.overflow, keep=("difficulty",))
+                              cfg.data.max_length, cfg.data.overflow, keep=("difficulty", "set"))
+    adaptive = {}
+    if c.pacing == "adaptive":
+        bucket_list, buckets = bucket_names(current["set"], current["difficulty"])
+        kept, held = held_back_split(buckets, c.adaptive.held_back, cfg.seed)
+        adaptive = {"bucket_names": bucket_list, "buckets": [buckets[i] for i in kept],
+                    "held_back": current.select(held).remove_columns(["difficulty", "set"]),
+                    "held_back_buckets": [buckets[i] for i in held]}
+        stats = {**stats, "held_back": len(held)}
+        current = current.select(kept)
     difficulties = current["difficulty"]
-    datasets, n_replay, replay_stats = [current.remove_columns("difficulty")], 0, None
+    datasets, n_replay, replay_stats = [current.remove_columns(["difficulty", "set"])], 0, None
     if earlier_names:
         pool, replay_stats = tokenize(build_examples(cfg.data, earlier_names, "train", exclude=dropped), tokenizer,
                                       cfg.data.max_length, cfg.data.overflow)
@@ -141,7 +167,7 @@ def stage_data(cfg: DictConfig, tokenizer, names: list[str], earlier_names: list
     return {"names": names, "earlier_names": earlier_names,
             "val_names": names + [n for n in earlier_names if n not in names],
             "dataset": concatenate_datasets(datasets), "difficulties": difficulties, "n_replay": n_replay,
-            "stats": stats, "replay_stats": replay_stats,
+            "stats": stats, "replay_stats": replay_stats, **adaptive,
             "steps": c.max_steps if c.max_steps > 0 else math.ceil(c.num_epochs * steps_per_epoch),
             "extra_budget": math.floor(c.max_extra_epochs * steps_per_epoch)}
 
@@ -159,7 +185,8 @@ def train_rounds(k: int, stage_name: str, model, tokenizer, cfg: DictConfig, dat
         steps, pacing = (c.extend_steps, "fixed") if extending else (data["steps"], c.pacing)
         learning_rate = c.learning_rate * (c.extend_lr_scale if extending else 1.0)
         train = train_round(model, tokenizer, cfg, work / f"round_{r}.work", data, steps, pacing, replay,
-                            cfg.seed + 1000 * k + r, learning_rate, "wandb" if wandb_run is not None else "none")
+                            cfg.seed + 1000 * k + r, learning_rate, "wandb" if wandb_run is not None else "none",
+                            wandb_run)
         now = validation_losses(model, tokenizer, cfg, val_names)
         spent = sum(x["steps"] for x in rounds[1:]) + (steps if extending else 0)
         extensions_left = spent + c.extend_steps <= data["extra_budget"] and len(rounds) < c.max_extensions
@@ -194,13 +221,22 @@ def own(losses: dict[str, list[float]], names: list[str]) -> list[float]:
 
 
 def train_round(model, tokenizer, cfg: DictConfig, work: Path, data: dict, steps: int, pacing: str, replay: float,
-                seed: int, learning_rate: float, report_to: str) -> dict:
+                seed: int, learning_rate: float, report_to: str, wandb_run=None) -> dict:
     """One trainer over `steps` optimizer steps, resumed from its newest complete checkpoint if any."""
     c = cfg.curriculum
-    dataset = data["dataset"]
-    sampler = CurriculumSampler(data["difficulties"], data["n_replay"], c.batch_size, steps * c.grad_accum, pacing,
-                                c.c0, replay, seed, c.step_levels, lengths=[len(ids) for ids in dataset["input_ids"]],
-                                length_window=c.length_window)
+    dataset, callbacks, bandit = data["dataset"], [], None
+    if pacing == "adaptive":
+        bandit = BucketBandit(data["bucket_names"], c.adaptive.signal, c.adaptive.smoothing, c.adaptive.temperature,
+                              c.adaptive.explore)
+        sampler = BucketSampler(data["buckets"], len(data["bucket_names"]), c.batch_size, steps * c.grad_accum, seed)
+        updates = BanditUpdates(bandit, sampler, c.adaptive.update_every * c.grad_accum,
+                                lambda m: bucket_losses(m, tokenizer, data), log, wandb_run)
+        updates.resume_from(latest_complete_checkpoint(work / "trainer"))
+        callbacks.append(updates)
+    else:
+        sampler = CurriculumSampler(data["difficulties"], data["n_replay"], c.batch_size, steps * c.grad_accum, pacing,
+                                    c.c0, replay, seed, c.step_levels,
+                                    lengths=[len(ids) for ids in dataset["input_ids"]], length_window=c.length_window)
     trainer = OrderedSFTTrainer(
         model=model,
         args=sft_arguments(work / "trainer", c, max_steps=steps, learning_rate=learning_rate, seed=seed,
@@ -208,10 +244,21 @@ def train_round(model, tokenizer, cfg: DictConfig, work: Path, data: dict, steps
         train_dataset=dataset,
         processing_class=tokenizer,
         sampler=sampler,
-        callbacks=[MarkComplete()],
+        callbacks=callbacks + [MarkComplete()],
     )
     result, resume = train_resuming(trainer, work / "trainer")
-    return {"steps": result.global_step, "train_loss": result.training_loss, "resumed_from": str(resume or "")}
+    record = {"steps": result.global_step, "train_loss": result.training_loss, "resumed_from": str(resume or "")}
+    if bandit is not None:
+        record["adaptive"] = {"buckets": bandit.names, "history": bandit.history, "schedule": sampler.schedule}
+    return record
+
+
+def bucket_losses(model, tokenizer, data: dict) -> list[float]:
+    """Each bucket's mean completion loss on its held-back examples."""
+    losses = example_losses(model, tokenizer, data["held_back"])
+    per_bucket = [[v for v, b in zip(losses, data["held_back_buckets"]) if b == k]
+                  for k in range(len(data["bucket_names"]))]
+    return [mean(values) if values else 0.0 for values in per_bucket]
 
 
 def final_evaluation(cfg: DictConfig, tokenizer, model, adapter: str, cur_dir: Path, run_dir: str, wandb_run,

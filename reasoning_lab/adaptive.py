@@ -1,0 +1,194 @@
+"""The adaptive curriculum (`curriculum=adaptive`): sampling weights over buckets of examples, read from the model
+as it learns. What transformers, TRL and peft do not provide.
+
+- Buckets: a stage's examples grouped by (set, difficulty level). A few examples of each bucket are held back from
+  training (`held_back_split`); their per-example completion loss is the bucket's signal.
+- `BucketBandit`: a non-stationary bandit over the buckets (Graves et al. 2017; Matiisen et al., "Teacher-Student
+  Curriculum Learning"). Every `update_every` steps each bucket's score is updated from its held-back losses:
+    progress: s <- smoothing * s + (1 - smoothing) * |L_prev - L_now|   (learning progress, either way: a bucket
+              being forgotten draws weight back)
+    loss:     s <- L_now                                                   (the buckets the model is worst at)
+  and the weights become w = (1 - explore) * softmax(s / (temperature * mean(s))) + explore / K. The explore floor
+  is the replay: every bucket keeps at least explore / K of each batch.
+- `BucketSampler`: batches for the Trainer, each example's bucket drawn by the current weights, the examples of a
+  bucket in seeded shuffled epochs. A new set of weights applies from the next batch not yet drawn; the schedule
+  (which weights from which batch) is saved with every trainer checkpoint, so a resumed run draws the same batches.
+- `BanditUpdates`: the Trainer callback that measures, updates, logs and saves.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+from torch.utils.data import Sampler
+from transformers import TrainerCallback
+
+from reasoning_lab.files import read_json, write_json
+
+SIGNALS = ("progress", "loss")
+STATE = "adaptive_curriculum.json"  # in every trainer checkpoint: the bandit and the sampler's schedule
+
+
+def bucket_names(sets: list[str], difficulties: list[float]) -> tuple[list[str], list[int]]:
+    """The bucket of each example (`<set>/<difficulty>`), as the list of names and an index per example."""
+    labels = [f"{name}/{difficulty:g}" for name, difficulty in zip(sets, difficulties)]
+    names = sorted(set(labels))
+    return names, [names.index(label) for label in labels]
+
+
+def held_back_split(buckets: list[int], per_bucket: int, seed: int) -> tuple[list[int], list[int]]:
+    """Indices to train on and indices held back: `per_bucket` of each bucket (at most a quarter of it), seeded."""
+    rng = random.Random(seed)
+    members: dict[int, list[int]] = {}
+    for i, b in enumerate(buckets):
+        members.setdefault(b, []).append(i)
+    held = sorted(i for rows in members.values() for i in rng.sample(rows, min(per_bucket, len(rows) // 4)))
+    kept = sorted(set(range(len(buckets))) - set(held))
+    return kept, held
+
+
+class BucketBandit:
+    def __init__(self, names: list[str], signal: str, smoothing: float, temperature: float, explore: float):
+        if signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {SIGNALS}, not {signal!r}")
+        self.names, self.signal = names, signal
+        self.smoothing, self.temperature, self.explore = smoothing, temperature, explore
+        self.scores = [0.0] * len(names)
+        self.last: list[float] | None = None
+        self.weights = [1 / len(names)] * len(names)
+        self.history: list[dict] = []
+
+    def update(self, step: int, losses: list[float]) -> list[float]:
+        """New weights from each bucket's mean held-back loss at `step`."""
+        if self.signal == "loss":
+            self.scores = list(losses)
+        elif self.last is not None:
+            self.scores = [self.smoothing * s + (1 - self.smoothing) * abs(before - now)
+                           for s, before, now in zip(self.scores, self.last, losses)]
+        self.last = list(losses)
+        if self.signal == "loss" or len(self.history) > 0:  # progress needs two measurements
+            self.weights = mixed(self.scores, self.temperature, self.explore)
+        self.history.append({"step": step, "loss": rounded(losses), "score": rounded(self.scores),
+                             "weights": rounded(self.weights)})
+        return self.weights
+
+    def state(self) -> dict:
+        return {"scores": self.scores, "last": self.last, "weights": self.weights, "history": self.history}
+
+    def load(self, state: dict) -> None:
+        self.scores, self.last, self.weights, self.history = (state["scores"], state["last"], state["weights"],
+                                                              state["history"])
+
+
+def mixed(scores: list[float], temperature: float, explore: float) -> list[float]:
+    """(1 - explore) * softmax(scores / (temperature * mean score)) + explore / K."""
+    scale = temperature * (sum(abs(s) for s in scores) / len(scores))
+    if scale <= 0:
+        return [1 / len(scores)] * len(scores)
+    top = max(scores)
+    exps = [math.exp((s - top) / scale) for s in scores]
+    total = sum(exps)
+    return [(1 - explore) * e / total + explore / len(scores) for e in exps]
+
+
+def rounded(values: list[float]) -> list[float]:
+    return [round(v, 5) for v in values]
+
+
+class BucketSampler(Sampler[int]):
+    """Indices for `total_batches` batches of `batch_size`: each example's bucket drawn by the weights in force,
+    then the bucket's next example (seeded shuffled epochs per bucket). `schedule`: [batch index, weights] pairs,
+    the weights in force from that batch on."""
+
+    def __init__(self, buckets: list[int], n_buckets: int, batch_size: int, total_batches: int, seed: int):
+        self.members = [[i for i, b in enumerate(buckets) if b == k] for k in range(n_buckets)]
+        self.batch_size, self.total_batches, self.seed = batch_size, total_batches, seed
+        self.schedule: list[list] = [[0, [1 / n_buckets] * n_buckets]]
+        self.drawn = 0  # batches drawn so far by the live iterator
+
+    def __len__(self) -> int:
+        return self.total_batches * self.batch_size
+
+    def set_weights(self, weights: list[float]) -> None:
+        """`weights` apply from the next batch not drawn yet."""
+        self.schedule.append([self.drawn, list(weights)])
+
+    def weights_at(self, batch: int) -> list[float]:
+        return [w for start, w in self.schedule if start <= batch][-1]
+
+    def __iter__(self) -> Iterator[int]:
+        rng = random.Random(self.seed)
+        queues: list[list[int]] = [[] for _ in self.members]
+        for b in range(self.total_batches):
+            self.drawn = b + 1  # from its first index on, batch b counts as drawn
+            weights = [w if self.members[k] else 0.0 for k, w in enumerate(self.weights_at(b))]
+            for k in rng.choices(range(len(weights)), weights=weights, k=self.batch_size):
+                if not queues[k]:
+                    queues[k] = rng.sample(self.members[k], len(self.members[k]))
+                yield queues[k].pop()
+        self.drawn = self.total_batches
+
+
+class BanditUpdates(TrainerCallback):
+    """Every `every` steps: the held-back losses per bucket (`measure(model)` -> one mean per bucket), new weights
+    for the sampler, a log line and W&B scalars; the bandit and the schedule saved with every trainer checkpoint
+    and put back when the Trainer resumes from one."""
+
+    def __init__(self, bandit: BucketBandit, sampler: BucketSampler, every: int, measure, log, wandb_run=None):
+        self.bandit, self.sampler, self.every, self.measure = bandit, sampler, every, measure
+        self.log, self.wandb_run = log, wandb_run
+
+    def resume_from(self, checkpoint: Path | None) -> None:
+        if checkpoint is not None and (Path(checkpoint) / STATE).exists():
+            state = read_json(Path(checkpoint) / STATE, {})
+            self.bandit.load(state["bandit"])
+            self.sampler.schedule = state["schedule"]
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if not self.bandit.history:  # the first measurement, before any step
+            self.update(0, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
+            self.update(state.global_step, model)
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.exists():
+            write_json(folder / STATE, {"bandit": self.bandit.state(), "schedule": self.sampler.schedule})
+
+    def update(self, step: int, model) -> None:
+        was_training = model.training
+        losses = self.measure(model)
+        model.train(was_training)
+        weights = self.bandit.update(step, losses)
+        self.sampler.set_weights(weights)
+        top = sorted(zip(weights, self.bandit.names), reverse=True)[:3]
+        self.log.info("adaptive curriculum, step %d: weights %s", step,
+                      ", ".join(f"{name} {w:.2f}" for w, name in top) + " (largest three)")
+        if self.wandb_run is not None:
+            self.wandb_run.log({**{f"curriculum/weight/{n}": w for n, w in zip(self.bandit.names, weights)},
+                                **{f"curriculum/heldback_loss/{n}": v for n, v in zip(self.bandit.names, losses)},
+                                "curriculum/adaptive_step": step})
+
+
+def plot_weights(history: list[dict], names: list[str], target: Path) -> Path:
+    """A stacked area chart of the weights over the steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.stackplot(steps, [[h["weights"][k] for h in history] for k in range(len(names))], labels=names, step="post")
+    ax.set(xlabel="optimizer step", ylabel="sampling weight", title="adaptive curriculum: weights over buckets",
+           ylim=(0, 1))
+    ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

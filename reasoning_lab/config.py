@@ -230,11 +230,16 @@ class PPOSettings:  # rl.ppo
 
 
 @dataclass
-class AdaptiveDifficultySettings:  # rl.adaptive_difficulty (AdaRFT)
-    target: float | None
+class AdaRFTSettings:  # rl.adarft (rl.prompt_sampling=adarft)
+    target: float = within(0.0, 1.0)
     eta: float
     alpha: float
     reward: float
+
+
+@dataclass
+class LearnabilitySettings:  # rl.learnability (rl.prompt_sampling=learnability)
+    prior: float = within(0.0, 1000.0)
 
 
 @dataclass
@@ -266,7 +271,9 @@ class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
     grpo: GRPOSettings
     rloo: RLOOSettings
     ppo: PPOSettings
-    adaptive_difficulty: AdaptiveDifficultySettings
+    prompt_sampling: str = one_of("uniform", "adarft", "learnability")
+    adarft: AdaRFTSettings
+    learnability: LearnabilitySettings
     dynamic_sampling: DynamicSamplingSettings
     rewards: list[RewardSpec]
 
@@ -415,10 +422,10 @@ RENAMED = {
     "rl.normalize_advantages": "rl.rloo.normalize_advantages",
     **{f"rl.{key}": f"rl.ppo.{key}" for key in ("minibatch_size", "gamma", "lam", "cliprange_value", "vf_coef",
                                                 "max_grad_norm")},
-    "rl.difficulty_target": "rl.adaptive_difficulty.target",
-    "rl.difficulty_eta": "rl.adaptive_difficulty.eta",
-    "rl.difficulty_alpha": "rl.adaptive_difficulty.alpha",
-    "rl.difficulty_reward": "rl.adaptive_difficulty.reward",
+    **{key: "rl.prompt_sampling=adarft rl.adarft.target" for key in ("rl.difficulty_target",
+                                                                        "rl.adaptive_difficulty.target")},
+    **{f"rl.{old}{key}": f"rl.adarft.{key}" for old in ("difficulty_", "adaptive_difficulty.")
+       for key in ("eta", "alpha", "reward")},
     "rl.dynamic_sampling": "rl.dynamic_sampling.enable",
     "rl.max_refill_rounds": "rl.dynamic_sampling.max_refill_rounds",
 }

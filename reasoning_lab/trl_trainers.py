@@ -7,7 +7,8 @@
   in at most `max_refill_rounds` extra rounds, so the batch holds `batch_size` groups with signal.
   They and OrderedSFTTrainer override private methods of TRL's trainers (`OVERRIDDEN`); tests/test_trl_trainers.py fails with
   a clear message when an upgrade of TRL removes one.
-- `RewardFeedback`, `AtSteps`: callbacks (AdaRFT's difficulty update; a held-out evaluation every N steps).
+- `PromptFeedback`, `AtSteps`: callbacks (the prompt sampler's state in every checkpoint; a held-out evaluation
+  every N steps). Each step logs `prompt_sampling/pass_rate` and `prompt_sampling/zero_variance_share` (GRPO/RLOO).
 - `GenerationTimer`: seconds spent in `model.generate`, for the generate/update split.
 """
 
@@ -15,12 +16,16 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
 from trl import GRPOTrainer, RLOOTrainer, SFTTrainer
 
-from reasoning_lab.prompt_selection import AdaptiveDifficulty, PromptSampler
+from reasoning_lab.files import read_json, write_json
+from reasoning_lab.prompt_selection import PromptSampler, step_numbers
+
+SAMPLER_STATE = "prompt_sampler.json"  # in every RL trainer checkpoint: the prompt sampler's observations
 
 # the private methods of TRL's trainers that GRPO and RLOO override (pinned TRL versions in pyproject.toml)
 OVERRIDDEN = {GRPOTrainer: ("_get_train_sampler", "_generate_and_score_completions"),
@@ -39,15 +44,21 @@ class OrderedSFTTrainer(SFTTrainer):
         return self.ordered_sampler or super()._get_train_sampler(train_dataset)
 
 
-class RewardFeedback(TrainerCallback):
-    """Feeds each logged mean correctness reward to AdaptiveDifficulty."""
+class PromptFeedback(TrainerCallback):
+    """Saves the prompt sampler's state into every trainer checkpoint and puts it back when the Trainer resumes from
+    one."""
 
-    def __init__(self, adaptive: AdaptiveDifficulty, key: str = "rewards/correctness/mean"):
-        self.adaptive, self.key = adaptive, key
+    def __init__(self, sampler: PromptSampler):
+        self.sampler = sampler
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "reward" in logs:
-            logs["difficulty_target"] = self.adaptive.update(logs.get(self.key, logs["reward"]))
+    def resume_from(self, checkpoint: Path | None) -> None:
+        if checkpoint is not None and (Path(checkpoint) / SAMPLER_STATE).exists():
+            self.sampler.load(read_json(Path(checkpoint) / SAMPLER_STATE, []))
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.exists():
+            write_json(folder / SAMPLER_STATE, self.sampler.state())
 
 
 class AtSteps(TrainerCallback):
@@ -76,10 +87,14 @@ class _Selection:
         return self.prompt_sampler
 
     def _generate_and_score_completions(self, inputs):
+        seen = len(self.prompt_sampler.observations)
         output = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
         if self.dynamic_sampling and mode == "train":
             output = self._refill(output, len(inputs) // self.num_generations, mode)
+        if len(self.prompt_sampler.observations) > seen:  # the correctness reward's verdicts on these groups
+            for key, value in step_numbers(self.prompt_sampler.observations[seen:]).items():
+                self._metrics[mode][key].append(value)
         if self.drop_uniform_groups or self.dynamic_sampling:
             zero = ~informative(output["advantages"], 1)
             if not zero.all():  # a batch without any signal is left as it is
@@ -119,10 +134,10 @@ def informative(advantages, n: int):
 
 
 def fresh_prompts(sampler: PromptSampler):
-    """Endless prompt indices for refills: seeded passes of the same sampler kind, apart from its own order."""
+    """Endless prompt indices for refills: seeded shuffles of the prompts, apart from the sampler's own order."""
     passes = 1
     while True:
-        extra = PromptSampler(sampler.size, sampler.batch_size, 1, 1, sampler.seed + 1000 * passes, sampler.adaptive)
+        extra = PromptSampler(sampler.size, sampler.batch_size, 1, 1, sampler.seed + 1000 * passes)
         for chunk in extra.chunks():
             yield from chunk
         passes += 1

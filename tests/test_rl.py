@@ -67,13 +67,18 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
 
 
 @pytest.mark.slow
-def test_adaptive_difficulty_and_dropped_groups_in_grpo(tmp_path, tiny_warmup):
+def test_adarft_prompt_sampling_and_dropped_groups_in_grpo(tmp_path, tiny_warmup):
     run_dir = tmp_path / "run"
-    metrics = finished(run_dir, run_cli(*TINY_RL, f"checkpoint.init_from={tiny_warmup}/warmup/checkpoint", "rl.adaptive_difficulty.target=0.3", "rl.drop_uniform_groups=true",
-                                        "rl.eval_every=0", "logger=none", f"hydra.run.dir={run_dir}"))
-    targets = [h["target"] for h in metrics["train"]["difficulty"]]
+    metrics = finished(run_dir, run_cli(*TINY_RL, f"checkpoint.init_from={tiny_warmup}/warmup/checkpoint",
+                                        "rl.prompt_sampling=adarft", "rl.adarft.target=0.3",
+                                        "rl.drop_uniform_groups=true", "rl.eval_every=0", "logger=none",
+                                        f"hydra.run.dir={run_dir}"))
+    targets = [h["target"] for h in metrics["train"]["prompt_sampling"]]
     assert len(targets) == 2 and targets[0] < 0.3  # tiny_random earns nothing: the target eases
     assert all("dropped_uniform_share" in h for h in metrics["train"]["history"])
+    # every step logs its prompts' pass rate and the share of groups without signal (all wrong here)
+    assert all(h["prompt_sampling/pass_rate"] == 0 and h["prompt_sampling/zero_variance_share"] == 1
+               for h in metrics["train"]["history"])
     assert [e["step"] for e in metrics["eval_history"]] == [0, 2]
 
 
@@ -81,11 +86,19 @@ def test_adaptive_difficulty_and_dropped_groups_in_grpo(tmp_path, tiny_warmup):
     ("rl.rewards=[{name: nope, weight: 1.0}]", "unknown reward 'nope'"),
     ("rl.num_generations=1", "rl.num_generations=1"),
     ("rl.grpo.loss_type=magic", "rl.grpo.loss_type='magic' is not one of"),
+    ("rl.prompt_sampling=hardest", "rl.prompt_sampling='hardest' is not one of"),
 ])
 def test_rl_config_mistakes_are_one_line(override, message):
     result = run_cli("stage=rl", "model=tiny_random", override)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_prompt_sampling_without_the_correctness_reward_is_one_line():
+    result = run_cli("stage=rl", "model=tiny_random", "rl.prompt_sampling=learnability",
+                     "rl.rewards=[{name: format, weight: 1.0}]")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "rl.prompt_sampling=learnability reads each prompt's pass rate from the correctness reward" in result.stderr
 
 
 def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
@@ -94,7 +107,7 @@ def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
     from tests.helpers import make_config
 
     rows = [{"i": i} for i in range(5)]
-    batches = prompt_batches(rows, 2, seed=0, adaptive=None)
+    batches = prompt_batches(rows, PromptSampler(len(rows), 2, 1, 1, seed=0))
     seen = [next(batches) for _ in range(6)]  # 2 batches per pass, so three seeded passes
     assert all(len(b) == 2 for b in seen)
     assert len({row["i"] for b in seen[:2] for row in b}) == 4  # no repeat within a pass
@@ -110,7 +123,8 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     reward on the sampled token ids differs within a group, so the policy must move. A reward that is uniform in the groups
     of every other prompt checks `rl.drop_uniform_groups`: those completions leave the loss, and are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
+    from reasoning_lab.stages.rl import observed, prompt_rows, prompt_sampler, trl_trainer
+    from reasoning_lab.trl_trainers import PromptFeedback
     from reasoning_lab.tracking import adapter_digest
     from tests.helpers import make_config
 
@@ -139,7 +153,8 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     """A reward that is uniform for every other training prompt: with rl.dynamic_sampling those groups are
     replaced by fresh prompts, so every group the loss sees carries signal, and the refills are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
+    from reasoning_lab.stages.rl import observed, prompt_rows, prompt_sampler, trl_trainer
+    from reasoning_lab.trl_trainers import PromptFeedback
     from tests.helpers import make_config
 
     cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=3",
@@ -193,46 +208,55 @@ def test_killed_ppo_stage_resumes_to_the_same_weights(tmp_path, tiny_warmup):
 
 
 @pytest.mark.slow
-def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_path):
+@pytest.mark.parametrize("sampling", ["uniform", "learnability"])
+def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_path, sampling):
     """GRPO (TRL) with a reward that varies within groups, so the adapter moves: stopped at step 3, after the
-    complete checkpoint of step 2, and resumed from it, it ends where an uninterrupted run ends."""
+    complete checkpoint of step 2, and resumed from it, it ends where an uninterrupted run ends; with learnability
+    sampling the resumed run draws the same prompts (the sampler's observations come back with the checkpoint)."""
     from transformers import TrainerCallback, set_seed
 
     from reasoning_lab.checkpoints import latest_complete_checkpoint
     from reasoning_lab.model import load_model, load_tokenizer
     from reasoning_lab.sft import MarkComplete
-    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
+    from reasoning_lab.stages.rl import observed, prompt_rows, prompt_sampler, trl_trainer
+    from reasoning_lab.trl_trainers import PromptFeedback
     from reasoning_lab.tracking import adapter_digest
     from tests.helpers import make_config
 
     cfg = make_config(*[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=4", "rl.save_steps=2",
                       "rl.learning_rate=0.05", "rl.temperature=1.5", "rl.beta=0.0",
-                      "rl.rewards=[{name: correctness, weight: 1.0}]")
+                      "rl.rewards=[{name: correctness, weight: 1.0}]", f"rl.prompt_sampling={sampling}")
     tokenizer = load_tokenizer(cfg.model)
     rows = prompt_rows(cfg)
 
-    def varied(completions, completion_ids=None, **kwargs):
-        return [float(sum(ids) % 97) for ids in completion_ids]
+    def correctness(completions, completion_ids=None, **kwargs):  # right or wrong by the tokens drawn
+        return [float(sum(ids) % 2) for ids in completion_ids]
 
     class Stop(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
             if state.global_step == 3:
                 raise KeyboardInterrupt
 
-    def trainer(out, callbacks):
+    def trainer(out, callbacks, resume=None):
         set_seed(cfg.seed)  # the same fresh adapters each time
-        sampler = PromptSampler(len(rows), cfg.rl.batch_size, cfg.rl.num_generations, 1, cfg.seed, None)
-        return trl_trainer(cfg, load_model(cfg.model), tokenizer, rows, [varied], sampler, out, "none",
-                           [MarkComplete(), *callbacks])
+        sampler = prompt_sampler(cfg, rows)
+        feedback = PromptFeedback(sampler)
+        feedback.resume_from(resume)
+        made = trl_trainer(cfg, load_model(cfg.model), tokenizer, rows, observed([correctness], sampler), sampler,
+                           out, "none", [feedback, MarkComplete(), *callbacks])
+        return made, sampler
 
-    clean = trainer(tmp_path / "clean", [])
+    clean, clean_sampler = trainer(tmp_path / "clean", [])
     start = adapter_digest(clean.model)
     clean.train()
     assert adapter_digest(clean.model) != start
     with pytest.raises(KeyboardInterrupt):
-        trainer(tmp_path / "killed", [Stop()]).train()
+        trainer(tmp_path / "killed", [Stop()])[0].train()
     resume = latest_complete_checkpoint(tmp_path / "killed" / "trainer")
     assert resume is not None and resume.name == "checkpoint-2"
-    resumed = trainer(tmp_path / "killed", [])
+    resumed, resumed_sampler = trainer(tmp_path / "killed", [], resume)
     resumed.train(resume_from_checkpoint=str(resume))
     assert adapter_digest(resumed.model) == adapter_digest(clean.model)
+    assert resumed_sampler.observations == clean_sampler.observations  # the same prompts, the same answers
+    if sampling == "learnability":
+        assert len({tuple(o[1]) for o in clean_sampler.observations}) > 1

@@ -30,7 +30,14 @@ from datasets import concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from reasoning_lab.adaptive import BanditUpdates, BucketBandit, BucketSampler, bucket_names, held_back_split, plot_weights
+from reasoning_lab.adaptive import (
+    BanditUpdates,
+    BucketBandit,
+    BucketSampler,
+    bucket_names,
+    held_back_split,
+    plot_weights,
+)
 from reasoning_lab.checkpoints import (
     latest_complete_checkpoint,
     restore_adapter,

@@ -3,13 +3,14 @@
 Recipe: start from the last curriculum checkpoint (checkpoint.init_from, else this run's or the newest
 `curriculum/stage_4`) -> prompts from the hardest curriculum stage's training sets, with the gold
 answer as a column -> evaluate (before) -> train `rl.max_steps` steps with the rewards named in
-`rl.rewards` (reasoning_lab.rewards), prompts at random or by AdaRFT's adaptive difficulty, a held-out
+`rl.rewards` (reasoning_lab.rewards), prompts drawn by `rl.prompt_sampling` (uniform, AdaRFT's adaptive
+difficulty, or learnability from each prompt's running pass rate; reasoning_lab.prompt_selection), a held-out
 evaluation every `rl.eval_every` steps -> save `rl/checkpoint` (adapter, plus `value_head.safetensors`
 for PPO) -> evaluate (after) on the same problems -> their paired comparison (`rl/compare/`: accuracy
 difference, bootstrap interval, McNemar p) -> `rl/metrics.json`, `rl/eval_results.json`, report.md, W&B.
 Resume: every `rl.save_steps` the training state is saved (TRL's checkpoints under `rl/trainer/`, PPO's in
 `rl/ppo_state/`); re-running the same hydra.run.dir continues from the newest complete one (weights,
-optimizer, random states, prompt order; AdaRFT's difficulty target starts over), the "before" evaluation
+optimizer, random states, prompt order: the prompt sampler replays what it observed), the "before" evaluation
 is read back, and a finished stage is not trained again.
 """
 
@@ -29,6 +30,7 @@ from trl import GRPOConfig, RLOOConfig
 
 from reasoning_lab.checkpoints import (
     check_checkpoint,
+    latest_complete_checkpoint,
     newest_checkpoint,
     save_adapter,
     train_resuming,
@@ -42,12 +44,12 @@ from reasoning_lab.files import build_once, read_json, stop_if_asked, write_json
 from reasoning_lab.model import load_model, load_tokenizer
 from reasoning_lab.ppo import PPO
 from reasoning_lab.problem import chat_prompt
-from reasoning_lab.prompt_selection import AdaptiveDifficulty, PromptSampler
+from reasoning_lab.prompt_selection import AdaptiveDifficulty, Learnability, PromptSampler, step_numbers
 from reasoning_lab.report import EVAL_RESULTS, publish_report, reward_markdown
 from reasoning_lab.rewards import reward_functions, reward_table
 from reasoning_lab.sft import MarkComplete
 from reasoning_lab.tracking import finished_stage, stage_run
-from reasoning_lab.trl_trainers import GRPO, RLOO, AtSteps, GenerationTimer, RewardFeedback
+from reasoning_lab.trl_trainers import GRPO, RLOO, AtSteps, GenerationTimer, PromptFeedback
 
 log = logging.getLogger(__name__)
 # PPO's training state, for resuming: tensors in safetensors, the rest (history, step count, RNG states) in JSON
@@ -73,23 +75,21 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         timer = GenerationTimer(model)  # generation time of training steps, evaluations apart
         held_out = held_out_evaluation(cfg, model, tokenizer, run_dir, wandb_run, metrics, timer)
         metrics["before"] = evaluate_before(held_out, stage_dir / "before", metrics)["datasets"]
-        adaptive = (AdaptiveDifficulty([row["difficulty"] for row in rows], r.adaptive_difficulty.target,
-                                       r.adaptive_difficulty.eta, r.adaptive_difficulty.alpha,
-                                       r.adaptive_difficulty.reward, cfg.seed)
-                    if r.adaptive_difficulty.target is not None else None)
-        rewards = reward_functions([spec.name for spec in r.rewards], r.max_completion_length, end_ids(model, tokenizer))
+        sampler = prompt_sampler(cfg, rows)
+        rewards = observed(reward_functions([spec.name for spec in r.rewards], r.max_completion_length,
+                                            end_ids(model, tokenizer)), sampler)
 
         # train
         timer.excluded_seconds = 0.0
         began = time.perf_counter()
         if r.algorithm == "ppo":
-            history, ppo = train_ppo(cfg, model, tokenizer, rows, rewards, adaptive, wandb_run, held_out,
+            history, ppo = train_ppo(cfg, model, tokenizer, rows, rewards, sampler, wandb_run, held_out,
                                      stage_dir / "ppo_state")
             policy, also = model, ppo.save_value_head
         else:
-            history, policy = train_trl(cfg, model, tokenizer, rows, rewards, adaptive, wandb_run, held_out, stage_dir)
+            history, policy = train_trl(cfg, model, tokenizer, rows, rewards, sampler, wandb_run, held_out, stage_dir)
             also = None
-        metrics["train"] = train_summary(history, time.perf_counter() - began, timer, adaptive)
+        metrics["train"] = train_summary(history, time.perf_counter() - began, timer, sampler)
 
         # finish: save the policy, evaluate it on the same problems, compare, tabulate the rewards
         for name in [n for n in policy.peft_config if n != "default"]:
@@ -111,6 +111,10 @@ def check_settings(r: DictConfig, model_cfg: DictConfig) -> None:
     if r.continuous_batching and r.algorithm == "ppo":
         raise ReasoningLabError("rl.continuous_batching=true needs rl=grpo or rl=rloo (TRL's setting; PPO generates "
                                 "its rollouts itself); set rl.continuous_batching=false")
+    if r.prompt_sampling != "uniform" and "correctness" not in [spec.name for spec in r.rewards]:
+        raise ReasoningLabError(f"rl.prompt_sampling={r.prompt_sampling} reads each prompt's pass rate from the "
+                                "correctness reward, which rl.rewards lacks; add {name: correctness} to rl.rewards or "
+                                "set rl.prompt_sampling=uniform")
     if r.dynamic_sampling.enable and r.algorithm == "ppo":
         raise ReasoningLabError("rl.dynamic_sampling.enable=true needs rl=grpo or rl=rloo (PPO's advantages come from "
                                 "its value head, not from groups); set rl.dynamic_sampling.enable=false")
@@ -136,13 +140,43 @@ def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
 def prompt_rows(cfg: DictConfig) -> list[dict]:
     """One row per training problem of `rl.prompt_sets` (default: the last curriculum stage's sets)."""
     names = list(cfg.rl.prompt_sets or cfg.curriculum.stages[-1].data)
+    problems = [(name, p) for name in names for p in load_problems(cfg.data, name, "train")]
     rows = [{"prompt": chat_prompt(p.question, cfg.data.system_prompt), "answer": p.answer, "kind": p.kind,
-             "options": p.options, "difficulty": p.difficulty, "set": name}
-            for name in names for p in load_problems(cfg.data, name, "train")]
+             "options": p.options, "difficulty": p.difficulty, "set": name, "prompt_id": i}
+            for i, (name, p) in enumerate(problems)]
     if len(rows) < cfg.rl.batch_size:
         raise ReasoningLabError(f"rl.prompt_sets={names} hold {len(rows)} training problems, fewer than "
                                 f"rl.batch_size={cfg.rl.batch_size}; add sets or lower rl.batch_size")
     return rows
+
+
+def prompt_sampler(cfg: DictConfig, rows: list[dict]) -> PromptSampler:
+    """The prompts' order (`rl.prompt_sampling`): TRL's group order over a seeded shuffle, AdaRFT or learnability."""
+    r = cfg.rl
+    selector = None
+    if r.prompt_sampling == "adarft":
+        selector = AdaptiveDifficulty([row["difficulty"] for row in rows], r.adarft.target, r.adarft.eta,
+                                      r.adarft.alpha, r.adarft.reward, cfg.seed)
+    elif r.prompt_sampling == "learnability":
+        selector = Learnability([f"{row['set']}/{row['difficulty']}" for row in rows], r.learnability.prior, cfg.seed)
+    return PromptSampler(len(rows), r.batch_size, r.num_generations, r.num_iterations, cfg.seed, selector)
+
+
+def observed(rewards: list, sampler: PromptSampler) -> list:
+    """The reward functions, the correctness one also telling the prompt sampler which prompts were answered right
+    (what AdaRFT and learnability follow, and what each step logs as the sampled prompts' pass rate)."""
+
+    def watch(func):
+        def correctness(prompts=None, completions=(), prompt_id=None, **kwargs):
+            values = func(prompts=prompts, completions=completions, **kwargs)
+            if prompt_id is not None:
+                sampler.observe(list(prompt_id), [float(v) for v in values])
+            return values
+
+        correctness.__name__ = func.__name__
+        return correctness
+
+    return [watch(f) if f.__name__ == "correctness" else f for f in rewards]
 
 
 def end_ids(model, tokenizer) -> tuple[int, ...]:
@@ -176,15 +210,14 @@ def evaluate_before(held_out, before_dir: Path, metrics: dict) -> dict:
     return before
 
 
-def train_trl(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adaptive, wandb_run, held_out,
-              stage_dir: Path) -> tuple[list[dict], object]:
+def train_trl(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sampler: PromptSampler, wandb_run,
+              held_out, stage_dir: Path) -> tuple[list[dict], object]:
     """GRPO or RLOO with TRL, resumed from the newest complete trainer checkpoint; returns the logged steps and
     the trained policy."""
     r = cfg.rl
-    sampler = PromptSampler(len(rows), r.batch_size, r.num_generations, r.num_iterations, cfg.seed, adaptive)
-    callbacks = [AtSteps(r.eval_every, lambda step, m: held_out(step, f"rl/step_{step}"))]
-    if adaptive is not None:
-        callbacks.append(RewardFeedback(adaptive))
+    feedback = PromptFeedback(sampler)
+    feedback.resume_from(latest_complete_checkpoint(stage_dir / "trainer"))
+    callbacks = [AtSteps(r.eval_every, lambda step, m: held_out(step, f"rl/step_{step}")), feedback]
     trainer = trl_trainer(cfg, model, tokenizer, rows, rewards, sampler, stage_dir,
                           "wandb" if wandb_run is not None else "none", callbacks + [MarkComplete()])
     train_resuming(trainer, stage_dir / "trainer")
@@ -218,7 +251,7 @@ def trl_trainer(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sa
                          max_refill_rounds=r.dynamic_sampling.max_refill_rounds)
 
 
-def train_summary(history: list[dict], seconds: float, timer, adaptive) -> dict:
+def train_summary(history: list[dict], seconds: float, timer, sampler: PromptSampler) -> dict:
     """The training part of metrics.json: the logged steps, time spent generating, the reward's first and last."""
     train_seconds = seconds - timer.excluded_seconds
     summary = {
@@ -228,8 +261,9 @@ def train_summary(history: list[dict], seconds: float, timer, adaptive) -> dict:
         "reward_first": history[0]["reward"] if history else None,
         "reward_last": history[-1]["reward"] if history else None,
     }
-    if adaptive is not None:
-        summary["difficulty"] = adaptive.history
+    if sampler.selector is not None:
+        sampler.catch_up()  # the last step's answers came after the last prompts were drawn
+        summary["prompt_sampling"] = sampler.selector.history
     return summary
 
 
@@ -267,31 +301,30 @@ def evaluated_completions(predictions: Path) -> list[dict]:
     return completions
 
 
-def prompt_batches(rows: list[dict], batch_size: int, seed: int, adaptive):
-    """Endless batches of prompt rows: a fresh seeded pass over the prompts each time one is spent."""
-    passes = 0
+def prompt_batches(rows: list[dict], sampler: PromptSampler):
+    """Endless batches of prompt rows: another pass of the sampler each time one is spent."""
     while True:
-        for chunk in PromptSampler(len(rows), batch_size, 1, 1, seed + passes, adaptive).chunks():
+        for chunk in sampler.chunks():
             yield [rows[i] for i in chunk]
-        passes += 1
 
 
-def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adaptive, wandb_run,
+def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sampler: PromptSampler, wandb_run,
               held_out, state_dir: Path) -> tuple[list[dict], PPO]:
     """PPO steps; every `rl.save_steps` the whole training state goes to `state_dir` (atomically), and a
     killed run continues from there: same weights, optimizer, random states and prompt order."""
     r = cfg.rl
     ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], r, seed=cfg.seed)
-    batches = prompt_batches(rows, r.batch_size, cfg.seed, adaptive)
-    history = load_ppo_state(ppo, state_dir)
+    history = load_ppo_state(ppo, state_dir, sampler)
+    batches = prompt_batches(rows, sampler)
     for _ in history:  # the prompt batches those steps used
         next(batches)
     if history:
         log.info("resuming PPO at step %d from %s", len(history) + 1, state_dir)
     for step in range(len(history) + 1, r.max_steps + 1):
+        seen = len(sampler.observations)
         logs = ppo.step(next(batches))
-        if adaptive is not None:
-            logs["difficulty_target"] = adaptive.update(logs.get("rewards/correctness/mean", logs["reward"]))
+        if len(sampler.observations) > seen:
+            logs.update(step_numbers(sampler.observations[seen:]))
         history.append(logs)
         log.info("ppo step %d: reward %.3f, kl %.4f, entropy %.2f, clipfrac %.2f, value loss %.4f", step,
                  logs["reward"], logs["kl"], logs["entropy"], logs["clipfrac"], logs["value_loss"])
@@ -300,22 +333,25 @@ def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, adap
         if r.eval_every and step % r.eval_every == 0 and step < r.max_steps:
             held_out(step, f"rl/step_{step}")
         if r.save_steps and step % r.save_steps == 0 and step < r.max_steps:
-            build_once(state_dir, lambda out: save_ppo_state(ppo, history, out), replace=True)
+            build_once(state_dir, lambda out: save_ppo_state(ppo, history, sampler, out), replace=True)
             stop_if_asked(state_dir / f"step-{step}")
     return history, ppo
 
 
-def save_ppo_state(ppo: PPO, history: list[dict], out: Path) -> None:
-    """PPO's training state as safetensors (every tensor) and JSON (everything else): no pickle in a run directory."""
+def save_ppo_state(ppo: PPO, history: list[dict], sampler: PromptSampler, out: Path) -> None:
+    """PPO's training state as safetensors (every tensor) and JSON (everything else, the prompt sampler's
+    observations too): no pickle in a run directory."""
     tensors, rest = ppo.state_tensors()
     save_file(tensors, str(out / PPO_TENSORS))
-    write_json(out / PPO_STATE, {**rest, "history": history})
+    write_json(out / PPO_STATE, {**rest, "history": history, "prompt_sampler": sampler.state()})
 
 
-def load_ppo_state(ppo: PPO, state_dir: Path) -> list[dict]:
-    """Put a saved training state back into `ppo`; returns the steps it had logged ([] when there is none)."""
+def load_ppo_state(ppo: PPO, state_dir: Path, sampler: PromptSampler) -> list[dict]:
+    """Put a saved training state back into `ppo` and `sampler`; returns the steps it had logged ([] when there is
+    none)."""
     if not (state_dir / PPO_STATE).exists():
         return []
     rest = read_json(state_dir / PPO_STATE, {})
     ppo.load_state_tensors(load_file(str(state_dir / PPO_TENSORS)), rest)
+    sampler.load(rest.get("prompt_sampler", []))
     return rest["history"]

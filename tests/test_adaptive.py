@@ -1,0 +1,81 @@
+"""The adaptive curriculum (reasoning_lab.adaptive): the bandit's weights follow learning progress, the sampler
+applies them from the next batch, and a killed run resumes to the same weights and adapter."""
+
+import json
+
+import pytest
+
+from reasoning_lab.adaptive import BucketBandit, BucketSampler, bucket_names, held_back_split, mixed
+from tests.helpers import TINY_CURRICULUM, finished, run_cli, with_overrides
+
+
+def test_weights_move_toward_a_bucket_whose_loss_falls_and_away_from_a_flat_one():
+    bandit = BucketBandit(["falls", "flat", "also flat"], "progress", smoothing=0.5, temperature=0.5, explore=0.2)
+    assert bandit.update(0, [2.0, 2.0, 2.0]) == pytest.approx([1 / 3] * 3)  # one measurement: no progress yet
+    for step, loss in enumerate([1.8, 1.6, 1.4, 1.2], 1):
+        weights = bandit.update(step, [loss, 2.0 + 0.001 * step, 2.0])
+    assert weights[0] > 0.8 and weights[1] < 0.1 and weights[2] < 0.1
+    assert weights[1] >= 0.2 / 3 - 1e-9 and weights[2] >= 0.2 / 3 - 1e-9  # the explore floor: replay of every bucket
+    assert sum(weights) == pytest.approx(1)
+    for step in range(5, 12):  # the bucket stops improving; another starts to: the weight follows
+        weights = bandit.update(step, [1.2, 2.0 - 0.1 * (step - 4), 2.0])
+    assert weights[1] > 0.6 and weights[0] < weights[1]
+    assert [h["step"] for h in bandit.history] == list(range(12))
+
+
+def test_loss_signal_weights_the_buckets_the_model_is_worst_at():
+    bandit = BucketBandit(["easy", "hard"], "loss", smoothing=0.5, temperature=0.5, explore=0.0)
+    weights = bandit.update(0, [0.5, 1.5])
+    assert weights[1] > 0.8 and weights == pytest.approx(mixed([0.5, 1.5], 0.5, 0.0))
+
+
+def test_buckets_and_held_back_examples():
+    names, buckets = bucket_names(["a", "a", "b", "a"], [1, 2, 1, 1])
+    assert names == ["a/1", "a/2", "b/1"] and buckets == [0, 1, 2, 0]
+    kept, held = held_back_split([0] * 40 + [1] * 8 + [2] * 3, per_bucket=4, seed=0)
+    assert len([i for i in held if i < 40]) == 4 and len([i for i in held if 40 <= i < 48]) == 2
+    assert not [i for i in held if i >= 48]  # a bucket of 3 keeps all of them for training
+    assert sorted(kept + held) == list(range(51))
+
+
+def test_sampler_applies_new_weights_from_the_next_batch_not_drawn():
+    sampler = BucketSampler([0] * 10 + [1] * 10, 2, batch_size=4, total_batches=6, seed=0)
+    drawn = iter(sampler)
+    first = [next(drawn) for _ in range(4)]  # batch 0, uniform over the two buckets
+    sampler.set_weights([0.0, 1.0])
+    rest = list(drawn)
+    assert sampler.schedule == [[0, [0.5, 0.5]], [1, [0.0, 1.0]]]
+    assert len(first + rest) == 24 and all(i >= 10 for i in rest)  # batches 1-5: bucket 1 only
+    bucket_1 = [i for i in first + rest if i >= 10]
+    assert len(set(bucket_1[:10])) == 10  # a bucket's examples in shuffled epochs: no repeat before all are used
+
+
+@pytest.mark.slow
+def test_killed_adaptive_curriculum_resumes_to_the_same_weights_and_adapter(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    args = with_overrides(TINY_CURRICULUM, "curriculum=adaptive", "curriculum.max_steps=8",
+                          "curriculum.adaptive.update_every=2", "curriculum.adaptive.held_back=2",
+                          "curriculum.final_eval=false", "curriculum.stage_evals=false")
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    finished(clean, run_cli(*args, f"hydra.run.dir={clean}"), "curriculum")
+    stopped = run_cli(*args, f"hydra.run.dir={killed}",  # SIGKILL right after the trainer's checkpoint-4 is complete
+                      env={"REASONING_LAB_STOP_AFTER": "round_0.work/trainer/checkpoint-4",
+                           "REASONING_LAB_STOP_SIGNAL": "KILL"})
+    assert stopped.returncode == -9
+    resumed = run_cli(*args, f"hydra.run.dir={killed}")
+    finished(killed, resumed, "curriculum")
+    assert "resuming from" in resumed.stdout + resumed.stderr
+
+    def adaptive(run_dir):
+        return json.loads((run_dir / "curriculum" / "metrics.json").read_text())["stages"][0]["adaptive"]
+
+    a, b = adaptive(clean), adaptive(killed)
+    assert [h["step"] for h in a["history"]] == [0, 2, 4, 6]
+    assert a["history"] == b["history"] and a["schedule"] == b["schedule"]
+    assert len({tuple(h["weights"]) for h in a["history"]}) > 1  # the weights moved
+    assert (killed / "curriculum" / "stage_1_weights.png").stat().st_size > 10_000  # the stacked chart
+    weights_a = load_file(clean / "curriculum" / "stage_1" / "adapter_model.safetensors")
+    weights_b = load_file(killed / "curriculum" / "stage_1" / "adapter_model.safetensors")
+    assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)

@@ -25,6 +25,7 @@ import random
 
 from torch.utils.data import Sampler
 
+
 class AdaptiveDifficulty:
     def __init__(self, difficulties: list[float], target: float, eta: float, alpha: float, beta: float, seed: int):
         self.difficulties = quantiles(difficulties)

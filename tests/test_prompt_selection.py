@@ -6,7 +6,13 @@ from collections import Counter
 
 import pytest
 
-from reasoning_lab.prompt_selection import AdaptiveDifficulty, Learnability, PromptSampler, quantiles, step_numbers
+from reasoning_lab.prompt_selection import (
+    AdaptiveDifficulty,
+    Learnability,
+    PromptSampler,
+    quantiles,
+    step_numbers,
+)
 
 
 def test_difficulties_become_quantiles():

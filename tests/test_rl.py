@@ -123,8 +123,7 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     reward on the sampled token ids differs within a group, so the policy must move. A reward that is uniform in the groups
     of every other prompt checks `rl.drop_uniform_groups`: those completions leave the loss, and are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.stages.rl import observed, prompt_rows, prompt_sampler, trl_trainer
-    from reasoning_lab.trl_trainers import PromptFeedback
+    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from tests.helpers import make_config
 
@@ -153,8 +152,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     """A reward that is uniform for every other training prompt: with rl.dynamic_sampling those groups are
     replaced by fresh prompts, so every group the loss sees carries signal, and the refills are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.stages.rl import observed, prompt_rows, prompt_sampler, trl_trainer
-    from reasoning_lab.trl_trainers import PromptFeedback
+    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
     from tests.helpers import make_config
 
     cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=3",
@@ -219,8 +217,8 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     from reasoning_lab.model import load_model, load_tokenizer
     from reasoning_lab.sft import MarkComplete
     from reasoning_lab.stages.rl import observed, prompt_rows, prompt_sampler, trl_trainer
-    from reasoning_lab.trl_trainers import PromptFeedback
     from reasoning_lab.tracking import adapter_digest
+    from reasoning_lab.trl_trainers import PromptFeedback
     from tests.helpers import make_config
 
     cfg = make_config(*[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=4", "rl.save_steps=2",

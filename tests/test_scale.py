@@ -105,18 +105,22 @@ def test_curriculum_ablation_pools_same_seed_jobs(tmp_path):
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert len(jobs) == 4
+    assert len(jobs) == 6
     stages = [json.loads((job / "curriculum" / "metrics.json").read_text())["stages"] for job in jobs]
-    assert sorted(len(s) for s in stages) == [1, 1, 4, 4]  # shuffled mix: one stage of every set
+    assert [len(s) for s in stages] == [1, 1, 1, 1, 4, 4]  # shuffled mix and adaptive: one stage of every set
+    assert all(s[0]["adaptive"]["buckets"] for s in stages[2:4]) and stages[0][0]["adaptive"] is None
     assert not any("eval" in stage for job in stages for stage in job)  # curriculum.stage_evals=false: final only
     assert all(json.loads((job / "curriculum" / "final" / "eval_results.json").read_text())["datasets"]["generic"]["n"]
                == 2 for job in jobs)
     table = (sweep / "sweep.md").read_text()
-    assert "## Across seeds" in table and "| curriculum=default | 2 |" in table and "| curriculum=shuffled_mix | 2 |" in table
-    assert "## Pooled paired comparison with curriculum=default" in table and "Minimal detectable effect" in table
-    assert "- curriculum=default: jobs 0, 1" in table and "- curriculum=shuffled_mix: jobs 2, 3" in table
-    (c,) = json.loads((sweep / "compare" / "compare.json").read_text())["comparisons"]
-    assert c["dataset"] == "generic" and c["seeds"] == 2 and c["n"] == [2, 2] and c["b"] == "curriculum=shuffled_mix"
+    assert "## Across seeds" in table
+    assert all(f"| curriculum={arm} | 2 |" in table for arm in ("shuffled_mix", "adaptive", "default"))
+    assert "## Pooled paired comparison with curriculum=shuffled_mix" in table and "Minimal detectable effect" in table
+    assert ("- curriculum=shuffled_mix: jobs 0, 1" in table and "- curriculum=adaptive: jobs 2, 3" in table
+            and "- curriculum=default: jobs 4, 5" in table)
+    comparisons = json.loads((sweep / "compare" / "compare.json").read_text())["comparisons"]
+    assert [c["b"] for c in comparisons] == ["curriculum=adaptive", "curriculum=default"]  # each against the mix
+    assert all(c["dataset"] == "generic" and c["seeds"] == 2 and c["n"] == [2, 2] for c in comparisons)
 
 
 @pytest.mark.slow

@@ -129,7 +129,6 @@ class BucketSampler(Sampler[int]):
                 if not queues[k]:
                     queues[k] = rng.sample(self.members[k], len(self.members[k]))
                 yield queues[k].pop()
-        self.drawn = self.total_batches
 
 
 class BanditUpdates(TrainerCallback):
@@ -161,9 +160,7 @@ class BanditUpdates(TrainerCallback):
             write_json(folder / STATE, {"bandit": self.bandit.state(), "schedule": self.sampler.schedule})
 
     def update(self, step: int, model) -> None:
-        was_training = model.training
-        losses = self.measure(model)
-        model.train(was_training)
+        losses = self.measure(model)  # reasoning_lab.validation.example_losses puts the model's mode back
         weights = self.bandit.update(step, losses)
         self.sampler.set_weights(weights)
         top = sorted(zip(weights, self.bandit.names), reverse=True)[:3]

@@ -84,9 +84,7 @@ class Learnability:
         return self.seen[i] > 0 and self.right[i] in (0, self.seen[i])
 
     def observe(self, prompts: list[int], correct: list[float]) -> None:
-        groups: dict[int, list[float]] = {}
-        for i, c in zip(prompts, correct):
-            groups.setdefault(i, []).append(float(c >= 1.0))
+        groups = verdicts(prompts, correct)
         for i, values in groups.items():
             self.right[i] += sum(values)
             self.seen[i] += len(values)
@@ -108,6 +106,14 @@ class Learnability:
             weights.pop(k)
         rest = [i for i in range(len(self.buckets)) if i not in chosen]
         return chosen + self.rng.sample(rest, n - len(chosen))
+
+
+def verdicts(prompts: list[int], correct: list[float]) -> dict[int, list[float]]:
+    """Each prompt's answers as right (1.0: the correctness reward paid in full) or wrong (0.0), in order."""
+    groups: dict[int, list[float]] = {}
+    for i, c in zip(prompts, correct):
+        groups.setdefault(i, []).append(float(c >= 1.0))
+    return groups
 
 
 def quantiles(values: list[float]) -> list[float]:
@@ -181,10 +187,7 @@ def step_numbers(observations: list[list]) -> dict:
     """Of the observations of one step (`PromptSampler.observations` since the step before): the mean pass rate of
     its prompts and the share of its groups (the completions of one prompt) that were all right or all wrong (zero
     variance: no signal for GRPO/RLOO)."""
-    groups: dict[tuple[int, int], list[float]] = {}
-    for n, (_, prompts, correct) in enumerate(observations):
-        for i, c in zip(prompts, correct):
-            groups.setdefault((n, i), []).append(float(c >= 1.0))
-    answers = [c for values in groups.values() for c in values]
+    groups = [values for _, prompts, correct in observations for values in verdicts(prompts, correct).values()]
+    answers = [c for values in groups for c in values]
     return {"prompt_sampling/pass_rate": round(sum(answers) / len(answers), 4),
-            "prompt_sampling/zero_variance_share": round(sum(len(set(v)) == 1 for v in groups.values()) / len(groups), 4)}
+            "prompt_sampling/zero_variance_share": round(sum(len(set(v)) == 1 for v in groups) / len(groups), 4)}

@@ -22,8 +22,9 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.answers import KINDS
+from reasoning_lab.data import check_own_sets
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.rewards import REWARDS
+from reasoning_lab.rewards import reward_function
 
 
 def one_of(*choices: str):
@@ -53,7 +54,7 @@ class LoraSettings:
     r: int = at_least(1)
     alpha: int
     dropout: float = within(0.0, 1.0)
-    target_modules: list[str]
+    target_modules: list[str] | None  # null: peft's default for the architecture
 
 
 @dataclass
@@ -77,6 +78,7 @@ class ModelConfig:  # conf/model/
     trust_remote_code: bool
     attn_implementation: str = one_of(*ATTENTION)
     tiny: TinySettings | None  # the random model's shape (source: tiny_random), else null
+    chat_template: str | None  # null: the tokenizer's own, else reasoning_lab.model.DEFAULT_CHAT_TEMPLATE
 
 
 @dataclass
@@ -87,10 +89,27 @@ class GenericSettings:
 
 
 @dataclass
-class SetSpec:  # an entry of data.sets: only `source` is required
+class FieldNames:  # data.sets.<name>.fields: which row field holds what (source: jsonl | hub)
+    question: str = "question"
+    answer: str = "answer"
+    reasoning: str | None = None
+    options: str | None = None
+    difficulty: str | None = None
+
+
+@dataclass
+class SetSpec:  # an entry of data.sets: only `source` is required; the rest describe your own data (jsonl | hub)
     source: str
     min_difficulty: float | None = None
     max_difficulty: float | None = None
+    path: str | None = None
+    id: str | None = None
+    config: str | None = None
+    splits: dict[str, str] | None = None
+    fields: FieldNames = field(default_factory=FieldNames)
+    kind: str | None = field(default=None, metadata={"one_of": KINDS})
+    # a row without reasoning in SFT: trained as a direct answer, or left out (RL and evaluation use it either way)
+    without_reasoning: str = field(default="direct", metadata={"one_of": ("direct", "skip")})
 
 
 @dataclass
@@ -402,9 +421,11 @@ def validate(cfg: DictConfig) -> None:
     if missing:
         raise ReasoningLabError(f"{', '.join(missing)}: no value; set it on the command line or in its group file")
     check_fields(cfg, Config, "")
+    for name, spec in cfg.data.sets.items():
+        check_fields(spec, SetSpec, f"data.sets.{name}.")
+    check_own_sets(cfg.data)
     for spec in cfg.rl.rewards:
-        if spec.name not in REWARDS:
-            raise ReasoningLabError(f"rl.rewards: unknown reward {spec.name!r}; known: {', '.join(REWARDS)}")
+        reward_function(spec.name)  # a built-in name or module:function, else one line
     if cfg.rl.algorithm in ("grpo", "rloo") and cfg.rl.num_generations < 2:
         raise ReasoningLabError(f"rl.num_generations={cfg.rl.num_generations}: {cfg.rl.algorithm} compares "
                                 f"completions within a group, set rl.num_generations>=2")

@@ -26,7 +26,7 @@ import logging
 import random
 import re
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -106,12 +106,101 @@ def strategyqa_problem(row: dict, with_decomposition: bool) -> Problem | str:
                    float(max(len(decomposition), 1)), "strategyqa")
 
 
-def to_problem(source: str, row: dict, data_cfg: DictConfig) -> Problem | str:
-    if source == "gsm8k":
-        return gsm8k_problem(row)
-    if source == "aqua":
-        return aqua_problem(row)
-    return strategyqa_problem(row, data_cfg.strategyqa_decomposition)
+@dataclass(frozen=True)
+class Builtin:
+    """The reader of a benchmark's rows (GSM8K's `####` answer and calculator notes, AQuA's options and answer
+    lines, StrategyQA's facts): a row -> a Problem, or the reason it is malformed."""
+
+    source: str
+    strategyqa_decomposition: bool = False
+    fix: str = "fix the file or point data.root elsewhere"
+
+    def __call__(self, row: dict) -> Problem | str:
+        if self.source == "gsm8k":
+            return gsm8k_problem(row)
+        if self.source == "aqua":
+            return aqua_problem(row)
+        return strategyqa_problem(row, self.strategyqa_decomposition)
+
+
+OWN = ("jsonl", "hub")  # data.sets.<name>.source of a set defined by configuration alone (your own data)
+OPTION_LETTER = re.compile(r"^[A-E]\)")
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The reader of a set defined in configuration (`data.sets.<name>: {source: jsonl | hub, fields: ..., kind: ...}`):
+    each problem field taken from the row field the config names.
+
+    - question: text. answer: the gold answer of `kind` (number: a number, or text ending in GSM8K's `#### N`, whose
+      part before `####` is then the reasoning; choice: a letter A-E; yesno: yes/no/true/false or a boolean).
+    - reasoning (optional): text, or a list of lines. Empty or absent: the row has no reasoning (`without_reasoning`).
+    - options (choice sets): a list of 2-5 option texts, lettered A) B) ... when they are not, and shown after the
+      question as AQuA's are. difficulty (optional): a number, or a list (its length); 1.0 without the field."""
+
+    name: str
+    kind: str
+    question: str
+    answer: str
+    reasoning: str | None = None
+    options: str | None = None
+    difficulty: str | None = None
+
+    @property
+    def fix(self) -> str:
+        return f"fix the file, or data.sets.{self.name}.fields / .kind"
+
+    def field(self, row: dict, role: str):
+        name = getattr(self, role)
+        if name not in row:
+            raise KeyError(f"no field {name!r} (data.sets.{self.name}.fields.{role}; the row has: {', '.join(row)})")
+        return row[name]
+
+    def __call__(self, row: dict) -> Problem | str:
+        try:
+            question, answer = self.field(row, "question"), self.field(row, "answer")
+            reasoning = row.get(self.reasoning) if self.reasoning else None  # a row may lack it: no reasoning
+            options = self.field(row, "options") if self.options else None
+            difficulty = self.field(row, "difficulty") if self.difficulty else 1.0
+        except KeyError as missing:
+            return missing.args[0]
+        if not isinstance(question, str) or not question.strip():
+            return f"{self.question!r} is not a non-empty text"
+        if isinstance(reasoning, list) and all(isinstance(line, str) for line in reasoning):
+            reasoning = "\n".join(reasoning)
+        if reasoning is not None and not isinstance(reasoning, str):
+            return f"{self.reasoning!r} is not a text or a list of lines"
+        text = str(answer).lower() if isinstance(answer, bool) else str(answer)
+        if self.kind == "number" and "####" in text:  # GSM8K's convention: the worked solution, then #### N
+            body, text = text.rsplit("####", 1)
+            reasoning = reasoning if reasoning is not None else CALCULATOR_NOTE.sub("", body).strip()
+        gold = canonical_gold(text.strip(), self.kind)
+        if gold is None:
+            return f"answer {text.strip()[:40]!r} is not a {self.kind} answer ({KIND_ANSWERS[self.kind]})"
+        if self.kind == "choice":
+            if not isinstance(options, list) or not 2 <= len(options) <= 5 or not all(isinstance(o, str) for o in options):
+                return f"{self.options!r} is not a list of 2-5 option texts"
+            options = [o.strip() if OPTION_LETTER.match(o.strip()) else f"{'ABCDE'[i]}){o.strip()}"
+                       for i, o in enumerate(options)]
+            question = question.strip() + "\nOptions: " + " ".join(options)
+        if isinstance(difficulty, list):
+            difficulty = len(difficulty)
+        try:
+            difficulty = float(difficulty)
+        except (TypeError, ValueError):
+            return f"difficulty {difficulty!r} is not a number"
+        return Problem(question.strip(), (reasoning or "").strip(), gold, self.kind, difficulty, self.name,
+                       options if self.kind == "choice" else None)
+
+
+KIND_ANSWERS = {"number": "a number, or text ending in '#### N'", "choice": "a letter A-E",
+                "yesno": "yes, no, true or false"}
+
+
+def reader(name: str, spec: DictConfig) -> Fields:
+    """The reader of a set defined in configuration."""
+    f = spec.fields
+    return Fields(name, spec.kind, f.question, f.answer, f.reasoning, f.options, f.difficulty)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,10 +212,10 @@ SKIPPED: dict[str, int] = {}
 
 
 @lru_cache(maxsize=32)
-def read_jsonl(path: str, source: str, strategyqa_decomposition: bool) -> tuple[Problem, ...]:
-    """Problems of one JSONL file. Malformed rows are skipped with a warning naming file and line, and
-    counted; more than 1% of them (or a file that is not JSONL) is an error quoting the first bad line."""
-    cfg = DictConfig({"strategyqa_decomposition": strategyqa_decomposition})
+def read_jsonl(path: str, parse: Builtin | Fields) -> tuple[Problem, ...]:
+    """Problems of one JSONL file, each row read by `parse`. Malformed rows are skipped with a warning naming file
+    and line, and counted; more than 1% of them (or a file that is not JSONL) is an error quoting the first bad
+    line."""
     problems, bad = [], []
     lines = Path(path).read_text(encoding="utf-8-sig", errors="replace").splitlines()  # a BOM is not data
     for number, line in enumerate(lines, 1):
@@ -134,7 +223,7 @@ def read_jsonl(path: str, source: str, strategyqa_decomposition: bool) -> tuple[
             continue
         try:
             row = json.loads(line)
-            result = to_problem(source, row, cfg) if isinstance(row, dict) else "not a JSON object"
+            result = parse(row) if isinstance(row, dict) else "not a JSON object"
         except json.JSONDecodeError as error:
             result = f"invalid JSON ({error.msg})"
         except RecursionError:
@@ -150,7 +239,7 @@ def read_jsonl(path: str, source: str, strategyqa_decomposition: bool) -> tuple[
         number, reason, line = bad[0]
         raise ReasoningLabError(
             f"{path}: {len(bad)} of {total} rows are malformed (first: line {number}, {reason}: {line[:120]!r}); "
-            f"fix the file or point data.root elsewhere"
+            f"{parse.fix}"
         )
     for number, reason, _ in bad:
         log.warning("%s:%d skipped: %s", path, number, reason)
@@ -174,23 +263,26 @@ def hub_reachable() -> bool:
         return False
 
 
-def read_hub(source: str, split: str, data_cfg: DictConfig) -> list[Problem] | None:
-    """Rows from the hub copy named in `data.hub.<source>`; None when it cannot be reached."""
-    spec = data_cfg.hub[source]
+def read_hub(hub_id: str, config: str | None, split: str, parse: Builtin | Fields) -> list[Problem] | None:
+    """Rows of one split of a hub data set, each read by `parse` (malformed ones skipped with a warning and
+    counted; an error when every row is); None when the hub cannot be reached."""
     if not hub_reachable():
         return None
     try:
         from datasets import load_dataset
 
-        rows = load_dataset(spec.id, spec.config, split=spec.splits[split])
+        rows = load_dataset(hub_id, config, split=split)
     except Exception as error:  # offline, gated, renamed: reported by the caller with the paths tried
-        log.info("hub %s unavailable: %s", spec.id, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        log.info("hub %s unavailable: %s", hub_id, str(error).splitlines()[0] if str(error) else type(error).__name__)
         return None
-    problems = [to_problem(source, dict(row), data_cfg) for row in rows]
+    problems = [parse(dict(row)) for row in rows]
     bad = [p for p in problems if isinstance(p, str)]
+    if bad and len(bad) == len(problems):
+        raise ReasoningLabError(f"hub {hub_id} ({split}): {len(bad)} of {len(problems)} rows are malformed (first: "
+                                f"{bad[0]}); {parse.fix}")
     if bad:
-        log.warning("hub %s: %d malformed rows skipped (%s)", spec.id, len(bad), bad[0])
-        SKIPPED[f"hub:{spec.id}:{split}"] = len(bad)
+        log.warning("hub %s: %d malformed rows skipped (%s)", hub_id, len(bad), bad[0])
+        SKIPPED[f"hub:{hub_id}:{split}"] = len(bad)
     return [p for p in problems if not isinstance(p, str)]
 
 
@@ -204,8 +296,9 @@ def benchmark_rows(source: str, split: str, data_cfg: DictConfig) -> list[Proble
             if path.exists():
                 if i > 0:
                     log.warning("%s has no local %s split; using %s for training", source, split, path)
-                return list(read_jsonl(str(path), source, data_cfg.strategyqa_decomposition))
-    hub = read_hub(source, split, data_cfg)
+                return list(read_jsonl(str(path), Builtin(source, data_cfg.strategyqa_decomposition)))
+    spec = data_cfg.hub[source]
+    hub = read_hub(spec.id, spec.config, spec.splits[split], Builtin(source, data_cfg.strategyqa_decomposition))
     if hub is not None:
         return hub
     raise ReasoningLabError(
@@ -221,7 +314,10 @@ def benchmark_rows(source: str, split: str, data_cfg: DictConfig) -> list[Proble
 
 
 def source_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
-    """Every problem of a source for one split: train | val (held out from train) | test."""
+    """Every problem of a source for one split: train | val (held out from train) | test. A set defined in
+    configuration (`source: jsonl | hub`) is its own source, named by the set's name."""
+    if source in data_cfg.sets and data_cfg.sets[source].source in OWN:
+        return own_rows(source, split, data_cfg)
     if source in BENCHMARKS:
         if split == "test":
             return benchmark_rows(source, "test", data_cfg)
@@ -234,7 +330,7 @@ def source_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
     elif source in synthetic.STAND_INS:
         spec, size, cells = (source, (), ()), data_cfg.synthetic_size, 1
     else:
-        known = ", ".join(BENCHMARKS + ("generic",) + tuple(synthetic.STAND_INS))
+        known = ", ".join(BENCHMARKS + ("generic",) + tuple(synthetic.STAND_INS) + OWN)
         raise ReasoningLabError(f"unknown data source {source!r}; known: {known}")
     if split == "train":
         return [p for p in procedural(*spec, size, data_cfg.seed) if split_of(p.question) == "train"]
@@ -252,6 +348,64 @@ def source_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
         log.warning("%s has %d held-out %s questions in all, fewer than the %d asked (data.%s_size): using all %d",
                     source, len(fresh), split, wanted, "val" if split == "val" else "test", len(fresh))
     return random.Random(data_cfg.seed + offset).sample(list(fresh.values()), min(wanted, len(fresh)))
+
+
+def own_rows(name: str, split: str, data_cfg: DictConfig) -> list[Problem]:
+    """A set defined in configuration, for one split. With a test split of its own (`splits.test`), validation rows
+    are held out of the training split as the benchmarks' are; with one file (`path`) or a training split alone,
+    each row's split follows a hash of its question (`split_of`: 80% train, 5% validation, 15% test)."""
+    spec = data_cfg.sets[name]
+    splits = dict(spec.splits or {})
+    if spec.source == "jsonl" and spec.path:
+        splits["train"] = spec.path
+
+    def rows(key: str) -> list[Problem]:
+        if spec.source == "jsonl":
+            if not Path(splits[key]).is_file():
+                field = "path" if spec.path else f"splits.{key}"
+                raise ReasoningLabError(f"data.sets.{name}.{field}={splits[key]} is not a file (relative paths start "
+                                        f"from {Path.cwd()}); point it at a JSONL file")
+            return list(read_jsonl(str(Path(splits[key])), reader(name, spec)))
+        found = read_hub(spec.id, spec.config, splits[key], reader(name, spec))
+        if found is None:
+            raise ReasoningLabError(f"data.sets.{name}: hub data set {spec.id} ({splits[key]}) cannot be reached; "
+                                    "log in to the hub, or save it as JSONL and use source: jsonl")
+        return found
+
+    if "test" not in splits:
+        return [p for p in rows("train") if split_of(p.question) == split]
+    if split == "test":
+        return rows("test")
+    train = rows("train")
+    held_out = set(random.Random(data_cfg.seed).sample(range(len(train)), min(data_cfg.val_size, len(train) // 10)))
+    return [p for i, p in enumerate(train) if (i in held_out) == (split == "val")]
+
+
+def check_own_sets(data_cfg: DictConfig) -> None:
+    """What a set defined in configuration must name, checked before any model loads: one line naming the set,
+    the field and the fix."""
+    for name, spec in data_cfg.sets.items():
+        if spec.source not in OWN:
+            continue
+        where = f"data.sets.{name}"
+        if spec.kind not in KIND_ANSWERS:
+            raise ReasoningLabError(f"{where}.kind={spec.kind!r}: a {spec.source} set needs the kind of its answers; "
+                                    f"set {where}.kind=number, choice or yesno")
+        if spec.kind == "choice" and not spec.fields.options:
+            raise ReasoningLabError(f"{where}.fields.options is not set: a choice set shows its options; name the "
+                                    f"row field holding them ({where}.fields.options=<field>)")
+        splits = dict(spec.splits or {})
+        unknown = sorted(set(splits) - {"train", "test"})
+        if unknown:
+            raise ReasoningLabError(f"{where}.splits has {', '.join(unknown)}; its keys are train and test")
+        if spec.source == "hub":
+            if not spec.id or "train" not in splits:
+                raise ReasoningLabError(f"{where}: a hub set needs id and splits.train; set {where}.id=<hub id> "
+                                        f"and {where}.splits.train=<split name>")
+            continue
+        if bool(spec.path) == ("train" in splits) or (spec.path and "test" in splits):
+            raise ReasoningLabError(f"{where}: a jsonl set needs path=<one file> or splits.train=<file> (and "
+                                    f"splits.test=<file>), not both; set one")
 
 
 def split_of(question: str) -> str:
@@ -275,7 +429,7 @@ def load_problems(data_cfg: DictConfig, name: str, split: str) -> list[Problem]:
     if name not in data_cfg.sets:
         raise ReasoningLabError(f"unknown data set {name!r}; defined in data.sets: {', '.join(data_cfg.sets)}")
     spec = data_cfg.sets[name]
-    problems = source_rows(spec.source, split, data_cfg)
+    problems = own_rows(name, split, data_cfg) if spec.source in OWN else source_rows(spec.source, split, data_cfg)
     low = float("-inf") if spec.min_difficulty is None else spec.min_difficulty
     high = float("inf") if spec.max_difficulty is None else spec.max_difficulty
     return [p for p in problems if low <= p.difficulty <= high]
@@ -297,11 +451,20 @@ def build_examples(data_cfg: DictConfig, names: list[str], split: str, exclude: 
     rng = random.Random(data_cfg.seed)
     examples = []
     for name in names:
+        spec, without = data_cfg.sets[name], 0
         for problem in load_problems(data_cfg, name, split):
             if problem.question in exclude:
                 continue
             reason = rng.random() >= data_cfg.direct_share
+            if spec.source in OWN and not problem.reasoning:
+                without += 1
+                if spec.without_reasoning == "skip":
+                    continue
+                reason = False
             examples.append({**format_example(problem, reason, data_cfg.system_prompt), "set": name})
+        if without:
+            log.info("%s: %d %s rows have no reasoning: %s", name, without, split,
+                     "left out of SFT" if spec.without_reasoning == "skip" else "trained as direct answers")
     rng.shuffle(examples)
     return examples
 
@@ -356,7 +519,7 @@ def ngrams(text: str, n: int) -> set[tuple[str, ...]]:
 
 
 def is_procedural(data_cfg: DictConfig, name: str) -> bool:
-    return data_cfg.sets[name].source not in BENCHMARKS
+    return data_cfg.sets[name].source not in BENCHMARKS + OWN
 
 
 def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_names: list[str],

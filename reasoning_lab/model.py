@@ -136,11 +136,34 @@ def quantization_config(model_cfg: DictConfig) -> BitsAndBytesConfig | None:
     return None
 
 
+# The chat template of a tokenizer that has none (many base checkpoints ship without one): ChatML turns, each
+# assistant turn closed by the tokenizer's end-of-sequence token so that generation stops there. The assistant's
+# `<think>...</think>` reasoning and answer are its content, so the project's format is kept.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+    "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
 def load_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:
+    """The model's tokenizer, ready for chat: `model.chat_template` when set, else its own template, else
+    DEFAULT_CHAT_TEMPLATE; a missing pad token is the end-of-sequence token (said once in the log)."""
     tokenizer = AutoTokenizer.from_pretrained(
         base_model_path(model_cfg), trust_remote_code=model_cfg.trust_remote_code
     )
+    if model_cfg.chat_template:
+        tokenizer.chat_template = model_cfg.chat_template
+    elif not tokenizer.chat_template:
+        log.info("%s has no chat template: using the default one (model.chat_template to set another)",
+                 model_cfg.source)
+        tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
+    if tokenizer.eos_token is None:
+        raise ReasoningLabError(f"the tokenizer of model.source={model_cfg.source!r} has no end-of-sequence token, "
+                                "so no answer could end; use a tokenizer that has one (eos_token)")
     if tokenizer.pad_token is None:
+        log.info("%s has no pad token: padding with its end-of-sequence token %r", model_cfg.source,
+                 tokenizer.eos_token)
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
@@ -207,13 +230,28 @@ class OncePerProcess(logging.Filter):
 
 
 def lora_config(model_cfg: DictConfig) -> LoraConfig:
+    """`model.lora`; target_modules null: peft's default for the architecture (LLaMA, Mistral, Qwen, GPT-2, ...)."""
+    targets = model_cfg.lora.target_modules
     return LoraConfig(
         r=model_cfg.lora.r,
         lora_alpha=model_cfg.lora.alpha,
         lora_dropout=model_cfg.lora.dropout,
-        target_modules=list(model_cfg.lora.target_modules),
+        target_modules=None if targets is None else list(targets),
         task_type="CAUSAL_LM",
     )
+
+
+def with_lora(model, model_cfg: DictConfig):
+    """Fresh LoRA adapters on `model`; an architecture peft has no default for asks for model.lora.target_modules."""
+    try:
+        return get_peft_model(model, lora_config(model_cfg))
+    except ValueError as error:
+        if model_cfg.lora.target_modules is not None or "target_modules" not in str(error):
+            raise
+        linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                         if isinstance(m, torch.nn.Linear) and name.rsplit(".", 1)[-1] != "lm_head"})
+        raise ReasoningLabError(f"peft has no default LoRA targets for model type {model.config.model_type!r}; set "
+                                f"model.lora.target_modules=[...] (its linear layers: {', '.join(linear)})") from None
 
 
 def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: bool = True):
@@ -224,7 +262,7 @@ def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: b
     if init_from:
         model = PeftModel.from_pretrained(model, init_from, is_trainable=trainable)
     else:
-        model = get_peft_model(model, lora_config(model_cfg))
+        model = with_lora(model, model_cfg)
     return model
 
 

@@ -30,9 +30,14 @@ The gold answer is the dataset's `answer` column, never the prompt.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import inspect
 import math
+import sys
 from collections.abc import Callable
 from fractions import Fraction
+from pathlib import Path
 
 from reasoning_lab.answers import (
     NUMBER,
@@ -42,6 +47,7 @@ from reasoning_lab.answers import (
     final_region,
     same_answer,
 )
+from reasoning_lab.errors import ReasoningLabError
 
 GOLD_IN_REASONING = 0.3
 LENIENT_MATCH = 0.3
@@ -169,15 +175,54 @@ REWARDS: dict[str, Callable] = {"correctness": correctness, "partial_credit": pa
 RANGES = {"correctness": (0.0, 1.0), "partial_credit": (0.0, 0.5), "format": (-1.0, 1.0)}
 
 
+def reward_function(name: str) -> Callable:
+    """A reward by name: a built-in one (`REWARDS`), or yours as `module:function` (a module on the path, or a
+    `path/to/file.py:function`) taking TRL's reward arguments: `completions` plus keyword lists of the prompts and
+    the data set's columns (`answer`, `kind`, `options`, ...), hence a `**kwargs` parameter; it returns one float
+    per completion. Anything else: one line naming the entry and the fix."""
+    if name in REWARDS:
+        return REWARDS[name]
+    module_name, colon, attr = name.rpartition(":")
+    if not colon or not module_name or not attr:
+        raise ReasoningLabError(f"rl.rewards: unknown reward {name!r}; use one of {', '.join(REWARDS)} or "
+                                "module:function (your own reward function)")
+    try:
+        if module_name.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
+            if spec is None or not Path(module_name).is_file():
+                raise ModuleNotFoundError(f"no file {module_name}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            if "" not in sys.path and str(Path.cwd()) not in sys.path:
+                sys.path.insert(0, str(Path.cwd()))  # a module beside the command, as `python -m` would find it
+            module = importlib.import_module(module_name)
+    except Exception as error:  # a missing module, or one that fails on import
+        raise ReasoningLabError(f"rl.rewards: {name!r} cannot be imported ({type(error).__name__}: {error}); put "
+                                f"{module_name} where Python finds it (the working directory) or write "
+                                "path/to/file.py:function") from None
+    func = getattr(module, attr, None)
+    if not callable(func):
+        raise ReasoningLabError(f"rl.rewards: {module_name} has no function {attr!r}; name one of its functions")
+    params = inspect.signature(func).parameters.values()
+    takes_completions = any(p.name == "completions" or p.kind == p.VAR_KEYWORD for p in params)
+    if not takes_completions or not any(p.kind == p.VAR_KEYWORD for p in params):
+        raise ReasoningLabError(f"rl.rewards: {name} has the signature {inspect.signature(func)}; TRL calls a reward "
+                                "as f(prompts=..., completions=..., **columns): give it the parameters "
+                                "(completions, **kwargs)")
+    return func
+
+
 def reward_functions(names: list[str], max_completion_length: int | None = None,
                      eos_token_ids: tuple[int, ...] = ()) -> list[Callable]:
     """The named reward functions, with the token budget bound (for the cut-off penalty), each keeping
-    its name (TRL logs `rewards/<name>/mean`)."""
+    its name (TRL logs `rewards/<name>/mean`; yours log under the function's name)."""
     funcs = []
     for name in names:
-        if name not in REWARDS:
-            raise KeyError(name)
-        base = REWARDS[name]
+        base = reward_function(name)
+        if name not in REWARDS:  # yours: called as TRL calls it
+            funcs.append(base)
+            continue
 
         def bound(prompts=None, completions=(), _base=base, **kwargs):
             kwargs.setdefault("max_completion_length", max_completion_length)

@@ -120,7 +120,8 @@ def test_the_schema_holds_no_default_values():
 
 @pytest.mark.parametrize("overrides", [[f"{g}={o}"] for g, o in group_options()]
                          + [[f"experiment={p.stem}"] for p in sorted(PRESETS.glob("*.yaml"))], ids=" ".join)
-def test_every_group_option_and_preset_composes_complete_and_valid(overrides):
+def test_every_group_option_and_preset_composes_complete_and_valid(overrides, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the presets' own files (experiment=your_data's reward) are named from the checkout
     cfg = make_config(*overrides)
     assert sorted(OmegaConf.missing_keys(cfg)) == []
     validate(cfg)

@@ -7,6 +7,7 @@ import pytest
 
 from reasoning_lab.answers import is_correct
 from reasoning_lab.data import (
+    Builtin,
     build_examples,
     contamination_report,
     format_example,
@@ -132,7 +133,7 @@ def _write(path, rows):
 def test_a_few_malformed_rows_are_skipped_and_counted(tmp_path, caplog):
     good = [{"question": f"q{i}", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"} for i in range(300)]
     _write(tmp_path / "gsm8k" / "train.jsonl", good[:150] + ["{not json"] + good[150:] + [{"question": "q"}])
-    problems = read_jsonl(str(tmp_path / "gsm8k" / "train.jsonl"), "gsm8k", False)
+    problems = read_jsonl(str(tmp_path / "gsm8k" / "train.jsonl"), Builtin("gsm8k"))
     assert len(problems) == 300
     assert "train.jsonl:151" in caplog.text and "train.jsonl:302" in caplog.text
 
@@ -145,14 +146,14 @@ def test_a_few_malformed_rows_are_skipped_and_counted(tmp_path, caplog):
 def test_mostly_bad_files_are_an_error_quoting_the_first_bad_line(tmp_path, rows, reason):
     _write(tmp_path / "gsm8k" / "train.jsonl", rows)
     with pytest.raises(ReasoningLabError, match=f"line 1, {reason}"):
-        read_jsonl(str(tmp_path / "gsm8k" / "train.jsonl"), "gsm8k", False)
+        read_jsonl(str(tmp_path / "gsm8k" / "train.jsonl"), Builtin("gsm8k"))
 
 
 def test_aqua_bad_letter_is_malformed(tmp_path):
     row = {"question": "q", "options": ["A)1", "B)2", "C)3", "D)4", "E)5"], "rationale": "r", "correct": "F"}
     _write(tmp_path / "aqua" / "test.jsonl", [row])
     with pytest.raises(ReasoningLabError, match="not one of A-E"):
-        read_jsonl(str(tmp_path / "aqua" / "test.jsonl"), "aqua", False)
+        read_jsonl(str(tmp_path / "aqua" / "test.jsonl"), Builtin("aqua"))
 
 
 def test_missing_benchmark_is_one_error_naming_paths_and_hub(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from reasoning_lab.config import validate
-from reasoning_lab.data import read_jsonl
+from reasoning_lab.data import Builtin, read_jsonl
 from reasoning_lab.errors import ReasoningLabError
 from tests.helpers import ROOT, TINY_WARMUP_TRAINING, WORKDIR, make_config, run_cli, tiny_adapter
 
@@ -53,7 +53,8 @@ def test_bad_settings_are_refused_by_name(override, message):
         validate(make_config(override))
 
 
-def test_every_preset_passes_the_schema():
+def test_every_preset_passes_the_schema(monkeypatch):
+    monkeypatch.chdir(ROOT)  # the presets' own files (experiment=your_data's reward) are named from the checkout
     presets = sorted(p.stem for p in (ROOT / "experiments" / "presets" / "experiment").glob("*.yaml"))
     assert len(presets) >= 5
     for preset in presets:
@@ -87,7 +88,7 @@ GSM8K_ROWS = [{"question": f"q{i}", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"
 def test_bom_and_crlf_are_read_as_data(tmp_path):
     path = tmp_path / "gsm8k" / "test.jsonl"
     _write(path, ("\ufeff" + "\r\n".join(json.dumps(r) for r in GSM8K_ROWS) + "\r\n").encode())
-    problems = read_jsonl(str(path), "gsm8k", False)
+    problems = read_jsonl(str(path), Builtin("gsm8k"))
     assert len(problems) == 200 and problems[0].question == "q0" and problems[-1].answer == "200"
 
 
@@ -95,7 +96,7 @@ def test_an_empty_file_is_reported_as_empty(tmp_path):
     path = tmp_path / "gsm8k" / "test.jsonl"
     _write(path, "\n\n")
     with pytest.raises(ReasoningLabError, match="is empty"):
-        read_jsonl(str(path), "gsm8k", False)
+        read_jsonl(str(path), Builtin("gsm8k"))
 
 
 @pytest.mark.parametrize("source, bad_row, reason", [
@@ -115,11 +116,11 @@ def test_a_row_with_wrong_types_is_a_counted_malformed_row(tmp_path, caplog, sou
                       "correct": "ABCDE"[i % 5]} for i in range(200)]}[source]
     path = tmp_path / source / "test.jsonl"
     _write(path, "\n".join([json.dumps(r) for r in good] + [bad_row]) + "\n")
-    assert len(read_jsonl(str(path), source, False)) == 200  # one bad row in 201: skipped and counted
+    assert len(read_jsonl(str(path), Builtin(source))) == 200  # one bad row in 201: skipped and counted
     assert "test.jsonl:201 skipped: " in caplog.text and reason in caplog.text
     _write(path, bad_row + "\n")  # alone, it is the whole file: an error naming the reason
     with pytest.raises(ReasoningLabError, match=reason):
-        read_jsonl(str(path), source, False)
+        read_jsonl(str(path), Builtin(source))
 
 
 @pytest.mark.parametrize("content", [b"\x00\xff\xfe binary", "dir"])

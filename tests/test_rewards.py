@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.rewards import RANGES, REWARDS, correctness, format, partial_credit, reward_functions
 
 GOOD = "<think>\n3 + 4 = 7\n</think>\n7"
@@ -73,7 +74,7 @@ def test_bound_functions_keep_their_names_and_budget():
     funcs = reward_functions(["correctness", "format"], max_completion_length=2, eos_token_ids=(0,))
     assert [f.__name__ for f in funcs] == ["correctness", "format"]
     assert funcs[1](prompts=["q"], completions=["<think>a</think>\n7"], completion_ids=[[5, 5]]) == [-0.5]
-    with pytest.raises(KeyError):
+    with pytest.raises(ReasoningLabError, match="unknown reward 'nope'"):
         reward_functions(["nope"])
 
 

@@ -105,12 +105,13 @@ def model_card(cfg: DictConfig, run_dir: str | Path, command: str) -> str:
     front = ["---", "library_name: peft", *([f"base_model: {base}"] if base else []),
              "tags: [reasoning_lab, lora, reasoning" + "".join(f", {s}" for s in stages) + "]", "---", ""]
     lora = cfg.model.lora
+    targets = ", ".join(lora.target_modules) if lora.target_modules else "peft's default layers for the architecture"
     lines = [f"# {run_dir.name}: {cfg.model.name} with a LoRA adapter for step-by-step reasoning", "",
              "Trained with reasoning_lab: the answer follows a `<think> ... </think>` block when the system prompt "
              f"asks for reasoning (\"{cfg.data.system_prompt}\").", "",
              "## Base model", "",
              f"- `{base or cfg.model.source}` ({cfg.model.name}), quantization {cfg.model.quantization}, dtype {cfg.model.dtype}",
-             f"- LoRA rank {lora.r}, alpha {lora.alpha}, dropout {lora.dropout}, on {', '.join(lora.target_modules)}", "",
+             f"- LoRA rank {lora.r}, alpha {lora.alpha}, dropout {lora.dropout}, on {targets}", "",
              "## Training data", "", *(data_lines(stages) or ["- none recorded"]), "",
              "## Stages", "", "| stage | key settings | result | wall s |", "|---|---|---|---:|"]
     for name, m in stages.items():

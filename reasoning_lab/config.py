@@ -242,10 +242,19 @@ class RLOOSettings:  # rl.rloo
 class PPOSettings:  # rl.ppo
     minibatch_size: int = at_least(1)
     gamma: float = within(0.0, 1.0)
-    lam: float = within(0.0, 1.0)
+    lam_actor: float = within(0.0, 1.0)
+    lam_critic: float = within(0.0, 1.0)
     cliprange_value: float
     vf_coef: float
     max_grad_norm: float
+    actor_learning_rate: float = within(0.0, 1.0)
+    critic_learning_rate: float = within(0.0, 1.0)
+    kl_coef: float = within(0.0, 100.0)
+    kl_target: float | None
+    value_init: str = one_of("mean_reward", "zero")
+    critic_warmup_passes: int = at_least(0)
+    whiten_per_minibatch: bool
+    max_approx_kl: float | None
 
 
 @dataclass
@@ -441,8 +450,9 @@ RENAMED = {
     "rl.loss_type": "rl.grpo.loss_type",
     "rl.scale_rewards": "rl.grpo.scale_rewards",
     "rl.normalize_advantages": "rl.rloo.normalize_advantages",
-    **{f"rl.{key}": f"rl.ppo.{key}" for key in ("minibatch_size", "gamma", "lam", "cliprange_value", "vf_coef",
+    **{f"rl.{key}": f"rl.ppo.{key}" for key in ("minibatch_size", "gamma", "cliprange_value", "vf_coef",
                                                 "max_grad_norm")},
+    **{key: "rl.ppo.lam_actor" for key in ("rl.lam", "rl.ppo.lam")},
     **{key: "rl.prompt_sampling=adarft rl.adarft.target" for key in ("rl.difficulty_target",
                                                                         "rl.adaptive_difficulty.target")},
     **{f"rl.{old}{key}": f"rl.adarft.{key}" for old in ("difficulty_", "adaptive_difficulty.")

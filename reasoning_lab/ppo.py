@@ -1,19 +1,26 @@
 """PPO with a value head for a LoRA policy, on verifiable rewards.
 
 TRL removed `PPOTrainer` and `AutoModelForCausalLMWithValueHead`, so this module implements PPO in
-the form of Ouyang et al. 2022 / Huang et al. 2024 ("The N+ implementation details of RLHF with PPO"):
+the form of Ouyang et al. 2022 / Huang et al. 2024 ("The N+ implementation details of RLHF with PPO"), with the
+settings that keep it stable on long reasoning completions (VC-PPO, Yuan et al. 2025; verl's defaults):
 
   rollout:  sample completions with `generate` -> score them with the reward functions
-            -> log-probs of the policy (old), of the reference policy, and values, in one pass each
-  rewards:  per token -beta * (log pi_old - log pi_ref); the verifiable reward is added at the last token
-  GAE:      advantages and returns with (gamma, lambda), advantages whitened over the batch
-  update:   `epochs` passes over the rollouts in shuffled minibatches: clipped policy loss
-            + vf_coef * clipped value loss, gradient clipping, AdamW on the adapters and the value head
+            -> log-probs of the policy (old) and of the reference policy, one pass each
+  critic:   values from the value head; on the first batch its bias starts at the batch's mean reward and
+            `critic_warmup_passes` value-only passes fit it with the policy frozen (VC-PPO's value pre-training)
+  rewards:  per token -kl_coef * (log pi_old - log pi_ref); the verifiable reward is added at the last token;
+            kl_coef adapts to `kl_target` (x2 above 1.5 x target, /2 below target / 1.5: Schulman et al. 2017)
+  GAE:      advantages with lambda_actor, value targets with lambda_critic (1.0: no reward decay)
+  update:   `epochs` passes over the rollouts in shuffled minibatches: clipped policy loss on advantages whitened
+            per minibatch + vf_coef * clipped value loss, gradient clipping, AdamW (the LoRA policy and the value
+            head at their own learning rates); the passes stop early once a minibatch's approximate KL to the
+            rollout policy exceeds `max_approx_kl`
 
 The value head is a linear layer on the last hidden state of the shared backbone (the LoRA policy).
 The reference policy is the policy as RL found it: a frozen copy of the starting adapter (the same
-as the adapters disabled when they are fresh). Logs: reward, KL, entropy, clip fractions, value
-loss, explained variance, and the seconds spent generating vs updating.
+as the adapters disabled when they are fresh). Logs per step: reward, KL to the reference and its coefficient,
+ratio mean and max, clip fractions, value loss, explained variance, entropy, minibatches run, and the seconds
+spent generating vs updating.
 """
 
 from __future__ import annotations
@@ -102,6 +109,23 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
     return float(1.0 - masked_var(returns - values, mask) / variance) if variance > 0 else 0.0
 
 
+class AdaptiveKL:
+    """The KL coefficient of the per-token penalty: fixed when `target` is None, else doubled when the measured KL to
+    the reference (nats per completion) is above 1.5 x target and halved below target / 1.5 (Schulman et al. 2017,
+    the adaptive-penalty variant of PPO)."""
+
+    def __init__(self, coef: float, target: float | None):
+        self.coef, self.target = coef, target
+
+    def update(self, kl: float) -> float:
+        if self.target is not None:
+            if kl > 1.5 * self.target:
+                self.coef *= 2.0
+            elif kl < self.target / 1.5:
+                self.coef /= 2.0
+        return self.coef
+
+
 # ------------------------------------------------------------------------------------------------
 # The trainer
 # ------------------------------------------------------------------------------------------------
@@ -110,8 +134,7 @@ class PPO:
     """PPO on a peft model. `reward_funcs` have TRL's signature; `rows` carry a `prompt` (chat
     messages or text) plus the columns the rewards read (e.g. `answer`, `kind`). `settings` is the `rl`
     config (reasoning_lab.config.RLConfig): num_generations, max_completion_length, temperature, top_p,
-    learning_rate, beta (KL), num_iterations (epochs), epsilon (policy clip), and under `ppo`: gamma, lam,
-    minibatch_size, cliprange_value, vf_coef, max_grad_norm."""
+    num_iterations (epochs), epsilon (policy clip), and under `ppo` (reasoning_lab.config.PPOSettings) the rest."""
 
     def __init__(self, model, tokenizer, reward_funcs: list[Callable], reward_weights: list[float],
                  settings, seed: int = 0, value_head: ValueHead | None = None):
@@ -128,9 +151,12 @@ class PPO:
             if f".{REF}." in name:
                 param.data.copy_(model.get_parameter(name.replace(f".{REF}.", ".default.")).data)
                 param.requires_grad_(False)
-        self.trainable = [p for n, p in model.named_parameters() if p.requires_grad and f".{REF}." not in n]
-        self.trainable += list(self.value_head.parameters())
-        self.optimizer = torch.optim.AdamW(self.trainable, lr=settings.learning_rate)
+        policy = [p for n, p in model.named_parameters() if p.requires_grad and f".{REF}." not in n]
+        self.trainable = policy + list(self.value_head.parameters())
+        self.optimizer = torch.optim.AdamW([
+            {"params": policy, "lr": settings.ppo.actor_learning_rate},
+            {"params": list(self.value_head.parameters()), "lr": settings.ppo.critic_learning_rate}])
+        self.kl = AdaptiveKL(settings.ppo.kl_coef, settings.ppo.kl_target)
         self.generator = torch.Generator().manual_seed(seed)
         self.step_count = 0
 
@@ -141,15 +167,16 @@ class PPO:
         return self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"]
 
     def forward(self, input_ids, attention_mask, prompt_width: int, with_values: bool = True):
-        """Per-token log-probs of the completion tokens (at the sampling temperature), values, logits."""
+        """Per-token log-probs of the completion tokens (at the sampling temperature), values, logits, and the
+        last hidden states the values are read from."""
         position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                          output_hidden_states=with_values, use_cache=False)
         logits = out.logits[:, prompt_width - 1 : -1].float() / self.settings.temperature
         targets = input_ids[:, prompt_width:]
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        values = self.value_head(out.hidden_states[-1][:, prompt_width - 1 : -1]) if with_values else None
-        return logprobs, values, logits
+        hidden = out.hidden_states[-1][:, prompt_width - 1 : -1] if with_values else None
+        return logprobs, (self.value_head(hidden) if with_values else None), logits, hidden
 
     @torch.no_grad()
     def rollout(self, rows: list[dict]) -> dict:
@@ -181,59 +208,116 @@ class PPO:
 
         full_ids = output
         full_mask = torch.cat([attention, mask.long()], dim=1)
-        old_logprobs, old_values, _ = self.forward(full_ids, full_mask, width)
+        old_logprobs, _, _, hidden = self.forward(full_ids, full_mask, width)
         with use_adapter(self.model, REF):
-            ref_logprobs, _, _ = self.forward(full_ids, full_mask, width, with_values=False)
+            ref_logprobs, _, _, _ = self.forward(full_ids, full_mask, width, with_values=False)
         kl = (old_logprobs - ref_logprobs) * mask
-        rewards = -s.beta * kl
+        batch = {"input_ids": full_ids, "attention_mask": full_mask, "mask": mask, "prompt_width": width,
+                 "old_logprobs": old_logprobs, "hidden": hidden, "token_kl": kl, "scores": scores,
+                 "per_func": per_func, "kl": kl.sum(1), "texts": texts, "lengths": mask.sum(1), "ended": ended,
+                 "generate_seconds": generate_seconds}
+        return self.estimate(batch)
+
+    @torch.no_grad()
+    def estimate(self, batch: dict) -> dict:
+        """Values of the batch's tokens, the KL-penalised per-token rewards, advantages (lambda_actor) and value
+        targets (lambda_critic)."""
+        p, mask = self.settings.ppo, batch["mask"]
+        values = self.value_head(batch["hidden"]) * mask
+        rewards = -self.kl.coef * batch["token_kl"]
         last = (mask.sum(1).long() - 1).clamp(min=0)
-        rewards[torch.arange(len(ids)), last] += scores.to(rewards.device)
-        advantages, returns = gae(rewards, old_values, mask, s.ppo.gamma, s.ppo.lam)
-        return {"input_ids": full_ids, "attention_mask": full_mask, "mask": mask, "prompt_width": width,
-                "old_logprobs": old_logprobs, "old_values": old_values, "advantages": whiten(advantages, mask),
-                "returns": returns, "scores": scores, "per_func": per_func, "kl": kl.sum(1), "texts": texts,
-                "lengths": mask.sum(1), "ended": ended, "generate_seconds": generate_seconds}
+        rewards[torch.arange(len(mask)), last] += batch["scores"].to(rewards.device)
+        advantages, _ = gae(rewards, values, mask, p.gamma, p.lam_actor)
+        _, returns = gae(rewards, values, mask, p.gamma, p.lam_critic)
+        return {**batch, "old_values": values, "advantages": advantages, "returns": returns}
+
+    def warm_up_critic(self, batch: dict) -> dict:
+        """The value head fitted to the batch's value targets with the policy frozen: its bias first set to the
+        batch's mean reward (`value_init: mean_reward`), then `critic_warmup_passes` passes of minibatch updates on
+        the cached hidden states. Returns the batch re-estimated with the fitted critic, and the value loss
+        before and after."""
+        p, mask = self.settings.ppo, batch["mask"]
+        with torch.no_grad():
+            if p.value_init == "mean_reward":
+                self.value_head.summary.bias.fill_(batch["scores"].mean().item())
+            batch = self.estimate(batch)
+        before = 0.5 * masked_mean((batch["old_values"] - batch["returns"]) ** 2, mask).item()
+        n = len(mask)
+        for _ in range(p.critic_warmup_passes):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, p.minibatch_size):
+                sel = order[start : start + p.minibatch_size].to(self.device)
+                values = self.value_head(batch["hidden"][sel])
+                loss = 0.5 * masked_mean((values - batch["returns"][sel]) ** 2, mask[sel])
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+            batch = self.estimate(batch)
+        after = 0.5 * masked_mean((batch["old_values"] - batch["returns"]) ** 2, mask).item()
+        return {**batch, "critic_warmup": {"value_loss_before": before, "value_loss_after": after}}
 
     # -- update ----------------------------------------------------------------------------------
     def update(self, batch: dict) -> dict:
-        s = self.settings
+        """`num_iterations` passes of shuffled minibatches; they stop once a minibatch's approximate KL to the
+        rollout policy exceeds `ppo.max_approx_kl`."""
+        s, p = self.settings, self.settings.ppo
         self.model.train()
         n = batch["input_ids"].shape[0]
         logs = {"policy_loss": [], "value_loss": [], "clipfrac": [], "value_clipfrac": [], "entropy": [],
-                "approx_kl": []}
+                "approx_kl": [], "ratio_mean": [], "ratio_max": []}
+        stopped = False
         for _ in range(s.num_iterations):
             order = torch.randperm(n, generator=self.generator)
-            for start in range(0, n, s.ppo.minibatch_size):
-                sel = order[start : start + s.ppo.minibatch_size].to(self.device)
+            for start in range(0, n, p.minibatch_size):
+                sel = order[start : start + p.minibatch_size].to(self.device)
                 mask = batch["mask"][sel]
-                logprobs, values, logits = self.forward(batch["input_ids"][sel], batch["attention_mask"][sel],
-                                                        batch["prompt_width"])
-                pg_loss, clipfrac = policy_loss(logprobs, batch["old_logprobs"][sel], batch["advantages"][sel],
-                                                mask, s.epsilon)
+                logprobs, values, logits, _ = self.forward(batch["input_ids"][sel], batch["attention_mask"][sel],
+                                                           batch["prompt_width"])
+                advantages = batch["advantages"][sel]
+                advantages = whiten(advantages, mask) if p.whiten_per_minibatch else advantages
+                pg_loss, clipfrac = policy_loss(logprobs, batch["old_logprobs"][sel], advantages, mask, s.epsilon)
                 vf_loss, vf_clipfrac = value_loss(values, batch["old_values"][sel], batch["returns"][sel], mask,
-                                                  s.ppo.cliprange_value)
-                loss = pg_loss + s.ppo.vf_coef * vf_loss
+                                                  p.cliprange_value)
+                loss = pg_loss + p.vf_coef * vf_loss
                 self.optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.trainable, s.ppo.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self.trainable, p.max_grad_norm)
                 self.optimizer.step()
                 with torch.no_grad():
                     probs = torch.softmax(logits, dim=-1)
                     entropy = -(probs * torch.log_softmax(logits, dim=-1)).sum(-1)
-                    logs["entropy"].append(masked_mean(entropy, mask).item())
-                    logs["approx_kl"].append(masked_mean(0.5 * (logprobs - batch["old_logprobs"][sel]) ** 2,
-                                                         mask).item())
+                    log_ratio = (logprobs - batch["old_logprobs"][sel]) * mask
+                    ratio = torch.exp(log_ratio)
+                    approx_kl = masked_mean(0.5 * log_ratio ** 2, mask).item()
+                logs["entropy"].append(masked_mean(entropy, mask).item())
+                logs["approx_kl"].append(approx_kl)
+                logs["ratio_mean"].append(masked_mean(ratio, mask).item())
+                logs["ratio_max"].append(ratio[mask.bool()].max().item() if mask.any() else 1.0)
                 logs["policy_loss"].append(pg_loss.item())
                 logs["value_loss"].append(vf_loss.item())
                 logs["clipfrac"].append(clipfrac.item())
                 logs["value_clipfrac"].append(vf_clipfrac.item())
-        return {key: sum(v) / len(v) for key, v in logs.items()}
+                if p.max_approx_kl is not None and approx_kl > p.max_approx_kl:
+                    stopped = True
+                    break
+            if stopped:
+                break
+        stats = {key: sum(v) / len(v) for key, v in logs.items() if key != "ratio_max"}
+        return {**stats, "ratio_max": max(logs["ratio_max"]), "minibatches": len(logs["policy_loss"]),
+                "stopped_early": stopped}
 
     def step(self, rows: list[dict]) -> dict:
         """One PPO iteration: rollouts for `rows`, then the update passes. Returns the step's logs."""
         began = time.perf_counter()
         batch = self.rollout(rows)
+        warmup = {}
+        if self.step_count == 0 and (self.settings.ppo.critic_warmup_passes or
+                                     self.settings.ppo.value_init == "mean_reward"):
+            batch = self.warm_up_critic(batch)
+            warmup = {f"critic_warmup/{k}": v for k, v in batch["critic_warmup"].items()}
+        kl_coef = self.kl.coef
         stats = self.update(batch)
+        self.kl.update(batch["kl"].mean().item())
         self.step_count += 1
         total = time.perf_counter() - began
         return {
@@ -242,6 +326,8 @@ class PPO:
             "reward_std": batch["scores"].std().item() if len(batch["scores"]) > 1 else 0.0,
             **{f"rewards/{name}/mean": v.mean().item() for name, v in batch["per_func"].items()},
             "kl": batch["kl"].mean().item(),
+            "kl_coef": kl_coef,
+            **warmup,
             **stats,
             "explained_variance": explained_variance(batch["old_values"], batch["returns"], batch["mask"]),
             "completion_length": batch["lengths"].mean().item(),
@@ -269,7 +355,7 @@ class PPO:
         tensors["torch_rng"] = torch.get_rng_state()
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
         tensors.update({f"cuda_rng.{i}": state for i, state in enumerate(cuda)})
-        rest = {"step_count": self.step_count, "param_groups": optimizer["param_groups"],
+        rest = {"step_count": self.step_count, "kl_coef": self.kl.coef, "param_groups": optimizer["param_groups"],
                 "optimizer_state": sorted(optimizer["state"]), "optimizer_plain": plain_state, "cuda_rng": len(cuda)}
         return tensors, rest
 
@@ -284,6 +370,7 @@ class PPO:
             state[index].update(rest["optimizer_plain"].get(str(index), {}))
         self.optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
         self.step_count = rest["step_count"]
+        self.kl.coef = rest["kl_coef"]
         self.generator.set_state(tensors["generator"])
         torch.set_rng_state(tensors["torch_rng"])
         if rest["cuda_rng"] and torch.cuda.is_available():

@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from reasoning_lab.ppo import PPO, gae, load_value_head, policy_loss, value_loss, whiten
+from reasoning_lab.ppo import (
+    PPO,
+    AdaptiveKL,
+    gae,
+    load_value_head,
+    masked_mean,
+    policy_loss,
+    value_loss,
+    whiten,
+)
 from tests.helpers import make_config, tiny_model
 
 
@@ -61,8 +70,8 @@ def toy_ppo(lr=3e-2, beta=0.0, *extra: str, reward=None):
         return [sum(t % 8 == 0 for t in ids) / max(len(ids), 1) for ids in completion_ids]
 
     settings = make_config("rl=ppo", "rl.batch_size=4", "rl.num_generations=2", "rl.max_completion_length=8",
-                           "rl.temperature=1.0", f"rl.learning_rate={lr}", f"rl.beta={beta}", "rl.num_iterations=2",
-                           "rl.ppo.minibatch_size=4", *extra).rl
+                           "rl.temperature=1.0", f"rl.ppo.actor_learning_rate={lr}", f"rl.ppo.kl_coef={beta}",
+                           "rl.ppo.kl_target=null", "rl.num_iterations=2", "rl.ppo.minibatch_size=4", *extra).rl
     return PPO(model, tokenizer, [reward or share_of_multiples_of_8], [1.0], settings, seed=0)
 
 
@@ -112,7 +121,7 @@ def test_an_early_eos_ends_the_completion_there_and_gets_the_reward_on_its_last_
         seen["ids"] = [list(ids) for ids in completion_ids]
         return [float(len(ids)) for ids in completion_ids]
 
-    ppo = toy_ppo(3e-2, 0.0, "rl.ppo.gamma=1.0", "rl.ppo.lam=1.0", "rl.batch_size=2", "rl.ppo.minibatch_size=2",
+    ppo = toy_ppo(3e-2, 0.0, "rl.ppo.gamma=1.0", "rl.ppo.lam_actor=1.0", "rl.batch_size=2", "rl.ppo.minibatch_size=2",
                   reward=score_by_length)
     eos, pad = ppo.eos_ids[0], ppo.pad
     early = [11, 12, eos] + [pad] * 5
@@ -157,3 +166,46 @@ def test_the_training_state_round_trips_through_safetensors_and_json(tmp_path):
     for a, b in zip(ppo.trainable, resumed.trainable):
         assert torch.equal(a, b)
     assert load_ppo_state(toy_ppo(), tmp_path / "none", PromptSampler(2, 1, 1, 1, seed=0)) == []
+
+
+def test_critic_warm_up_lowers_the_value_loss_with_the_policy_frozen():
+    """On one rollout batch: the value head's bias starts at the batch's mean reward, and the value-only passes
+    lower the value loss further; the policy's weights do not move."""
+    ppo = toy_ppo(3e-2, 0.0, "rl.ppo.value_init=zero", "rl.ppo.critic_warmup_passes=20",
+                  "rl.ppo.critic_learning_rate=1e-2")
+    policy = {n: p.detach().clone() for n, p in ppo.model.named_parameters() if p.requires_grad}
+    batch = ppo.rollout([{"prompt": p} for p in ("count to ten", "say something", "hello", "abc")])
+    zero_loss = 0.5 * masked_mean((batch["old_values"] - batch["returns"]) ** 2, batch["mask"]).item()
+    warmed = ppo.warm_up_critic(batch)["critic_warmup"]
+    assert warmed["value_loss_before"] == pytest.approx(zero_loss)  # value_init=zero: nothing set before
+    assert warmed["value_loss_after"] < 0.7 * warmed["value_loss_before"], warmed
+    for name, p in ppo.model.named_parameters():
+        if name in policy:
+            assert torch.equal(p, policy[name]), name
+
+
+def test_the_value_head_starts_at_the_first_batch_s_mean_reward():
+    ppo = toy_ppo(3e-2, 0.0, "rl.ppo.critic_warmup_passes=0")
+    batch = ppo.warm_up_critic(ppo.rollout([{"prompt": p} for p in ("count to ten", "hello")]))
+    real = batch["mask"].bool()
+    assert batch["old_values"][real].mean().item() == pytest.approx(batch["scores"].mean().item(), abs=1e-5)
+
+
+def test_the_adaptive_kl_coefficient_rises_above_the_target_and_falls_below_it():
+    kl = AdaptiveKL(0.1, target=2.0)
+    assert kl.update(5.0) == pytest.approx(0.2) and kl.update(3.1) == pytest.approx(0.4)  # above 1.5 x 2
+    assert kl.update(2.5) == pytest.approx(0.4)  # within the band: unchanged
+    assert kl.update(1.0) == pytest.approx(0.2) and kl.update(0.0) == pytest.approx(0.1)  # below 2 / 1.5
+    fixed = AdaptiveKL(0.1, target=None)
+    assert fixed.update(100.0) == 0.1
+
+
+def test_the_update_passes_stop_once_the_kl_bound_is_exceeded():
+    rows = [{"prompt": p} for p in ("count to ten", "say something", "hello", "abc")]
+    bounded = toy_ppo(3e-1, 0.0, "rl.ppo.max_approx_kl=1e-6", "rl.ppo.minibatch_size=2", "rl.num_iterations=3")
+    logs = bounded.step(rows)
+    assert logs["stopped_early"] and logs["minibatches"] < 12 and logs["approx_kl"] > 0
+    free = toy_ppo(3e-1, 0.0, "rl.ppo.max_approx_kl=null", "rl.ppo.minibatch_size=2", "rl.num_iterations=3")
+    logs = free.step(rows)
+    assert not logs["stopped_early"] and logs["minibatches"] == 12  # 8 rollouts / 2 a minibatch x 3 passes
+    assert logs["ratio_max"] >= logs["ratio_mean"] > 0 and "explained_variance" in logs and "kl_coef" in logs

@@ -326,8 +326,10 @@ def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, samp
         if len(sampler.observations) > seen:
             logs.update(step_numbers(sampler.observations[seen:]))
         history.append(logs)
-        log.info("ppo step %d: reward %.3f, kl %.4f, entropy %.2f, clipfrac %.2f, value loss %.4f", step,
-                 logs["reward"], logs["kl"], logs["entropy"], logs["clipfrac"], logs["value_loss"])
+        log.info("ppo step %d: reward %.3f, kl %.4f (coef %.3f), ratio max %.2f, clipfrac %.2f, value loss %.4f, "
+                 "explained variance %.2f, %d minibatches%s", step, logs["reward"], logs["kl"], logs["kl_coef"],
+                 logs["ratio_max"], logs["clipfrac"], logs["value_loss"], logs["explained_variance"],
+                 logs["minibatches"], " (stopped: KL bound)" if logs["stopped_early"] else "")
         if wandb_run is not None:
             wandb_run.log({f"train/{k}": v for k, v in logs.items()})
         if r.eval_every and step % r.eval_every == 0 and step < r.max_steps:

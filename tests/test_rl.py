@@ -31,6 +31,12 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
     assert 0 < train["generate_share"] < 1
     assert [e["step"] for e in metrics["eval_history"]] == [0, 1, 2]  # before, every step, after
     assert metrics["before"].keys() == metrics["after"].keys() == {"synthetic_gsm8k"}
+    for when in ("before", "after"):  # rl.final_k samples beside greedy: voting, pass@k, the samples' accuracy
+        assert {"accuracy", "maj@2", "pass@1", "pass@2"} <= metrics[when]["synthetic_gsm8k"].keys()
+    if algorithm == "ppo":  # the stable-PPO logs of every step
+        assert {"kl_coef", "ratio_mean", "ratio_max", "clipfrac", "value_loss", "explained_variance",
+                "minibatches"} <= train["history"][0].keys()
+        assert "critic_warmup/value_loss_after" in train["history"][0]
 
     checkpoint = run_dir / "rl" / "checkpoint"
     assert (checkpoint / "adapter_model.safetensors").exists()

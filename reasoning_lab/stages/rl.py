@@ -187,12 +187,16 @@ def end_ids(model, tokenizer) -> tuple[int, ...]:
 
 def held_out_evaluation(cfg: DictConfig, model, tokenizer, run_dir: str, wandb_run, metrics: dict, timer):
     """`held_out(step, label, out_dir=None)`: the held-out evaluation between RL steps (its time kept apart from
-    training's), recorded as a curve over the steps and in `metrics["eval_history"]`."""
+    training's), recorded as a curve over the steps and in `metrics["eval_history"]`. The evaluations before and
+    after RL (those given an `out_dir`) also draw `rl.final_k` samples a problem: maj@k, pass@k and the sampled
+    answers' own accuracy (pass@1) beside greedy, on the same problems."""
     eval_sets = list(cfg.eval.datasets if cfg.rl.eval_sets is None else cfg.rl.eval_sets)
+    final = OmegaConf.merge(cfg.eval.during_training, {"k": cfg.rl.final_k})
 
     def held_out(step: int, label: str, out_dir: Path | None = None) -> dict:
         with timer.excluded():
-            results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, label, out_dir, eval_sets)
+            results = evaluate(model, tokenizer, cfg, final if out_dir is not None else cfg.eval.during_training,
+                               label, out_dir, eval_sets)
         record_evaluation(results, run_dir, wandb_run, "rl/heldout", out_dir, step)  # a curve per metric over the steps
         metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
         return results

@@ -126,7 +126,7 @@ def test_curriculum_ablation_pools_same_seed_jobs(tmp_path):
 @pytest.mark.slow
 def test_a_failed_job_is_listed_with_its_error_and_the_others_finish(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "stage=curriculum", *TINY_SWEEP, "logger=none", "curriculum.pacing=linear,bogus",
+    result = run_cli("-m", "stage=curriculum", "curriculum=default", *TINY_SWEEP, "logger=none", "curriculum.pacing=linear,bogus",
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 2  # the sweep reports the failure at the end
     table = (sweep / "sweep.md").read_text()

@@ -322,8 +322,7 @@ def source_rows(source: str, split: str, data_cfg: DictConfig) -> list[Problem]:
         if split == "test":
             return benchmark_rows(source, "test", data_cfg)
         rows = benchmark_rows(source, "train", data_cfg)
-        held_out = set(random.Random(data_cfg.seed).sample(range(len(rows)), min(data_cfg.val_size, len(rows) // 10)))
-        return [r for i, r in enumerate(rows) if (i in held_out) == (split == "val")]
+        return train_or_val(rows, split, data_cfg)
     if source == "generic":
         g = data_cfg.generic
         spec, size, cells = (source, tuple(g.tasks), tuple(g.levels)), g.size_per_level, len(g.tasks) * len(g.levels)
@@ -376,9 +375,7 @@ def own_rows(name: str, split: str, data_cfg: DictConfig) -> list[Problem]:
         return [p for p in rows("train") if split_of(p.question) == split]
     if split == "test":
         return rows("test")
-    train = rows("train")
-    held_out = set(random.Random(data_cfg.seed).sample(range(len(train)), min(data_cfg.val_size, len(train) // 10)))
-    return [p for i, p in enumerate(train) if (i in held_out) == (split == "val")]
+    return train_or_val(rows("train"), split, data_cfg)
 
 
 def check_own_sets(data_cfg: DictConfig) -> None:
@@ -406,6 +403,13 @@ def check_own_sets(data_cfg: DictConfig) -> None:
         if bool(spec.path) == ("train" in splits) or (spec.path and "test" in splits):
             raise ReasoningLabError(f"{where}: a jsonl set needs path=<one file> or splits.train=<file> (and "
                                     f"splits.test=<file>), not both; set one")
+
+
+def train_or_val(rows: list[Problem], split: str, data_cfg: DictConfig) -> list[Problem]:
+    """A training split's rows for `train`, or its seeded validation slice (`data.val_size`, at most a tenth) for
+    `val`: disjoint, the same in every run."""
+    held_out = set(random.Random(data_cfg.seed).sample(range(len(rows)), min(data_cfg.val_size, len(rows) // 10)))
+    return [r for i, r in enumerate(rows) if (i in held_out) == (split == "val")]
 
 
 def split_of(question: str) -> str:

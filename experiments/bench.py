@@ -160,41 +160,48 @@ def sketch_batches(dataset, batch_size: int, pad: int, width: int = 256):
             input_ids[row, :len(seq)] = torch.tensor(seq)
             attention[row, :len(seq)] = 1
             labels[row, :len(seq)] = torch.tensor([t if m else -100 for t, m in zip(seq, mask)])
-        out.append((input_ids, attention, labels))
+        out.append({"input_ids": input_ids, "attention_mask": attention, "labels": labels})
     return out, truncated
 
 
-def stage_batches(model, tokenizer, dataset, n: int, batch_size: int, *, group_by_length=False, sampler=None):
-    """The first `n` batches that a stage's Trainer draws (our sft_arguments, TRL's collator, the sampler)."""
-    from reasoning_lab.sft import sft_arguments
+def stage_batches(model, tokenizer, dataset, n: int | None, batch_size: int, *, group_by_length=False, sampler=None,
+                  max_tokens: int | None = None, padding_free: bool = False):
+    """The first `n` batches (None: one epoch) that a stage's Trainer draws (our sft_arguments, TRL's collator, the
+    sampler; with `max_tokens`, the warm-up's token-budget batches, reasoning_lab.sft.token_batches), as model
+    inputs: input_ids, labels and attention_mask, or position_ids when padding-free."""
+    from reasoning_lab.sft import sft_arguments, token_batches
     from reasoning_lab.trl_trainers import OrderedSFTTrainer
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         settings = SimpleNamespace(batch_size=batch_size, grad_accum=1, learning_rate=1e-5, lr_scheduler="constant",
-                                   warmup_ratio=0.0, logging_steps=1, save_steps=0)
+                                   warmup_ratio=0.0, logging_steps=1, save_steps=0, max_tokens_per_batch=max_tokens,
+                                   padding_free=padding_free)
+        batches = token_batches(settings, [len(ids) for ids in dataset["input_ids"]], seed=0)
+        n = n or (len(batches) if batches is not None else len(dataset) // batch_size)
         args = sft_arguments(Path(tmp), settings, max_steps=n, seed=0, report_to="none",
                              group_by_length=group_by_length)
         trainer = OrderedSFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                                    sampler=sampler)
-        loader = trainer.get_train_dataloader()
-        return [(b["input_ids"], b["attention_mask"], b["labels"]) for b, _ in zip(loader, range(n))]
+                                    sampler=sampler, batches=batches)
+        keys = ("input_ids", "labels", "position_ids" if padding_free else "attention_mask")
+        return [{k: b[k] for k in keys} for b, _ in zip(trainer.get_train_dataloader(), range(n))]
 
 
 def bench_sft(model, batches) -> dict:
-    """Loss-bearing and real tokens per second of LoRA training steps (forward, backward, AdamW) on `batches`."""
+    """Loss-bearing and real tokens per second of LoRA training steps (forward, backward, AdamW) on `batches`
+    (model inputs; without a KV cache, as TRL's SFTTrainer calls the model)."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5)
     model.train()
     times, loss_tokens, real_tokens = [], 0, 0
-    for input_ids, attention, labels in batches:
+    for batch in batches:
         began = time.perf_counter()
-        model(input_ids=input_ids, attention_mask=attention, labels=labels).loss.backward()
+        model(**batch, use_cache=False).loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         times.append(time.perf_counter() - began)
-        loss_tokens += int((labels[:, 1:] != -100).sum())
-        real_tokens += int(attention.sum())
+        loss_tokens += int((batch["labels"][:, 1:] != -100).sum())
+        real_tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
     seconds = sum(times)
     return {"loss_tokens_per_s": loss_tokens / seconds, "tokens_per_s": real_tokens / seconds,
             "step_s": statistics.median(times)}
@@ -361,9 +368,12 @@ def main() -> None:
         return CurriculumSampler(difficulties, 0, batch, curriculum_steps, "root", cfg.curriculum.c0, 0.0, 0,
                                  lengths=[len(x) for x in dataset["input_ids"]], length_window=length_window)
 
+    budget = batch * 256  # the sketch's tokens per batch: the same memory a step
     variants = {
         "warm-up, random order (before)": (len(sketch), dict(group_by_length=False)),
         "warm-up, grouped by length (now the default)": (len(sketch), dict(group_by_length=True)),
+        f"warm-up, max_tokens_per_batch={budget}": (None, dict(max_tokens=budget)),
+        f"warm-up, max_tokens_per_batch={budget}, padding_free": (None, dict(max_tokens=budget, padding_free=True)),
         "curriculum, per-step batches (before)": (curriculum_steps, dict(sampler=curriculum(1))),
         f"curriculum, length_window={window} (now the default)": (curriculum_steps, dict(sampler=curriculum(window))),
     }
@@ -372,9 +382,11 @@ def main() -> None:
         drawn[label] = stage_batches(model, tokenizer, dataset, n, batch, **how)
         results[label] = bench_sft(model, drawn[label])
         ratio = results[label]["loss_tokens_per_s"] / base
+        size = "of 8" if "max_tokens" not in how else f"of up to {budget} tokens, one epoch"
         row(f"2. SFT loss-bearing tokens/s, {label}", f"{base:.0f}", f"{results[label]['loss_tokens_per_s']:.0f}",
             f"{ratio:.2f}x", ">= 1.5x, 0 truncated", ratio >= 1.5,
-            f"{n} batches of 8; the sketch (padded to 256) truncated {truncated} of {len(dataset)} examples, ours none")
+            f"{len(drawn[label])} batches {size}; the sketch (padded to 256) truncated {truncated} of {len(dataset)} "
+            "examples, ours none")
     # the same grouped batches on the model in float32 with sdpa attention (the CPU default before)
     grouped = "warm-up, grouped by length (now the default)"
     float32 = load_model(float32_sdpa(cfg.model))

@@ -26,6 +26,7 @@ from pathlib import Path
 from torch.utils.data import Sampler
 from transformers import TrainerCallback
 
+from reasoning_lab.batching import Filler
 from reasoning_lab.files import read_json, write_json
 
 SIGNALS = ("progress", "loss")
@@ -101,11 +102,14 @@ def rounded(values: list[float]) -> list[float]:
 class BucketSampler(Sampler[int]):
     """Indices for `total_batches` batches of `batch_size`: each example's bucket drawn by the weights in force,
     then the bucket's next example (seeded shuffled epochs per bucket). `schedule`: [batch index, weights] pairs,
-    the weights in force from that batch on."""
+    the weights in force from that batch on. With `budget` (tokens; `lengths` required) a batch takes examples so
+    drawn until the next would pass the budget (reasoning_lab.batching)."""
 
-    def __init__(self, buckets: list[int], n_buckets: int, batch_size: int, total_batches: int, seed: int):
+    def __init__(self, buckets: list[int], n_buckets: int, batch_size: int, total_batches: int, seed: int,
+                 lengths: list[int] | None = None, budget: int | None = None, padding_free: bool = False):
         self.members = [[i for i, b in enumerate(buckets) if b == k] for k in range(n_buckets)]
         self.batch_size, self.total_batches, self.seed = batch_size, total_batches, seed
+        self.lengths, self.budget, self.padding_free = lengths, budget, padding_free
         self.schedule: list[list] = [[0, [1 / n_buckets] * n_buckets]]
         self.drawn = 0  # batches drawn so far by the live iterator
 
@@ -119,16 +123,27 @@ class BucketSampler(Sampler[int]):
     def weights_at(self, batch: int) -> list[float]:
         return [w for start, w in self.schedule if start <= batch][-1]
 
-    def __iter__(self) -> Iterator[int]:
+    def batches(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed)
         queues: list[list[int]] = [[] for _ in self.members]
+
+        def take(k: int) -> int:
+            if not queues[k]:
+                queues[k] = rng.sample(self.members[k], len(self.members[k]))
+            return queues[k].pop()
+
+        filler = Filler(self.lengths, self.budget, self.padding_free) if self.budget is not None else None
         for b in range(self.total_batches):
             self.drawn = b + 1  # from its first index on, batch b counts as drawn
             weights = [w if self.members[k] else 0.0 for k, w in enumerate(self.weights_at(b))]
-            for k in rng.choices(range(len(weights)), weights=weights, k=self.batch_size):
-                if not queues[k]:
-                    queues[k] = rng.sample(self.members[k], len(self.members[k]))
-                yield queues[k].pop()
+            if filler is None:
+                yield [take(k) for k in rng.choices(range(len(weights)), weights=weights, k=self.batch_size)]
+            else:
+                yield filler.fill(lambda w=weights: take(rng.choices(range(len(w)), weights=w)[0]))
+
+    def __iter__(self) -> Iterator[int]:
+        for batch in self.batches():
+            yield from batch
 
 
 class BanditUpdates(TrainerCallback):

@@ -160,6 +160,8 @@ class SFTSettings:
     max_steps: int = steps_or("num_epochs")
     num_epochs: float
     batch_size: int = at_least(1)
+    max_tokens_per_batch: int | None = at_least(1, "batch_size examples a step")
+    padding_free: bool
     grad_accum: int = at_least(1)
     learning_rate: float
     lr_scheduler: str

@@ -9,7 +9,8 @@
 - `CurriculumSampler`: the index order of one stage for the HF Trainer. At step t each batch draws
   uniformly, without replacement, from the examples whose difficulty CDF is <= c(t) (ties in
   difficulty broken by a seeded shuffle), and a `replay` share of every batch comes from earlier stages.
-  The order depends only on the seed, so a resumed run sees the same batches.
+  The order depends only on the seed, so a resumed run sees the same batches. With a token budget
+  (`curriculum.max_tokens_per_batch`, reasoning_lab.batching) each batch is drawn the same way until it is full.
 - `decide`: advance / extend / raise replay from per-example validation losses, each change tested on
   the same examples (reasoning_lab.stats.paired_p_value) so that decisions do not follow noise.
 """
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 from torch.utils.data import Sampler
 
+from reasoning_lab.batching import Filler, cut
 from reasoning_lab.stats import paired_p_value
 
 PACINGS = ("fixed", "linear", "root", "step")
@@ -49,24 +51,33 @@ class CurriculumSampler(Sampler[int]):
 
     With `lengths` (of all examples, replay included) and `length_window` > 1, each run of `length_window`
     batches is pooled, sorted by length, cut into batches again and shuffled: the same examples in the
-    same window, with less padding."""
+    same window, with less padding.
+
+    With `budget` (tokens, `lengths` required) a batch takes examples, drawn as above one at a time (the replay
+    share by error diffusion over examples), until the next would pass the budget; a window is then cut by the
+    budget, so the stage's batches (`total_batches`, what its Trainer runs) number about `total_steps`."""
 
     def __init__(self, difficulties: list[float], n_replay: int, batch_size: int, total_steps: int, pacing: str,
                  c0: float, replay: float, seed: int, levels: int = 4, lengths: list[int] | None = None,
-                 length_window: int = 1):
+                 length_window: int = 1, budget: int | None = None, padding_free: bool = False):
         self.n_current, self.n_replay = len(difficulties), n_replay
         self.batch_size, self.total_steps = batch_size, total_steps
         self.pacing, self.c0, self.levels = pacing, c0, levels
         self.replay = replay if n_replay else 0.0
         self.seed = seed
         self.lengths, self.length_window = lengths, length_window if lengths is not None else 1
+        self.budget, self.padding_free = budget, padding_free
         rng = random.Random(seed)
         shuffled = list(range(self.n_current))
         rng.shuffle(shuffled)  # seeded tie-breaking among equal difficulties
         self.by_difficulty = sorted(shuffled, key=lambda i: difficulties[i])
 
     def __len__(self) -> int:
-        return self.total_steps * self.batch_size
+        return self.total_steps * self.batch_size if self.budget is None else sum(map(len, self.batches()))
+
+    @property
+    def total_batches(self) -> int:
+        return self.total_steps if self.budget is None else sum(1 for _ in self.batches())
 
     def batches(self) -> Iterator[list[int]]:
         if self.length_window <= 1:
@@ -82,11 +93,17 @@ class CurriculumSampler(Sampler[int]):
 
     def regrouped(self, window: list[list[int]], rng: random.Random) -> list[list[int]]:
         pool = sorted((i for batch in window for i in batch), key=lambda i: self.lengths[i])
-        grouped = [pool[start : start + self.batch_size] for start in range(0, len(pool), self.batch_size)]
+        if self.budget is not None:
+            grouped = cut(pool, self.lengths, self.budget, self.padding_free)
+        else:
+            grouped = [pool[start : start + self.batch_size] for start in range(0, len(pool), self.batch_size)]
         rng.shuffle(grouped)
         return grouped
 
     def paced_batches(self) -> Iterator[list[int]]:
+        if self.budget is not None:
+            yield from self.filled_batches()
+            return
         rng = random.Random(self.seed + 1)
         owed = 0.0  # error diffusion: the replay share is exact over the stage, not only on average
         epoch_order: list[int] = []
@@ -106,6 +123,31 @@ class CurriculumSampler(Sampler[int]):
                 pool = self.by_difficulty[: max(min(n_current, self.n_current), math.ceil(c * self.n_current))]
                 batch = rng.sample(pool, n_current) if n_current <= len(pool) else rng.choices(pool, k=n_current)
             batch += [self.n_current + rng.randrange(self.n_replay) for _ in range(n_replay)]
+            rng.shuffle(batch)
+            yield batch
+
+    def filled_batches(self) -> Iterator[list[int]]:
+        """`paced_batches` under a token budget: each step's pool as there, examples drawn one at a time."""
+        rng, owed = random.Random(self.seed + 1), 0.0
+        order: list[int] = []  # the current pool in a seeded order, drawn from the end
+
+        def draw(step: int) -> int:
+            nonlocal owed
+            owed += self.replay
+            if owed >= 1:
+                owed -= 1
+                return self.n_current + rng.randrange(self.n_replay)
+            if not order:
+                c = competence(self.pacing, step, self.total_steps, self.c0, self.levels)
+                pool = self.by_difficulty[: max(1, math.ceil(c * self.n_current))]
+                order.extend(rng.sample(pool, len(pool)))
+            return order.pop()
+
+        filler = Filler(self.lengths, self.budget, self.padding_free)
+        for step in range(self.total_steps):
+            if self.pacing != "fixed":
+                order.clear()  # competence grows with the step: draw from this step's pool
+            batch = filler.fill(lambda: draw(step))  # noqa: B023 (called before the next step)
             rng.shuffle(batch)
             yield batch
 

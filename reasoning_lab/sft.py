@@ -1,7 +1,8 @@
 """Supervised fine-tuning with TRL, shared by the warm-up and curriculum stages.
 
 - `sft_arguments`: TRL's SFTConfig from our settings (loss on completions only; lengths were already
-  handled, and counted, by reasoning_lab.data.tokenize).
+  handled, and counted, by reasoning_lab.data.tokenize; padding-free batches with `*.padding_free`).
+- `token_batches`: the warm-up's batches under `*.max_tokens_per_batch` (reasoning_lab.batching), None without.
 - `MarkComplete`: the Trainer writes `checkpoint-N/` file by file; a marker written after the save finished
   (reasoning_lab.checkpoints.mark_complete) tells a complete checkpoint from a half-written one.
 """
@@ -14,6 +15,7 @@ import torch
 from transformers import TrainerCallback
 from trl import SFTConfig
 
+from reasoning_lab.batching import LengthBatches
 from reasoning_lab.checkpoints import mark_complete
 
 
@@ -42,6 +44,7 @@ def sft_arguments(output_dir: Path, settings, *, max_steps: int, seed: int, repo
         save_strategy="steps" if settings.save_steps else "no",
         save_steps=settings.save_steps or 500,
         completion_only_loss=True,  # loss on the answer tokens only
+        padding_free=settings.padding_free,  # one row a batch, position ids restarting at each example
         max_length=None,  # lengths are handled (and counted) by reasoning_lab.data.tokenize
         report_to=report_to,
         seed=seed,
@@ -49,6 +52,13 @@ def sft_arguments(output_dir: Path, settings, *, max_steps: int, seed: int, repo
         dataloader_num_workers=0,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # mixed precision on GPUs only
     )
+
+
+def token_batches(settings, lengths: list[int], seed: int):
+    """Batches within `settings.max_tokens_per_batch` tokens, similar lengths together (None: count examples)."""
+    if settings.max_tokens_per_batch is None:
+        return None
+    return LengthBatches(lengths, settings.max_tokens_per_batch, settings.padding_free, seed)
 
 
 class MarkComplete(TrainerCallback):

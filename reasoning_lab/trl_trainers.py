@@ -1,6 +1,7 @@
 """TRL's trainers as the stages run them (subclasses), and the callbacks the RL stage hands them.
 
-- `OrderedSFTTrainer`: SFTTrainer that draws its batches from a given sampler (the curriculum's).
+- `OrderedSFTTrainer`: SFTTrainer that draws its batches from a given sampler (the curriculum's), or from a batch
+  sampler whose batches vary in size (token budgets: reasoning_lab.batching).
 - `GRPO` / `RLOO`: TRL's trainers drawing prompts from reasoning_lab.prompt_selection.PromptSampler, with the
   option to leave completions with zero advantage (their group's rewards all equal: no signal) out of the loss,
   and DAPO's dynamic sampling (Yu et al. 2025): such groups are replaced by groups of fresh prompts, generated
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 from trl import GRPOTrainer, RLOOTrainer, SFTTrainer
 
@@ -27,21 +29,29 @@ from reasoning_lab.prompt_selection import PromptSampler, step_numbers
 
 SAMPLER_STATE = "prompt_sampler.json"  # in every RL trainer checkpoint: the prompt sampler's observations
 
-# the private methods of TRL's trainers that GRPO and RLOO override (pinned TRL versions in pyproject.toml)
+# the private methods of TRL's trainers that ours override (pinned TRL versions in pyproject.toml)
 OVERRIDDEN = {GRPOTrainer: ("_get_train_sampler", "_generate_and_score_completions"),
               RLOOTrainer: ("_get_train_sampler", "_generate_and_score_completions"),
               SFTTrainer: ("_get_train_sampler",)}
 
 
 class OrderedSFTTrainer(SFTTrainer):
-    """SFTTrainer whose training batches follow `sampler` (e.g. reasoning_lab.curriculum.CurriculumSampler)."""
+    """SFTTrainer whose training batches follow `sampler` (indices, e.g. reasoning_lab.curriculum.CurriculumSampler)
+    or `batches` (a batch sampler: lists of indices, one per step, of any size)."""
 
-    def __init__(self, *args, sampler=None, **kwargs):
-        self.ordered_sampler = sampler
+    def __init__(self, *args, sampler=None, batches=None, **kwargs):
+        self.ordered_sampler, self.ordered_batches = sampler, batches
         super().__init__(*args, **kwargs)
 
     def _get_train_sampler(self, train_dataset=None):
         return self.ordered_sampler or super()._get_train_sampler(train_dataset)
+
+    def get_train_dataloader(self):
+        if self.ordered_batches is None:
+            return super().get_train_dataloader()
+        dataset = self._remove_unused_columns(self.train_dataset, description="Training")
+        return self.accelerator.prepare(DataLoader(dataset, batch_sampler=self.ordered_batches,
+                                                   collate_fn=self.data_collator, num_workers=0))
 
 
 class PromptFeedback(TrainerCallback):

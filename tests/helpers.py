@@ -32,7 +32,8 @@ def sft_settings(**values):
     """The settings both SFT stages share (config.SFTSettings), as sft_arguments reads them: a constant learning
     rate, batches of 8, no accumulation, a log line per step, no checkpoints, unless `values` say otherwise."""
     return SimpleNamespace(**{"batch_size": 8, "grad_accum": 1, "learning_rate": 1e-4, "lr_scheduler": "constant",
-                              "warmup_ratio": 0.0, "logging_steps": 1, "save_steps": 0, **values})
+                              "warmup_ratio": 0.0, "logging_steps": 1, "save_steps": 0, "max_tokens_per_batch": None,
+                              "padding_free": False, **values})
 
 
 def tiny_model(*overrides: str, trainable: bool = True):

@@ -15,10 +15,10 @@ def test_sketch_batches_pad_to_256_and_count_what_they_cut():
                               "completion_mask": [[0] * 3 + [1] * (n - 3) for n in lengths]})
     batches, truncated = sketch_batches(data, 4, pad=0)
     assert truncated == 2  # 300 and 257 tokens
-    assert [b[0].shape for b in batches] == [torch.Size([4, 256])] * 2
-    real = sorted(int(m.sum()) for _, attention, _ in batches for m in attention)
+    assert [b["input_ids"].shape for b in batches] == [torch.Size([4, 256])] * 2
+    real = sorted(int(m.sum()) for b in batches for m in b["attention_mask"])
     assert real == sorted(min(n, 256) for n in lengths)
-    assert sum(int((labels != -100).sum()) for _, _, labels in batches) == sum(min(n, 256) - 3 for n in lengths)
+    assert sum(int((b["labels"] != -100).sum()) for b in batches) == sum(min(n, 256) - 3 for n in lengths)
 
 
 def test_flops_per_token_count_frozen_matrices_twice_over_and_adapters_three_times():
@@ -39,9 +39,13 @@ def test_stage_batches_are_the_trainers_batches_padded_to_their_longest():
     data = Dataset.from_dict({"input_ids": [[5] * n for n in lengths], "completion_mask": [[1] * n for n in lengths]})
     batches = stage_batches(model, tokenizer, data, 2, 4, group_by_length=True)
     assert len(batches) == 2
-    assert sorted(int(m.sum()) for b in batches for m in b[1]) == sorted(lengths)  # every example, whole
-    assert [b[0].shape[1] for b in batches] == [int(b[1].sum(1).max()) for b in batches]  # padded to the longest
-    assert all(((labels != -100) == attention.bool()).all() for _, attention, labels in batches)
+    assert sorted(int(m.sum()) for b in batches for m in b["attention_mask"]) == sorted(lengths)  # every one, whole
+    assert [b["input_ids"].shape[1] for b in batches] == [int(b["attention_mask"].sum(1).max()) for b in batches]
+    assert all(((b["labels"] != -100) == b["attention_mask"].bool()).all() for b in batches)
+    # by tokens, padding-free: one epoch, every example whole in one row a batch, within the budget
+    free = stage_batches(model, tokenizer, data, None, 4, max_tokens=64, padding_free=True)
+    assert all(b["input_ids"].shape[0] == 1 and b["input_ids"].shape[1] <= 64 for b in free[:-1])
+    assert sum(b["input_ids"].numel() for b in free) == sum(lengths) and "attention_mask" not in free[0]
 
 
 def test_decode_shapes_are_every_matrix_once_and_the_limit_is_a_rate():

@@ -38,6 +38,7 @@ from reasoning_lab.adaptive import (
     held_back_split,
     plot_weights,
 )
+from reasoning_lab.batching import StepBatches
 from reasoning_lab.checkpoints import (
     latest_complete_checkpoint,
     restore_adapter,
@@ -232,25 +233,31 @@ def train_round(model, tokenizer, cfg: DictConfig, work: Path, data: dict, steps
     """One trainer over `steps` optimizer steps, resumed from its newest complete checkpoint if any."""
     c = cfg.curriculum
     dataset, callbacks, bandit = data["dataset"], [], None
+    budget = dict(lengths=[len(ids) for ids in dataset["input_ids"]], budget=c.max_tokens_per_batch,
+                  padding_free=c.padding_free)
     if pacing == "adaptive":
         bandit = BucketBandit(data["bucket_names"], c.adaptive.signal, c.adaptive.smoothing, c.adaptive.temperature,
                               c.adaptive.explore)
-        sampler = BucketSampler(data["buckets"], len(data["bucket_names"]), c.batch_size, steps * c.grad_accum, seed)
+        sampler = BucketSampler(data["buckets"], len(data["bucket_names"]), c.batch_size, steps * c.grad_accum, seed,
+                                **budget)
         updates = BanditUpdates(bandit, sampler, c.adaptive.update_every * c.grad_accum,
                                 lambda m: bucket_losses(m, tokenizer, data), log, wandb_run)
         updates.resume_from(latest_complete_checkpoint(work / "trainer"))
         callbacks.append(updates)
     else:
         sampler = CurriculumSampler(data["difficulties"], data["n_replay"], c.batch_size, steps * c.grad_accum, pacing,
-                                    c.c0, replay, seed, c.step_levels,
-                                    lengths=[len(ids) for ids in dataset["input_ids"]], length_window=c.length_window)
+                                    c.c0, replay, seed, c.step_levels, length_window=c.length_window, **budget)
+    batches = StepBatches(sampler) if c.max_tokens_per_batch is not None else None
+    if batches is not None:  # windows cut by tokens: the round runs the batches they make
+        steps = math.ceil(len(batches) / c.grad_accum)
     trainer = OrderedSFTTrainer(
         model=model,
         args=sft_arguments(work / "trainer", c, max_steps=steps, learning_rate=learning_rate, seed=seed,
                            report_to=report_to),
         train_dataset=dataset,
         processing_class=tokenizer,
-        sampler=sampler,
+        sampler=None if batches else sampler,
+        batches=batches,
         callbacks=callbacks + [MarkComplete()],
     )
     result, resume = train_resuming(trainer, work / "trainer")

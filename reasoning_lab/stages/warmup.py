@@ -1,8 +1,8 @@
 """Warm-up stage: supervised fine-tuning of the LoRA adapters on generic reasoning.
 
 Recipe: load the model and data -> contamination guard -> tokenize with a loss mask on the completion
--> train with TRL's SFTTrainer, validation loss before, during and after -> save the adapter ->
-evaluate in memory (greedy, self-consistency, with and without the reasoning prompt).
+-> train with TRL's SFTTrainer (batches by count or by a token budget), validation loss before, during and after
+-> save the adapter -> evaluate in memory (greedy, self-consistency, with and without the reasoning prompt).
 Writes `<run_dir>/warmup/{metrics.json, checkpoint/, eval_results.json, predictions/}` and `report.md`.
 Resume: re-running with the same hydra.run.dir continues from the newest complete trainer checkpoint
 (`warmup.save_steps`; optimizer, scheduler, RNG and data position restored by the Trainer), and a finished
@@ -15,14 +15,14 @@ import logging
 
 from omegaconf import DictConfig
 from transformers import set_seed
-from trl import SFTTrainer
 
 from reasoning_lab.checkpoints import save_adapter, train_resuming, training_record
 from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
 from reasoning_lab.evaluation import evaluate, record_evaluation
 from reasoning_lab.model import load_model, load_tokenizer, quantized_layers, trainable_parameters
-from reasoning_lab.sft import MarkComplete, sft_arguments
+from reasoning_lab.sft import MarkComplete, sft_arguments, token_batches
 from reasoning_lab.tracking import adapter_digest, finished_stage, stage_run
+from reasoning_lab.trl_trainers import OrderedSFTTrainer
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         val_set, metrics["val_data"] = tokenize(val_examples, tokenizer, cfg.data.max_length, cfg.data.overflow)
 
         w = cfg.warmup
-        trainer = SFTTrainer(
+        trainer = OrderedSFTTrainer(
             model=model,
             args=sft_arguments(
                 stage_dir / "trainer", w, max_steps=w.max_steps, num_epochs=w.num_epochs, eval_steps=w.eval_steps,
@@ -59,6 +59,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             train_dataset=train_set,
             eval_dataset=val_set,
             processing_class=tokenizer,
+            batches=token_batches(w, [len(ids) for ids in train_set["input_ids"]], cfg.seed),
             callbacks=[MarkComplete()],
         )
         result, resume = train_resuming(trainer, stage_dir / "trainer")

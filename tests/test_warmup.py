@@ -121,8 +121,8 @@ def test_length_grouped_batches_pad_less_than_random_ones():
     padded = {}
     for grouped in (False, True):
         batches = stage_batches(model, tokenizer, data, 16, 8, group_by_length=grouped)  # the whole epoch
-        assert sorted(int(m.sum()) for _, attention, _ in batches for m in attention) == sorted(lengths)
-        padded[grouped] = sum(input_ids.numel() for input_ids, _, _ in batches)
+        assert sorted(int(m.sum()) for b in batches for m in b["attention_mask"]) == sorted(lengths)
+        padded[grouped] = sum(b["input_ids"].numel() for b in batches)
     assert padded[True] < 0.7 * padded[False], padded
     assert make_config().warmup.group_by_length is True
 

@@ -47,6 +47,9 @@ def steps_or(epochs_key: str):
 
 DTYPES = ("float32", "bfloat16", "float16")
 ATTENTION = ("sdpa", "eager")
+# model.attn_implementation also takes flash_attention_2 (needs the flash-attn package and a GPU) and auto
+# (reasoning_lab.model.attention: the fastest this install has on this device)
+TRAINING_ATTENTION = (*ATTENTION, "flash_attention_2", "auto")
 
 
 @dataclass
@@ -76,7 +79,7 @@ class ModelConfig:  # conf/model/
     lora: LoraSettings
     gradient_checkpointing: bool
     trust_remote_code: bool
-    attn_implementation: str = one_of(*ATTENTION)
+    attn_implementation: str = one_of(*TRAINING_ATTENTION)
     tiny: TinySettings | None  # the random model's shape (source: tiny_random), else null
     chat_template: str | None  # null: the tokenizer's own, else reasoning_lab.model.DEFAULT_CHAT_TEMPLATE
 

@@ -168,6 +168,28 @@ def load_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def attention(setting: str, cuda: bool | None = None, flash: bool | None = None) -> str:
+    """`model.attn_implementation`, with auto resolved: FlashAttention-2 on a GPU where the flash-attn package is
+    installed, else PyTorch's sdpa on a GPU, eager on the CPU (in bfloat16 PyTorch's CPU flash-attention backward
+    is slow: make bench, benchmark 2)."""
+    if setting != "auto":
+        return setting
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    flash = importlib.util.find_spec("flash_attn") is not None if flash is None else flash
+    chosen = ("flash_attention_2" if flash else "sdpa") if cuda else "eager"
+    log.info("model.attn_implementation=auto: %s", chosen)
+    return chosen
+
+
+def liger_kernels(cuda: bool | None = None, installed: bool | None = None) -> bool:
+    """Whether the SFT stages use Liger's fused kernels (RMSNorm, RoPE, SwiGLU, the fused linear cross-entropy
+    that never holds the vocabulary-wide logits): on a GPU, when the liger-kernel package is installed
+    (`pip install -e .[gpu]`)."""
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    installed = importlib.util.find_spec("liger_kernel") is not None if installed is None else installed
+    return cuda and installed
+
+
 def load_base_model(model_cfg: DictConfig):
     path = base_model_path(model_cfg)
     quantization = quantization_config(model_cfg)
@@ -182,7 +204,7 @@ def load_base_model(model_cfg: DictConfig):
             dtype=getattr(torch, model_cfg.dtype),
             quantization_config=quantization,
             device_map=device_map,
-            attn_implementation=model_cfg.attn_implementation,
+            attn_implementation=attention(model_cfg.attn_implementation),
             trust_remote_code=model_cfg.trust_remote_code,
         )
     except OSError as error:

@@ -17,6 +17,7 @@ from trl import SFTConfig
 
 from reasoning_lab.batching import LengthBatches
 from reasoning_lab.checkpoints import mark_complete
+from reasoning_lab.model import liger_kernels
 
 
 def sft_arguments(output_dir: Path, settings, *, max_steps: int, seed: int, report_to: str,
@@ -51,6 +52,7 @@ def sft_arguments(output_dir: Path, settings, *, max_steps: int, seed: int, repo
         data_seed=seed,
         dataloader_num_workers=0,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),  # mixed precision on GPUs only
+        use_liger_kernel=liger_kernels(),  # on a GPU with liger-kernel installed
     )
 
 

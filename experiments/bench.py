@@ -324,8 +324,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="fewer problems and steps (a smoke run)")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "benchmarks.md"))
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="which benchmarks, e.g. 2,3 (SFT throughput and MFU)")
     args = parser.parse_args()
-    quick = args.quick
+    quick, only = args.quick, {int(n) for n in args.only.split(",")}
 
     from reasoning_lab.model import load_model, load_tokenizer
 
@@ -338,109 +339,114 @@ def main() -> None:
         rows.append((name, baseline, ours, ratio, target, "met" if met else "not met", note))
         print(" | ".join(str(x) for x in rows[-1]), flush=True)
 
-    # 1. self-consistency
-    model = load_model(cfg.model, trainable=False)
-    from reasoning_lab.data import load_problems
-    from reasoning_lab.problem import chat_prompt
+    if 1 in only:
+        # 1. self-consistency
+        model = load_model(cfg.model, trainable=False)
+        from reasoning_lab.data import load_problems
+        from reasoning_lab.problem import chat_prompt
 
-    questions = [p.question for p in load_problems(cfg.data, "gsm8k", "test")[: 1 if quick else 2]]
-    prompts = [chat_prompt(q, cfg.data.system_prompt) for q in questions]
-    sc = bench_self_consistency(model, tokenizer, prompts, k=8, max_new_tokens=32 if quick else 64,
-                                repeats=1 if quick else args.repeats)
-    row("1. self-consistency, k=8", f"{sc['sketch_s']:.1f} s", f"{sc['batched_s']:.1f} s", f"{sc['ratio']:.2f}x",
-        ">= 3x (CPU)", sc["ratio"] >= 3, f"{len(prompts)} GSM8K questions x 8 samples x {32 if quick else 64} tokens")
+        questions = [p.question for p in load_problems(cfg.data, "gsm8k", "test")[: 1 if quick else 2]]
+        prompts = [chat_prompt(q, cfg.data.system_prompt) for q in questions]
+        sc = bench_self_consistency(model, tokenizer, prompts, k=8, max_new_tokens=32 if quick else 64,
+                                    repeats=1 if quick else args.repeats)
+        row("1. self-consistency, k=8", f"{sc['sketch_s']:.1f} s", f"{sc['batched_s']:.1f} s", f"{sc['ratio']:.2f}x",
+            ">= 3x (CPU)", sc["ratio"] >= 3, f"{len(prompts)} GSM8K questions x 8 samples x {32 if quick else 64} tokens")
 
-    # 2. SFT throughput (the sketch vs the batches our stages draw, before and after length grouping), 3. efficiency
-    from reasoning_lab.curriculum import CurriculumSampler
+    if 2 in only or 3 in only:
+        # 2. SFT throughput (the sketch vs the batches our stages draw, before and after length grouping), 3. efficiency
+        from reasoning_lab.curriculum import CurriculumSampler
 
-    # Every warm-up variant trains one whole epoch of the same GSM8K examples, so only the batching differs;
-    # the curriculum variants draw the same examples per window of batches (so window 1 vs window w differ
-    # only in how those examples are batched).
-    model = load_model(cfg.model)
-    dataset, difficulties = gsm8k_examples(cfg, tokenizer, 48 if quick else 80)
-    batch, curriculum_steps = 8, 8 if quick else 12
-    sketch, truncated = sketch_batches(dataset, batch, tokenizer.pad_token_id)
-    bench_sft(model, sketch[:1])  # warm-up: allocator, kernels
-    base = bench_sft(model, sketch)["loss_tokens_per_s"]
-    window = cfg.curriculum.length_window
+        # Every warm-up variant trains one whole epoch of the same GSM8K examples, so only the batching differs;
+        # the curriculum variants draw the same examples per window of batches (so window 1 vs window w differ
+        # only in how those examples are batched).
+        model = load_model(cfg.model)
+        dataset, difficulties = gsm8k_examples(cfg, tokenizer, 48 if quick else 80)
+        batch, curriculum_steps = 8, 8 if quick else 12
+        sketch, truncated = sketch_batches(dataset, batch, tokenizer.pad_token_id)
+        bench_sft(model, sketch[:1])  # warm-up: allocator, kernels
+        base = bench_sft(model, sketch)["loss_tokens_per_s"]
+        window = cfg.curriculum.length_window
 
-    def curriculum(length_window):
-        return CurriculumSampler(difficulties, 0, batch, curriculum_steps, "root", cfg.curriculum.c0, 0.0, 0,
-                                 lengths=[len(x) for x in dataset["input_ids"]], length_window=length_window)
+        def curriculum(length_window):
+            return CurriculumSampler(difficulties, 0, batch, curriculum_steps, "root", cfg.curriculum.c0, 0.0, 0,
+                                     lengths=[len(x) for x in dataset["input_ids"]], length_window=length_window)
 
-    budget = batch * 256  # the sketch's tokens per batch: the same memory a step
-    variants = {
-        "warm-up, random order (before)": (len(sketch), dict(group_by_length=False)),
-        "warm-up, grouped by length (now the default)": (len(sketch), dict(group_by_length=True)),
-        f"warm-up, max_tokens_per_batch={budget}": (None, dict(max_tokens=budget)),
-        f"warm-up, max_tokens_per_batch={budget}, padding_free": (None, dict(max_tokens=budget, padding_free=True)),
-        "curriculum, per-step batches (before)": (curriculum_steps, dict(sampler=curriculum(1))),
-        f"curriculum, length_window={window} (now the default)": (curriculum_steps, dict(sampler=curriculum(window))),
-    }
-    results, drawn = {}, {}
-    for label, (n, how) in variants.items():
-        drawn[label] = stage_batches(model, tokenizer, dataset, n, batch, **how)
-        results[label] = bench_sft(model, drawn[label])
-        ratio = results[label]["loss_tokens_per_s"] / base
-        size = "of 8" if "max_tokens" not in how else f"of up to {budget} tokens, one epoch"
-        row(f"2. SFT loss-bearing tokens/s, {label}", f"{base:.0f}", f"{results[label]['loss_tokens_per_s']:.0f}",
-            f"{ratio:.2f}x", ">= 1.5x, 0 truncated", ratio >= 1.5,
-            f"{len(drawn[label])} batches {size}; the sketch (padded to 256) truncated {truncated} of {len(dataset)} "
-            "examples, ours none")
-    # the same grouped batches on the model in float32 with sdpa attention (the CPU default before)
-    grouped = "warm-up, grouped by length (now the default)"
-    float32 = load_model(float32_sdpa(cfg.model))
-    before = bench_sft(float32, drawn[grouped])["step_s"]
-    del float32
-    now = results[grouped]["step_s"]
-    row("2. SFT step time, precision", f"{before:.2f} s (float32, sdpa)",
-        f"{now:.2f} s ({cfg.model.dtype}, {cfg.model.attn_implementation})", f"{before / now:.2f}x", "recorded", True,
-        f"{len(drawn[grouped])} length-grouped batches of 8; LoRA adapters in float32 either way")
-    peak = matmul_peak(model.dtype)
-    flops = training_flops_per_token(model)
-    best = max(r["tokens_per_s"] for r in results.values())
-    mfu = best * flops / peak
-    row("3. MFU of a LoRA training step", f"peak {peak / 1e9:.0f} GFLOP/s ({str(model.dtype)[6:]} mm)",
-        f"{best * flops / 1e9:.1f} GFLOP/s", f"{100 * mfu:.1f}%", ">= 30%", mfu >= 0.30,
-        f"{flops / 1e6:.0f} MFLOP per token (4N frozen + 6N adapters); batch 8, "
-        f"{statistics.mean(len(x) for x in dataset['input_ids']):.0f} tokens per example on average")
-    del model
+        budget = batch * 256  # the sketch's tokens per batch: the same memory a step
+        variants = {
+            "warm-up, random order (before)": (len(sketch), dict(group_by_length=False)),
+            "warm-up, grouped by length (now the default)": (len(sketch), dict(group_by_length=True)),
+            f"warm-up, max_tokens_per_batch={budget}": (None, dict(max_tokens=budget)),
+            f"warm-up, max_tokens_per_batch={budget}, padding_free": (None, dict(max_tokens=budget, padding_free=True)),
+            "curriculum, per-step batches (before)": (curriculum_steps, dict(sampler=curriculum(1))),
+            f"curriculum, length_window={window} (now the default)": (curriculum_steps, dict(sampler=curriculum(window))),
+        }
+        results, drawn = {}, {}
+        for label, (n, how) in variants.items():
+            drawn[label] = stage_batches(model, tokenizer, dataset, n, batch, **how)
+            results[label] = bench_sft(model, drawn[label])
+            ratio = results[label]["loss_tokens_per_s"] / base
+            size = "of 8" if "max_tokens" not in how else f"of up to {budget} tokens, one epoch"
+            row(f"2. SFT loss-bearing tokens/s, {label}", f"{base:.0f}", f"{results[label]['loss_tokens_per_s']:.0f}",
+                f"{ratio:.2f}x", ">= 1.5x, 0 truncated", ratio >= 1.5,
+                f"{len(drawn[label])} batches {size}; the sketch (padded to 256) truncated {truncated} of {len(dataset)} "
+                "examples, ours none")
+        # the same grouped batches on the model in float32 with sdpa attention (the CPU default before)
+        grouped = "warm-up, grouped by length (now the default)"
+        float32 = load_model(float32_sdpa(cfg.model))
+        before = bench_sft(float32, drawn[grouped])["step_s"]
+        del float32
+        now = results[grouped]["step_s"]
+        row("2. SFT step time, precision", f"{before:.2f} s (float32, sdpa)",
+            f"{now:.2f} s ({cfg.model.dtype}, {cfg.model.attn_implementation})", f"{before / now:.2f}x", "recorded", True,
+            f"{len(drawn[grouped])} length-grouped batches of 8; LoRA adapters in float32 either way")
+        peak = matmul_peak(model.dtype)
+        flops = training_flops_per_token(model)
+        best = max(r["tokens_per_s"] for r in results.values())
+        mfu = best * flops / peak
+        row("3. MFU of a LoRA training step", f"peak {peak / 1e9:.0f} GFLOP/s ({str(model.dtype)[6:]} mm)",
+            f"{best * flops / 1e9:.1f} GFLOP/s", f"{100 * mfu:.1f}%", ">= 30%", mfu >= 0.30,
+            f"{flops / 1e6:.0f} MFLOP per token (4N frozen + 6N adapters); batch 8, "
+            f"{statistics.mean(len(x) for x in dataset['input_ids']):.0f} tokens per example on average")
+        del model
 
-    # 4. RL step
-    init = newest_last_stage()
-    init_from = str(init) if init else None
-    rl_steps = 1 if quick else 2
-    # one warm-up step for the process (allocator, kernels), then every step of every algorithm counts
-    timings = {a: bench_rl(a, rl_steps, 2 if quick else 4, 4, 32 if quick else 64, init_from, warm_up=a == "grpo")
-               for a in ("grpo", "rloo", "ppo")}
-    for algorithm, t in timings.items():
-        row(f"4. RL step, {algorithm}", f"grpo {timings['grpo']['step_s']:.1f} s", f"{t['step_s']:.1f} s",
-            f"{t['step_s'] / timings['grpo']['step_s']:.2f}x", "recorded", True,
-            f"generating {100 * t['generate_share']:.0f}%, updating {100 * (1 - t['generate_share']):.0f}%")
+    if 4 in only:
+        # 4. RL step
+        init = newest_last_stage()
+        init_from = str(init) if init else None
+        rl_steps = 1 if quick else 2
+        # one warm-up step for the process (allocator, kernels), then every step of every algorithm counts
+        timings = {a: bench_rl(a, rl_steps, 2 if quick else 4, 4, 32 if quick else 64, init_from, warm_up=a == "grpo")
+                   for a in ("grpo", "rloo", "ppo")}
+        for algorithm, t in timings.items():
+            row(f"4. RL step, {algorithm}", f"grpo {timings['grpo']['step_s']:.1f} s", f"{t['step_s']:.1f} s",
+                f"{t['step_s'] / timings['grpo']['step_s']:.2f}x", "recorded", True,
+                f"generating {100 * t['generate_share']:.0f}%, updating {100 * (1 - t['generate_share']):.0f}%")
 
-    # 5. memory
-    warm = [sys.executable, "-m", "reasoning_lab", "stage=warmup", "warmup.max_steps=2", "warmup.eval_steps=0",
-            "warmup.eval_sets=[]", "logger=none"]
-    with tempfile.TemporaryDirectory() as tmp:  # one after the other: two at once oversubscribe the cores
-        none_gib, rc1 = peak_rss([*warm, "model.quantization=none", f"hydra.run.dir={tmp}/none"])
-        q8_gib, rc2 = peak_rss([*warm, "model.quantization=8bit", f"hydra.run.dir={tmp}/8bit"])
-    row("5. peak RSS of stage=warmup", f"none {none_gib:.2f} GiB", f"8bit {q8_gib:.2f} GiB",
-        f"{q8_gib / none_gib:.2f}x", "recorded", rc1 == rc2 == 0,
-        "measured on the CPU; the saving 8-bit is for is GPU memory, not measured here (no GPU)")
+    if 5 in only:
+        # 5. memory
+        warm = [sys.executable, "-m", "reasoning_lab", "stage=warmup", "warmup.max_steps=2", "warmup.eval_steps=0",
+                "warmup.eval_sets=[]", "logger=none"]
+        with tempfile.TemporaryDirectory() as tmp:  # one after the other: two at once oversubscribe the cores
+            none_gib, rc1 = peak_rss([*warm, "model.quantization=none", f"hydra.run.dir={tmp}/none"])
+            q8_gib, rc2 = peak_rss([*warm, "model.quantization=8bit", f"hydra.run.dir={tmp}/8bit"])
+        row("5. peak RSS of stage=warmup", f"none {none_gib:.2f} GiB", f"8bit {q8_gib:.2f} GiB",
+            f"{q8_gib / none_gib:.2f}x", "recorded", rc1 == rc2 == 0,
+            "measured on the CPU; the saving 8-bit is for is GPU memory, not measured here (no GPU)")
 
-    # 6. whole run
-    whole = newest_curriculum_run()
-    if whole:
-        row("6. python -m reasoning_lab stage=curriculum", "-", f"{whole[0] / 60:.1f} min", "-", "<= 15 min",
-            whole[0] <= 900, f"from {whole[1]}")
-    else:
-        row("6. python -m reasoning_lab stage=curriculum", "-", "not run", "-", "<= 15 min", False,
-            "no completed default curriculum run under logs/; run it to record this")
-
+    if 6 in only:
+        # 6. whole run
+        whole = newest_curriculum_run()
+        if whole:
+            row("6. python -m reasoning_lab stage=curriculum", "-", f"{whole[0] / 60:.1f} min", "-", "<= 15 min",
+                whole[0] <= 900, f"from {whole[1]}")
+        else:
+            row("6. python -m reasoning_lab stage=curriculum", "-", "not run", "-", "<= 15 min", False,
+                "no completed default curriculum run under logs/; run it to record this")
 
     total = time.perf_counter() - began
     lines = ["# Benchmarks", "", f"Machine: {machine()}",
-             f"Command: python experiments/bench.py{' --quick' if quick else ''} (took {total / 60:.1f} min)", "",
+             f"Command: python experiments/bench.py{' --quick' if quick else ''}"
+             f"{'' if args.only == '1,2,3,4,5,6' else ' --only ' + args.only} (took {total / 60:.1f} min)", "",
              "| benchmark | baseline | ours | ratio | target | result | notes |", "|---|---|---|---|---|---|---|",
              *["| " + " | ".join(str(x) for x in r) + " |" for r in rows], ""]
     save_table(lines, args.out)

@@ -24,10 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from torch.utils.data import Sampler
-from transformers import TrainerCallback
 
 from reasoning_lab.batching import Filler
-from reasoning_lab.files import read_json, write_json
+from reasoning_lab.checkpoints import CheckpointState
 
 SIGNALS = ("progress", "loss")
 STATE = "adaptive_curriculum.json"  # in every trainer checkpoint: the bandit and the sampler's schedule
@@ -146,7 +145,7 @@ class BucketSampler(Sampler[int]):
             yield from batch
 
 
-class BanditUpdates(TrainerCallback):
+class BanditUpdates(CheckpointState):
     """Every `every` steps: the held-back losses per bucket (`measure(model)` -> one mean per bucket), new weights
     for the sampler, a log line and W&B scalars; the bandit and the schedule saved with every trainer checkpoint
     and put back when the Trainer resumes from one."""
@@ -155,11 +154,14 @@ class BanditUpdates(TrainerCallback):
         self.bandit, self.sampler, self.every, self.measure = bandit, sampler, every, measure
         self.log, self.wandb_run = log, wandb_run
 
-    def resume_from(self, checkpoint: Path | None) -> None:
-        if checkpoint is not None and (Path(checkpoint) / STATE).exists():
-            state = read_json(Path(checkpoint) / STATE, {})
-            self.bandit.load(state["bandit"])
-            self.sampler.schedule = state["schedule"]
+    filename = STATE
+
+    def saved(self) -> dict:
+        return {"bandit": self.bandit.state(), "schedule": self.sampler.schedule}
+
+    def restore(self, saved: dict) -> None:
+        self.bandit.load(saved["bandit"])
+        self.sampler.schedule = saved["schedule"]
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if not self.bandit.history:  # the first measurement, before any step
@@ -168,11 +170,6 @@ class BanditUpdates(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
             self.update(state.global_step, model)
-
-    def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.exists():
-            write_json(folder / STATE, {"bandit": self.bandit.state(), "schedule": self.sampler.schedule})
 
     def update(self, step: int, model) -> None:
         losses = self.measure(model)  # reasoning_lab.validation.example_losses puts the model's mode back

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 from trl import GRPOTrainer, RLOOTrainer, SFTTrainer
 
-from reasoning_lab.files import read_json, write_json
+from reasoning_lab.checkpoints import CheckpointState
 from reasoning_lab.prompt_selection import PromptSampler, step_numbers
 
 SAMPLER_STATE = "prompt_sampler.json"  # in every RL trainer checkpoint: the prompt sampler's observations
@@ -54,21 +53,19 @@ class OrderedSFTTrainer(SFTTrainer):
                                                    collate_fn=self.data_collator, num_workers=0))
 
 
-class PromptFeedback(TrainerCallback):
-    """Saves the prompt sampler's state into every trainer checkpoint and puts it back when the Trainer resumes from
-    one."""
+class PromptFeedback(CheckpointState):
+    """The prompt sampler's observations, saved into every trainer checkpoint and put back on resume."""
+
+    filename = SAMPLER_STATE
 
     def __init__(self, sampler: PromptSampler):
         self.sampler = sampler
 
-    def resume_from(self, checkpoint: Path | None) -> None:
-        if checkpoint is not None and (Path(checkpoint) / SAMPLER_STATE).exists():
-            self.sampler.load(read_json(Path(checkpoint) / SAMPLER_STATE, []))
+    def saved(self) -> list:
+        return self.sampler.state()
 
-    def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.exists():
-            write_json(folder / SAMPLER_STATE, self.sampler.state())
+    def restore(self, saved: list) -> None:
+        self.sampler.load(saved)
 
 
 class AtSteps(TrainerCallback):

@@ -219,7 +219,7 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     sampling the resumed run draws the same prompts (the sampler's observations come back with the checkpoint)."""
     from transformers import TrainerCallback, set_seed
 
-    from reasoning_lab.checkpoints import latest_complete_checkpoint
+    from reasoning_lab.checkpoints import latest_complete_checkpoint, train_resuming
     from reasoning_lab.model import load_model, load_tokenizer
     from reasoning_lab.sft import MarkComplete
     from reasoning_lab.stages.rl import observed, prompt_rows, prompt_sampler, trl_trainer
@@ -241,13 +241,11 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
             if state.global_step == 3:
                 raise KeyboardInterrupt
 
-    def trainer(out, callbacks, resume=None):
+    def trainer(out, callbacks):
         set_seed(cfg.seed)  # the same fresh adapters each time
         sampler = prompt_sampler(cfg, rows)
-        feedback = PromptFeedback(sampler)
-        feedback.resume_from(resume)
         made = trl_trainer(cfg, load_model(cfg.model), tokenizer, rows, observed([correctness], sampler), sampler,
-                           out, "none", [feedback, MarkComplete(), *callbacks])
+                           out, "none", [PromptFeedback(sampler), MarkComplete(), *callbacks])
         return made, sampler
 
     clean, clean_sampler = trainer(tmp_path / "clean", [])
@@ -258,8 +256,8 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
         trainer(tmp_path / "killed", [Stop()])[0].train()
     resume = latest_complete_checkpoint(tmp_path / "killed" / "trainer")
     assert resume is not None and resume.name == "checkpoint-2"
-    resumed, resumed_sampler = trainer(tmp_path / "killed", [], resume)
-    resumed.train(resume_from_checkpoint=str(resume))
+    resumed, resumed_sampler = trainer(tmp_path / "killed", [])
+    assert train_resuming(resumed, tmp_path / "killed" / "trainer")[1] == resume  # the sampler's state put back too
     assert adapter_digest(resumed.model) == adapter_digest(clean.model)
     assert resumed_sampler.observations == clean_sampler.observations  # the same prompts, the same answers
     if sampling == "learnability":

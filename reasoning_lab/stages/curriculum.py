@@ -40,7 +40,6 @@ from reasoning_lab.adaptive import (
 )
 from reasoning_lab.batching import StepBatches
 from reasoning_lab.checkpoints import (
-    latest_complete_checkpoint,
     restore_adapter,
     save_adapter,
     train_resuming,
@@ -242,7 +241,6 @@ def train_round(model, tokenizer, cfg: DictConfig, work: Path, data: dict, steps
                                 **budget)
         updates = BanditUpdates(bandit, sampler, c.adaptive.update_every * c.grad_accum,
                                 lambda m: bucket_losses(m, tokenizer, data), log, wandb_run)
-        updates.resume_from(latest_complete_checkpoint(work / "trainer"))
         callbacks.append(updates)
     else:
         sampler = CurriculumSampler(data["difficulties"], data["n_replay"], c.batch_size, steps * c.grad_accum, pacing,

@@ -30,7 +30,6 @@ from trl import GRPOConfig, RLOOConfig
 
 from reasoning_lab.checkpoints import (
     check_checkpoint,
-    latest_complete_checkpoint,
     newest_checkpoint,
     save_adapter,
     train_resuming,
@@ -219,9 +218,7 @@ def train_trl(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, samp
     """GRPO or RLOO with TRL, resumed from the newest complete trainer checkpoint; returns the logged steps and
     the trained policy."""
     r = cfg.rl
-    feedback = PromptFeedback(sampler)
-    feedback.resume_from(latest_complete_checkpoint(stage_dir / "trainer"))
-    callbacks = [AtSteps(r.eval_every, lambda step, m: held_out(step, f"rl/step_{step}")), feedback]
+    callbacks = [AtSteps(r.eval_every, lambda step, m: held_out(step, f"rl/step_{step}")), PromptFeedback(sampler)]
     trainer = trl_trainer(cfg, model, tokenizer, rows, rewards, sampler, stage_dir,
                           "wandb" if wandb_run is not None else "none", callbacks + [MarkComplete()])
     train_resuming(trainer, stage_dir / "trainer")

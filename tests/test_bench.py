@@ -42,6 +42,12 @@ def test_stage_batches_are_the_trainers_batches_padded_to_their_longest():
     assert sorted(int(m.sum()) for b in batches for m in b["attention_mask"]) == sorted(lengths)  # every one, whole
     assert [b["input_ids"].shape[1] for b in batches] == [int(b["attention_mask"].sum(1).max()) for b in batches]
     assert all(((b["labels"] != -100) == b["attention_mask"].bool()).all() for b in batches)
+    # the loss as the stages' Trainer takes it (TRL's fused head) is the model's own loss
+    from experiments.bench import trainer_loss
+
+    with torch.no_grad():
+        fused, own = trainer_loss(model, batches[0]), model(**batches[0], use_cache=False).loss
+    assert torch.allclose(fused, own, atol=1e-4), (fused, own)
     # by tokens, padding-free: one epoch, every example whole in one row a batch, within the budget
     free = stage_batches(model, tokenizer, data, None, 4, max_tokens=64, padding_free=True)
     assert all(b["input_ids"].shape[0] == 1 and b["input_ids"].shape[1] <= 64 for b in free[:-1])

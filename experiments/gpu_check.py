@@ -94,7 +94,8 @@ def main() -> int:
     parser.add_argument("--plan", default=PLAN,
                         help="quantization:stage,stage;... in the order to run (the table is rewritten after each)")
     parser.add_argument("--budget-s", type=float, default=480, help="stop cleanly after this many seconds in all")
-    parser.add_argument("--sft-tokens", type=int, default=16384, help="warmup_tokens rows: tokens per batch")
+    parser.add_argument("--sft-tokens", type=int, default=0,
+                        help="warmup_tokens rows: tokens per batch (0: the budget that fills the GPU, probed)")
     parser.add_argument("--out", default=str(OUT), help="the table (markdown)")
     parser.add_argument("--model", default="llama3_2_3b_shape", help="model config (tiny_random: a CPU dry run)")
     parser.add_argument("--cpu-dry-run", action="store_true", help="run on the CPU anyway (tests the script)")
@@ -159,7 +160,9 @@ def main() -> int:
                 rows.append((quant, f"warmup (SFT{', by tokens' if by_tokens else ''})", result(code), f"{wall:.0f}",
                              f"{train.get('steps', 0) / runtime:.2f}", f"{tps:,.0f}",
                              f"{100 * tps * 4 * n_params / peak:.1f}%", "-", m.get("peak_gpu_memory_gib", "-"),
-                             f"{args.steps} steps of " + (f"up to {args.sft_tokens} tokens" if by_tokens else "batch 8")))
+                             f"{args.steps} steps of " + (f"up to {train.get('max_tokens_per_batch')} tokens"
+                                                          + (" (probed)" if args.sft_tokens == 0 else "")
+                                                          if by_tokens else "batch 8")))
             elif stage == "eval":
                 code, wall = run([*q, "stage=eval", f"checkpoint.eval={checkpoint}", "eval.datasets=[gsm8k]",
                                   "eval.limit=32", "eval.k=4", "eval.max_new_tokens=64",

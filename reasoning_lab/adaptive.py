@@ -26,7 +26,7 @@ from pathlib import Path
 from torch.utils.data import Sampler
 
 from reasoning_lab.batching import Filler
-from reasoning_lab.checkpoints import CheckpointState
+from reasoning_lab.trl_trainers import CheckpointState
 
 SIGNALS = ("progress", "loss")
 STATE = "adaptive_curriculum.json"  # in every trainer checkpoint: the bandit and the sampler's schedule

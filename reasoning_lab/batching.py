@@ -12,6 +12,8 @@ cut. An example that does not fit is not dropped: it opens the next batch.
   epoch. The same batches every epoch, so a resumed run skips exactly the batches it trained.
 - `StepBatches`: a batch sampler over a stage sampler's `batches()` (the curriculum's pacing, the adaptive bandit),
   for the Trainer's DataLoader when batches vary in size.
+- `probed_budget`: the budget that fills a GPU (`*.max_tokens_per_batch=0`), from the peak memory of a training
+  step measured at two budgets (reasoning_lab.sft.gpu_budget takes the measurements).
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ class LengthBatches(Sampler[list[int]]):
         for start in range(0, len(order), window):
             part = sorted(order[start : start + window], key=lambda i: lengths[i])
             self.batches += cut(part, lengths, budget, padding_free)
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.budget = seed, 0, budget
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -95,3 +97,14 @@ class StepBatches(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         return self.sampler.batches()
+
+
+def probed_budget(peak_at: Callable[[int], float], low: int, high: int, capacity: float, share: float = 0.85,
+                  multiple: int = 256) -> tuple[int, dict]:
+    """The budget at which the line through two measured peaks (`peak_at(low)`, `peak_at(high)`, bytes) reaches
+    `share` of `capacity` bytes, rounded down to a multiple of `multiple` and at least `low`; with what was
+    measured."""
+    peaks = {low: peak_at(low), high: peak_at(high)}
+    slope = (peaks[high] - peaks[low]) / (high - low)
+    budget = high if slope <= 0 else low + (share * capacity - peaks[low]) / slope
+    return max(low, int(budget // multiple) * multiple), {"peaks": peaks, "capacity": capacity, "share": share}

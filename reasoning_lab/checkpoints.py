@@ -16,11 +16,10 @@ import logging
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from transformers import TrainerCallback
 
 from reasoning_lab.distributed import is_main_process, wait_for_everyone
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.files import build_once, read_json, stop_if_asked, write_json
+from reasoning_lab.files import build_once, read_json, stop_if_asked
 
 log = logging.getLogger(__name__)
 
@@ -153,34 +152,16 @@ def latest_complete_checkpoint(output_dir: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
-class CheckpointState(TrainerCallback):
-    """A Trainer callback with state of its own (a sampler's, a bandit's): `saved()` goes into every trainer
-    checkpoint as `filename` (before MarkComplete, listed after it, marks the checkpoint complete), and
-    `train_resuming` hands it back to `restore()` when it resumes from that checkpoint."""
-
-    filename = ""
-
-    def saved(self):
-        raise NotImplementedError
-
-    def restore(self, saved) -> None:
-        raise NotImplementedError
-
-    def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.exists():
-            write_json(folder / self.filename, self.saved())
-
-
 def train_resuming(trainer, output_dir: Path):
     """`trainer.train()`, continued from the newest complete checkpoint under `output_dir` when there is one
     (weights, optimizer, scheduler, random states and data position restored by the Trainer; the state of every
-    `CheckpointState` callback restored here). Returns the Trainer's result and the checkpoint it resumed from
-    (None: from the start)."""
+    callback with a state of its own, reasoning_lab.trl_trainers.CheckpointState, restored here). Returns the
+    Trainer's result and the checkpoint it resumed from (None: from the start)."""
     resume = latest_complete_checkpoint(output_dir)
     if resume:
         log.info("resuming from %s", resume)
         for callback in trainer.callback_handler.callbacks:
-            if isinstance(callback, CheckpointState) and (resume / callback.filename).exists():
-                callback.restore(read_json(resume / callback.filename, None))
+            filename = getattr(callback, "filename", None)  # a CheckpointState
+            if filename and (resume / filename).exists():
+                callback.restore(read_json(resume / filename, None))
     return trainer.train(resume_from_checkpoint=str(resume) if resume else None), resume

@@ -163,7 +163,7 @@ class SFTSettings:
     max_steps: int = steps_or("num_epochs")
     num_epochs: float
     batch_size: int = at_least(1)
-    max_tokens_per_batch: int | None = at_least(1, "batch_size examples a step")
+    max_tokens_per_batch: int | None = at_least(0, "batch_size examples a step")
     padding_free: bool
     grad_accum: int = at_least(1)
     learning_rate: float
@@ -441,9 +441,19 @@ def validate(cfg: DictConfig) -> None:
     check_own_sets(cfg.data)
     for spec in cfg.rl.rewards:
         reward_function(spec.name)  # a built-in name or module:function, else one line
+    for key in ("warmup", "curriculum"):
+        if cfg[key].max_tokens_per_batch == 0 and not cuda_available():
+            raise ReasoningLabError(f"{key}.max_tokens_per_batch=0 fills a GPU's memory and this machine has no GPU; "
+                                    f"set a number of tokens (e.g. {key}.max_tokens_per_batch=2048) or null")
     if cfg.rl.algorithm in ("grpo", "rloo") and cfg.rl.num_generations < 2:
         raise ReasoningLabError(f"rl.num_generations={cfg.rl.num_generations}: {cfg.rl.algorithm} compares "
                                 f"completions within a group, set rl.num_generations>=2")
+
+
+def cuda_available() -> bool:
+    import torch  # lazy: the config's errors come before the heavy imports, and only this check needs torch
+
+    return torch.cuda.is_available()
 
 
 # keys of earlier versions, as a user's command line may still hold them -> the key that replaced them

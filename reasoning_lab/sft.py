@@ -3,21 +3,25 @@
 - `sft_arguments`: TRL's SFTConfig from our settings (loss on completions only; lengths were already
   handled, and counted, by reasoning_lab.data.tokenize; padding-free batches with `*.padding_free`).
 - `token_batches`: the warm-up's batches under `*.max_tokens_per_batch` (reasoning_lab.batching), None without.
+- `token_budget`: that setting, with 0 resolved on a GPU by `gpu_budget` (two probe steps' peak memory).
 - `MarkComplete`: the Trainer writes `checkpoint-N/` file by file; a marker written after the save finished
   (reasoning_lab.checkpoints.mark_complete) tells a complete checkpoint from a half-written one.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
 from trl import SFTConfig
 
-from reasoning_lab.batching import LengthBatches
+from reasoning_lab.batching import LengthBatches, probed_budget
 from reasoning_lab.checkpoints import mark_complete
 from reasoning_lab.model import liger_kernels
+
+log = logging.getLogger(__name__)
 
 
 def sft_arguments(output_dir: Path, settings, *, max_steps: int, seed: int, report_to: str,
@@ -56,11 +60,40 @@ def sft_arguments(output_dir: Path, settings, *, max_steps: int, seed: int, repo
     )
 
 
-def token_batches(settings, lengths: list[int], seed: int):
-    """Batches within `settings.max_tokens_per_batch` tokens, similar lengths together (None: count examples)."""
-    if settings.max_tokens_per_batch is None:
-        return None
-    return LengthBatches(lengths, settings.max_tokens_per_batch, settings.padding_free, seed)
+def token_batches(settings, lengths: list[int], seed: int, model=None):
+    """Batches within the token budget (`token_budget`), similar lengths together (None: count examples)."""
+    budget = token_budget(settings, lengths, model)
+    return None if budget is None else LengthBatches(lengths, budget, settings.padding_free, seed)
+
+
+def token_budget(settings, lengths: list[int], model=None) -> int | None:
+    """`settings.max_tokens_per_batch`; 0: the budget that fills this GPU (`gpu_budget`)."""
+    if settings.max_tokens_per_batch != 0:
+        return settings.max_tokens_per_batch
+    return gpu_budget(model, max(lengths))
+
+
+def gpu_budget(model, length: int, share: float = 0.85) -> int:
+    """Tokens a batch may hold so that a training step's peak memory reaches `share` of this GPU: one forward and
+    backward of random tokens in rows of `length` (the longest example) at two budgets, their peaks on a line."""
+    vocab, device = model.get_input_embeddings().weight.shape[0], model.get_input_embeddings().weight.device
+
+    def peak_at(tokens: int) -> float:
+        ids = torch.randint(0, vocab, (max(1, tokens // length), length), device=device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        model.train()
+        model(input_ids=ids, labels=ids, use_cache=False).loss.backward()
+        model.zero_grad(set_to_none=True)
+        return torch.cuda.max_memory_allocated(device)
+
+    low = 2 * length
+    budget, measured = probed_budget(peak_at, low, 4 * low, torch.cuda.get_device_properties(device).total_memory,
+                                     share)
+    gib = {tokens: f"{peak / 2**30:.1f} GiB" for tokens, peak in measured["peaks"].items()}
+    log.info("max_tokens_per_batch=0: a step's peak memory %s (tokens: peak) -> %d tokens a batch, %.0f%% of %.1f GiB",
+             gib, budget, 100 * share, measured["capacity"] / 2**30)
+    return budget
 
 
 class MarkComplete(TrainerCallback):

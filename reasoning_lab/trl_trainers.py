@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 from transformers import TrainerCallback
 from trl import GRPOTrainer, RLOOTrainer, SFTTrainer
 
-from reasoning_lab.checkpoints import CheckpointState
+from reasoning_lab.files import write_json
 from reasoning_lab.prompt_selection import PromptSampler, step_numbers
 
 SAMPLER_STATE = "prompt_sampler.json"  # in every RL trainer checkpoint: the prompt sampler's observations
@@ -51,6 +52,25 @@ class OrderedSFTTrainer(SFTTrainer):
         dataset = self._remove_unused_columns(self.train_dataset, description="Training")
         return self.accelerator.prepare(DataLoader(dataset, batch_sampler=self.ordered_batches,
                                                    collate_fn=self.data_collator, num_workers=0))
+
+
+class CheckpointState(TrainerCallback):
+    """A Trainer callback with state of its own (a sampler's, a bandit's): `saved()` goes into every trainer
+    checkpoint as `filename` (before MarkComplete, listed after it, marks the checkpoint complete), and
+    reasoning_lab.checkpoints.train_resuming hands it back to `restore()` when it resumes from that checkpoint."""
+
+    filename = ""
+
+    def saved(self):
+        raise NotImplementedError
+
+    def restore(self, saved) -> None:
+        raise NotImplementedError
+
+    def on_save(self, args, state, control, **kwargs):
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.exists():
+            write_json(folder / self.filename, self.saved())
 
 
 class PromptFeedback(CheckpointState):

@@ -174,3 +174,27 @@ def test_stages_train_on_token_budgets(tmp_path, curriculum):
     assert steps / epoch < warmup["train_data"]["examples"] / 2  # fewer batches an epoch than with 2 examples each
     cur = finished(run_dir, result, "curriculum")
     assert cur["stages"][0]["steps"] >= 1
+
+
+def test_the_gpu_filling_budget_follows_the_measured_peaks():
+    from reasoning_lab.batching import probed_budget
+
+    gib = 2**30
+    peak = {1024: 10 * gib, 4096: 16 * gib}  # 2 GiB per 1024 tokens over a 8 GiB base
+    budget, measured = probed_budget(peak.__getitem__, 1024, 4096, capacity=80 * gib, share=0.85)
+    assert budget == (int((0.85 * 80 - 8) * 512) // 256) * 256 and measured["peaks"] == peak  # 68 GiB: 30,720 tokens
+    flat, _ = probed_budget(lambda tokens: 5 * gib, 1024, 4096, capacity=80 * gib)
+    assert flat == 4096  # no growth measured: the larger probe
+    full, _ = probed_budget(peak.__getitem__, 1024, 4096, capacity=8 * gib)
+    assert full == 1024  # never below the smaller probe
+
+
+def test_filling_the_gpu_is_refused_on_a_machine_without_one():
+    from reasoning_lab.config import validate
+    from reasoning_lab.errors import ReasoningLabError
+    from tests.helpers import make_config
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ReasoningLabError, match=r"warmup.max_tokens_per_batch=0 fills a GPU's memory"):
+        validate(make_config("warmup.max_tokens_per_batch=0"))

@@ -51,7 +51,7 @@ from reasoning_lab.evaluation import base_results, evaluate, record_evaluation
 from reasoning_lab.files import read_json, write_json
 from reasoning_lab.model import export_merged, load_model, load_tokenizer
 from reasoning_lab.report import EVAL_RESULTS, publish_report
-from reasoning_lab.sft import MarkComplete, sft_arguments
+from reasoning_lab.sft import MarkComplete, sft_arguments, token_budget
 from reasoning_lab.tracking import stage_run
 from reasoning_lab.trl_trainers import OrderedSFTTrainer
 from reasoning_lab.validation import example_losses, validation_accuracy, validation_losses
@@ -232,8 +232,8 @@ def train_round(model, tokenizer, cfg: DictConfig, work: Path, data: dict, steps
     """One trainer over `steps` optimizer steps, resumed from its newest complete checkpoint if any."""
     c = cfg.curriculum
     dataset, callbacks, bandit = data["dataset"], [], None
-    budget = dict(lengths=[len(ids) for ids in dataset["input_ids"]], budget=c.max_tokens_per_batch,
-                  padding_free=c.padding_free)
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    budget = dict(lengths=lengths, budget=token_budget(c, lengths, model), padding_free=c.padding_free)
     if pacing == "adaptive":
         bandit = BucketBandit(data["bucket_names"], c.adaptive.signal, c.adaptive.smoothing, c.adaptive.temperature,
                               c.adaptive.explore)
@@ -245,7 +245,7 @@ def train_round(model, tokenizer, cfg: DictConfig, work: Path, data: dict, steps
     else:
         sampler = CurriculumSampler(data["difficulties"], data["n_replay"], c.batch_size, steps * c.grad_accum, pacing,
                                     c.c0, replay, seed, c.step_levels, length_window=c.length_window, **budget)
-    batches = StepBatches(sampler) if c.max_tokens_per_batch is not None else None
+    batches = StepBatches(sampler) if budget["budget"] is not None else None
     if batches is not None:  # windows cut by tokens: the round runs the batches they make
         steps = math.ceil(len(batches) / c.grad_accum)
     trainer = OrderedSFTTrainer(

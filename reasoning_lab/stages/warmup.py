@@ -49,6 +49,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         val_set, metrics["val_data"] = tokenize(val_examples, tokenizer, cfg.data.max_length, cfg.data.overflow)
 
         w = cfg.warmup
+        batches = token_batches(w, [len(ids) for ids in train_set["input_ids"]], cfg.seed, model)
         trainer = OrderedSFTTrainer(
             model=model,
             args=sft_arguments(
@@ -59,7 +60,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             train_dataset=train_set,
             eval_dataset=val_set,
             processing_class=tokenizer,
-            batches=token_batches(w, [len(ids) for ids in train_set["input_ids"]], cfg.seed),
+            batches=batches,
             callbacks=[MarkComplete()],
         )
         result, resume = train_resuming(trainer, stage_dir / "trainer")
@@ -67,7 +68,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         history = trainer.state.log_history
         evals = [h["eval_loss"] for h in history if "eval_loss" in h]
         metrics["train"] = {"steps": result.global_step, "train_loss": result.training_loss, "eval_loss_before": evals[0],
-                            "eval_loss_after": trainer.evaluate()["eval_loss"], "history": history}
+                            "eval_loss_after": trainer.evaluate()["eval_loss"], "history": history,
+                            "max_tokens_per_batch": batches.budget if batches else None}
 
         checkpoint = save_adapter(trainer.model, tokenizer, stage_dir / "checkpoint", cfg.model,
                                   {"stage": "warmup", "trained_on": training_record(cfg.checkpoint.init_from, cfg.data,

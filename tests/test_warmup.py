@@ -128,11 +128,12 @@ def test_length_grouped_batches_pad_less_than_random_ones():
 
 
 @pytest.mark.slow
-def test_killed_warmup_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one(tmp_path):
+@pytest.mark.parametrize("batches", [[], ["warmup.max_tokens_per_batch=200"]], ids=["by_count", "by_tokens"])
+def test_killed_warmup_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one(tmp_path, batches):
     from safetensors.torch import load_file
 
     args = [*TINY_WARMUP_TRAINING, "warmup.max_steps=6", "warmup.save_steps=2", "warmup.learning_rate=0.01",
-            "logger=none"]
+            "logger=none", *batches]
     clean, killed = tmp_path / "clean", tmp_path / "killed"
     finished(clean, run_cli(*args, f"hydra.run.dir={clean}"))
     stopped = run_cli(*args, f"hydra.run.dir={killed}",  # SIGKILL right after checkpoint-2: no chance to clean up

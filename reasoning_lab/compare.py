@@ -2,6 +2,7 @@
 
     python -m reasoning_lab.compare RUN_A RUN_B [RUN_C ...] [--out DIR] [--wandb]
     python -m reasoning_lab.compare --arms NAME_A:DIR,DIR,DIR NAME_B:DIR,DIR,DIR [--out DIR] [--wandb]
+    python -m reasoning_lab.compare --voting DIR [DIR ...] [--out DIR]
 
 Each argument is a run directory or an evaluation folder inside one (a folder with `predictions/`). Two
 runs evaluated on the same problems are compared problem by problem, which detects far smaller
@@ -22,6 +23,10 @@ deltas and their mean, a 95% interval from a two-level bootstrap (seeds resample
 the p-value of a stratified permutation test (seeds as strata) and the minimal detectable effect of the design
 (80% power, alpha 0.05, at the observed problem-level and between-seed variance); the same for maj@k where
 both arms have it; Holm over datasets (and arms).
+
+`--voting` asks whether self-consistency pays: in each run (evaluated with `eval.k` samples), maj@k against greedy
+on the same problems, pooled over the runs as over the seeds of `--arms` (arm A greedy, arm B maj@k), with the
+samples' own accuracy (pass@1) beside them.
 """
 
 from __future__ import annotations
@@ -152,6 +157,28 @@ def compare_arms(arms: dict[str, list[str | Path]], seed: int = 0) -> dict:
             "comparisons": comparisons, "not_compared": refused}
 
 
+def compare_voting(runs: list[str | Path], seed: int = 0) -> dict:
+    """maj@k against greedy within each run (the same problems), pooled over the runs; the samples' own accuracy."""
+    folders = [evaluation_folder(r) for r in runs]
+    predictions = [read_predictions(f) for f in folders]
+    comparisons, refused = [], []
+    for name in sorted(set.intersection(*(set(p) for p in predictions))):
+        rows = [p[name] for p in predictions]
+        if any(row.get("vote_correct") is None for r in rows for row in r.values()):
+            refused.append(f"{name}: evaluated without samples (eval.k=0) by some run; rerun stage=eval with eval.k >= 2")
+            continue
+        pairs = [({q: {"correct": row["correct"]} for q, row in r.items()},
+                  {q: {"correct": row["vote_correct"]} for q, row in r.items()}) for r in rows]
+        own = [sum(s["correct"] for row in r.values() for s in row["samples"]) /
+               sum(len(row["samples"]) for row in r.values()) for r in rows]
+        comparisons.append({"dataset": name, "b": "maj@k", **pooled_pair(pairs, seed),
+                            "samples_accuracy": [round(x, 4) for x in own]})
+    for c, p in zip(comparisons, holm([c["p_value"] for c in comparisons])):
+        c["p_holm"] = p
+    return {"mode": "arms", "baseline": "greedy", "arms": {"greedy": [str(f) for f in folders], "maj@k": []},
+            "comparisons": comparisons, "not_compared": refused}
+
+
 def pooled_pair(pairs: list[tuple[dict, dict]], seed: int) -> dict:
     """Pooled statistics of one dataset: greedy accuracy, and maj@k where every run of both arms has it."""
     result = {}
@@ -206,8 +233,11 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
     (out / "compare.json").write_text(json.dumps(result, indent=2))
     if result.get("mode") == "arms":
         lines = [f"# Pooled paired comparison against arm {result['baseline']}", "", POOLED_NOTE, "",
-                 *[f"- arm {name}: {', '.join(runs)}" for name, runs in result["arms"].items()], "",
+                 *[f"- arm {name}: {', '.join(runs)}" for name, runs in result["arms"].items() if runs], "",
                  *pooled_table(result)]
+        lines += [f"\n{c['dataset']}: the samples' own accuracy (pass@1), per run: "
+                  f"{' / '.join(f'{x:.3f}' for x in c['samples_accuracy'])}"
+                  for c in result["comparisons"] if "samples_accuracy" in c]
     else:
         lines = pairs_table(result)
     for line in result["not_compared"]:
@@ -288,16 +318,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="*", help="run directories or evaluation folders; the first is the baseline")
     parser.add_argument("--arms", nargs="+", metavar="NAME:DIR,DIR", help="recipes trained with several seeds, each "
                         "NAME:its runs in seed order; the first arm is the baseline, runs at one position are paired")
+    parser.add_argument("--voting", nargs="+", metavar="DIR", help="maj@k against greedy within each run (evaluated "
+                        "with eval.k samples), pooled over the runs")
     parser.add_argument("--out", default=None, help="output folder (default: logs/compare/<time>)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--wandb", action="store_true", help="also log the table and plot to W&B")
     args = parser.parse_args(argv)
-    if bool(args.runs) == bool(args.arms):
-        print("error: give either runs (RUN_A RUN_B ...) or --arms NAME_A:DIR,DIR NAME_B:DIR,DIR, not both or neither",
+    if sum(map(bool, (args.runs, args.arms, args.voting))) != 1:
+        print("error: give one of runs (RUN_A RUN_B ...), --arms NAME_A:DIR,DIR NAME_B:DIR,DIR or --voting DIR ...",
               file=sys.stderr)
         return 2
     try:
-        if args.arms:
+        if args.voting:
+            result = compare_voting(args.voting, args.seed)
+        elif args.arms:
             arms = dict(parse_arm(text) for text in args.arms)
             if len(arms) != len(args.arms):
                 raise ReasoningLabError("--arms: two arms share a name; give each arm its own NAME")
@@ -311,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_outputs(result, out)
     print((out / "compare.md").read_text())
     if not result["comparisons"]:
-        print("error: no dataset was evaluated on the same problems by these runs; nothing compared", file=sys.stderr)
+        print("error: no dataset evaluated with samples by every run (eval.k >= 2); nothing compared" if args.voting
+              else "error: no dataset was evaluated on the same problems by these runs; nothing compared",
+              file=sys.stderr)
         return 2
     if args.wandb:
         log_comparison(result, out)

@@ -64,3 +64,32 @@ def test_three_runs_write_every_file_with_holm_corrected_p_values(tmp_path):
         assert c["p_holm"] >= c["p_value"]
     assert "| aqua |" in (tmp_path / "out" / "compare.md").read_text()
     assert (tmp_path / "out" / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_voting_pools_maj_against_greedy_within_each_run(tmp_path, capsys):
+    """--voting: in each run maj@k against greedy on the same problems, pooled over the runs; samples' accuracy."""
+    rng = random.Random(2)
+    runs = []
+    for r in range(3):  # voting right on 20 more problems than greedy in every run, wrong on 2 it got right
+        greedy = [rng.random() < 0.3 for _ in range(120)]
+        votes = list(greedy)
+        flips = [i for i, g in enumerate(greedy) if not g][:20]
+        for i in flips:
+            votes[i] = True
+        votes[[i for i, g in enumerate(greedy) if g][0]] = False
+        votes[[i for i, g in enumerate(greedy) if g][1]] = False
+        folder = write_run(tmp_path / f"run{r}", "generic", greedy, votes)
+        rows = [json.loads(line) for line in (folder / "predictions" / "generic.jsonl").read_text().splitlines()]
+        for row, g in zip(rows, greedy):  # five samples a problem: 2 right where greedy is right, else 1
+            row["samples"] = [{"correct": i < (2 if g else 1)} for i in range(5)]
+        (folder / "predictions" / "generic.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
+        runs.append(folder)
+    assert main(["--voting", *map(str, runs), "--out", str(tmp_path / "out")]) == 0
+    (c,) = json.loads((tmp_path / "out" / "compare.json").read_text())["comparisons"]
+    assert c["seeds"] == 3 and c["per_seed_delta"] == [pytest.approx(18 / 120)] * 3
+    assert c["p_value"] < 0.001 and c["ci95"][0] > 0.1
+    assert all(0.2 < x < 0.3 for x in c["samples_accuracy"])
+    assert "samples' own accuracy" in (tmp_path / "out" / "compare.md").read_text()
+    no_samples = write_run(tmp_path / "greedy_only", "generic", [True] * 5, votes=[None] * 5)
+    assert main(["--voting", str(no_samples), "--out", str(tmp_path / "out2")]) == 2
+    assert "eval.k >= 2" in capsys.readouterr().err

@@ -31,6 +31,11 @@ def batch_cost(lengths: list[int], padding_free: bool) -> int:
     return sum(lengths) if padding_free else len(lengths) * max(lengths)
 
 
+def fits(batch: list[int], i: int, lengths: list[int], budget: int, padding_free: bool) -> bool:
+    """Whether example `i` joins `batch` within the budget (an empty batch takes any example, however long)."""
+    return not batch or batch_cost([lengths[j] for j in batch] + [lengths[i]], padding_free) <= budget
+
+
 class Filler:
     """Batches of at most `budget` tokens (`batch_cost`) from `draw()`, which gives the next index."""
 
@@ -43,7 +48,7 @@ class Filler:
         self.waiting = None
         while True:
             i = draw()
-            if batch_cost([self.lengths[j] for j in batch] + [self.lengths[i]], self.padding_free) > self.budget:
+            if not fits(batch, i, self.lengths, self.budget, self.padding_free):
                 self.waiting = i
                 return batch
             batch.append(i)
@@ -53,7 +58,7 @@ def cut(order: list[int], lengths: list[int], budget: int, padding_free: bool) -
     """`order` cut, in order, into consecutive batches within the budget (every index kept)."""
     batches, batch = [], []
     for i in order:
-        if batch and batch_cost([lengths[j] for j in batch] + [lengths[i]], padding_free) > budget:
+        if not fits(batch, i, lengths, budget, padding_free):
             batches.append(batch)
             batch = []
         batch.append(i)

@@ -34,8 +34,6 @@ def run(cfg: DictConfig) -> dict:
     try:
         validate(cfg)
         name = cfg.stage.name
-        if name not in STAGES:
-            raise ReasoningLabError(f"stage.name={name!r} has no stage module; known stages: {', '.join(STAGES)}")
         carded = STAGES[name].model_card
         if carded:
             check_push(cfg)
@@ -54,9 +52,9 @@ def run(cfg: DictConfig) -> dict:
                                         f"metrics; choose one of {', '.join(sorted(metrics))}")
             return float(metrics[cfg.optimized_metric])
         return metrics
-    except ReasoningLabError as error:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweep records the failed job and goes on with the others
+    except (ReasoningLabError, OmegaConfBaseException) as error:  # a mistake of the user's: one line, not Hydra's report
+        if HydraConfig.get().mode == RunMode.MULTIRUN or wants_trace():
+            raise  # the sweep records the failed job and goes on with the others; HYDRA_FULL_ERROR=1 shows the stack
         fail(error)
 
 
@@ -79,6 +77,15 @@ def one_line(error: BaseException) -> str:
 WRITE_ERRORS = {errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.ENOTDIR, errno.EDQUOT}
 
 
+# what the user set HYDRA_FULL_ERROR to, kept before main() sets it for Hydra
+USER_TRACE = "REASONING_LAB_HYDRA_FULL_ERROR"
+
+
+def wants_trace() -> bool:
+    """The user asked for the full stack (HYDRA_FULL_ERROR=1) instead of one line."""
+    return os.environ.get(USER_TRACE, os.environ.get("HYDRA_FULL_ERROR")) == "1"
+
+
 def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -86,7 +93,8 @@ def interrupt(signum, frame) -> None:
 def main() -> None:
     register_configs()
     signal.signal(signal.SIGTERM, interrupt)  # SIGTERM ends a stage like Ctrl-C: metrics say "interrupted"
-    user_wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    user_wants_trace = wants_trace()
+    os.environ.setdefault(USER_TRACE, os.environ.get("HYDRA_FULL_ERROR", "0"))
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not any(a.startswith("hydra.run.dir=") for a in sys.argv):
         fail(ValueError("a multi-process run (accelerate launch) needs hydra.run.dir=<dir>, so that every "

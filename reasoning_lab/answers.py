@@ -17,6 +17,9 @@ import re
 from fractions import Fraction
 
 KINDS = ("number", "choice", "yesno")
+# what an answer of each kind looks like, for the one-line errors about a set's rows
+KIND_ANSWERS = {"number": "a number, or text ending in '#### N'", "choice": "a letter A-E",
+                "yesno": "yes, no, true or false"}
 
 _NUMBER = r"-?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s?/\s?\d+)?|-?\$?\.\d+"
 NUMBER = re.compile(_NUMBER)

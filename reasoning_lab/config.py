@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from reasoning_lab.answers import KINDS
-from reasoning_lab.data import check_own_sets
+from reasoning_lab.answers import KIND_ANSWERS, KINDS
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.rewards import reward_function
+from reasoning_lab.stages import STAGES
 
 
 def one_of(*choices: str):
@@ -46,6 +46,12 @@ def steps_or(epochs_key: str):
 
 
 DTYPES = ("float32", "bfloat16", "float16")
+# transformers' schedulers that need no arguments beyond the step counts (tests/test_config.py checks each is one of
+# transformers.SchedulerType, so a name transformers drops fails there, not 40 s into a run)
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt")
+# data.sets.<name>.source of a set defined by configuration alone (your own data)
+OWN = ("jsonl", "hub")
 ATTENTION = ("sdpa", "eager")
 # model.attn_implementation also takes flash_attention_2 (needs the flash-attn package and a GPU) and auto
 # (reasoning_lab.model.attention: the fastest this install has on this device)
@@ -167,7 +173,7 @@ class SFTSettings:
     padding_free: bool
     grad_accum: int = at_least(1)
     learning_rate: float
-    lr_scheduler: str
+    lr_scheduler: str = one_of(*SCHEDULERS)
     warmup_ratio: float = within(0.0, 1.0)
     logging_steps: int = at_least(1)
     save_steps: int = at_least(0)
@@ -437,16 +443,84 @@ def validate(cfg: DictConfig) -> None:
         raise ReasoningLabError(f"{', '.join(missing)}: no value; set it on the command line or in its group file")
     check_fields(cfg, Config, "")
     for name, spec in cfg.data.sets.items():
+        extra = unknown_keys(spec, SetSpec, f"data.sets.{name}.")
+        if extra:
+            raise ReasoningLabError(f"{', '.join(extra)}: no such key of a data set; the keys are "
+                                    f"{', '.join(keys_of(SetSpec))} and fields.{{{', '.join(keys_of(FieldNames))}}}")
         check_fields(spec, SetSpec, f"data.sets.{name}.")
     check_own_sets(cfg.data)
+    stages = stages_to_run(cfg.stage)
+    if "rl" in stages:
+        check_rl(cfg.rl, cfg.model)
     for spec in cfg.rl.rewards:
         reward_function(spec.name)  # a built-in name or module:function, else one line
     for key in ("warmup", "curriculum"):
         if cfg[key].max_tokens_per_batch == 0 and not cuda_available():
             raise ReasoningLabError(f"{key}.max_tokens_per_batch=0 fills a GPU's memory and this machine has no GPU; "
                                     f"set a number of tokens (e.g. {key}.max_tokens_per_batch=2048) or null")
-    if cfg.rl.algorithm in ("grpo", "rloo") and cfg.rl.num_generations < 2:
-        raise ReasoningLabError(f"rl.num_generations={cfg.rl.num_generations}: {cfg.rl.algorithm} compares "
+
+
+def check_own_sets(data_cfg: DictConfig) -> None:
+    """What a set defined in configuration must name, checked before any model loads: one line naming the set,
+    the field and the fix."""
+    for name, spec in data_cfg.sets.items():
+        if spec.source not in OWN:
+            continue
+        where = f"data.sets.{name}"
+        if spec.kind not in KIND_ANSWERS:
+            raise ReasoningLabError(f"{where}.kind={spec.kind!r}: a {spec.source} set needs the kind of its answers; "
+                                    f"set {where}.kind=number, choice or yesno")
+        if spec.kind == "choice" and not spec.fields.options:
+            raise ReasoningLabError(f"{where}.fields.options is not set: a choice set shows its options; name the "
+                                    f"row field holding them ({where}.fields.options=<field>)")
+        splits = dict(spec.splits or {})
+        unknown = sorted(set(splits) - {"train", "test"})
+        if unknown:
+            raise ReasoningLabError(f"{where}.splits has {', '.join(unknown)}; its keys are train and test")
+        if spec.source == "hub":
+            if not spec.id or "train" not in splits:
+                raise ReasoningLabError(f"{where}: a hub set needs id and splits.train; set {where}.id=<hub id> "
+                                        f"and {where}.splits.train=<split name>")
+            continue
+        if bool(spec.path) == ("train" in splits) or (spec.path and "test" in splits):
+            raise ReasoningLabError(f"{where}: a jsonl set needs path=<one file> or splits.train=<file> (and "
+                                    f"splits.test=<file>), not both; set one")
+
+
+def keys_of(schema: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(schema)]
+
+
+def stages_to_run(stage: DictConfig) -> list[str]:
+    """The stages this command runs: `stage.name`, or for stage=pipeline each of `stage.stages` (checked here)."""
+    if stage.name not in STAGES:
+        raise ReasoningLabError(f"stage.name={stage.name!r} has no stage module; known stages: {', '.join(STAGES)}")
+    if stage.name != "pipeline":
+        return [stage.name]
+    steps = [name for name, entry in STAGES.items() if entry.in_pipeline]
+    if not stage.stages or any(name not in steps for name in stage.stages):
+        raise ReasoningLabError(f"stage.stages={list(stage.stages)}: each must be one of {', '.join(steps)}")
+    return list(stage.stages)
+
+
+def check_rl(r: DictConfig, model_cfg: DictConfig) -> None:
+    """What the schema cannot check field by field: combinations of RL settings (checked before any stage of the
+    command trains, so a pipeline does not train its SFT stages first)."""
+    if r.use_vllm and model_cfg.quantization == "8bit":
+        raise ReasoningLabError("rl.use_vllm=true needs a 4-bit or unquantised base (vLLM cannot run 8-bit "
+                                "layers); set model.quantization=4bit or rl.use_vllm=false")
+    if r.continuous_batching and r.algorithm == "ppo":
+        raise ReasoningLabError("rl.continuous_batching=true needs rl=grpo or rl=rloo (TRL's setting; PPO generates "
+                                "its rollouts itself); set rl.continuous_batching=false")
+    if r.prompt_sampling != "uniform" and "correctness" not in [spec.name for spec in r.rewards]:
+        raise ReasoningLabError(f"rl.prompt_sampling={r.prompt_sampling} reads each prompt's pass rate from the "
+                                "correctness reward, which rl.rewards lacks; add {name: correctness} to rl.rewards or "
+                                "set rl.prompt_sampling=uniform")
+    if r.dynamic_sampling.enable and r.algorithm == "ppo":
+        raise ReasoningLabError("rl.dynamic_sampling.enable=true needs rl=grpo or rl=rloo (PPO's advantages come from "
+                                "its value head, not from groups); set rl.dynamic_sampling.enable=false")
+    if r.algorithm in ("grpo", "rloo") and r.num_generations < 2:
+        raise ReasoningLabError(f"rl.num_generations={r.num_generations}: {r.algorithm} compares "
                                 f"completions within a group, set rl.num_generations>=2")
 
 

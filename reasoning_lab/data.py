@@ -35,8 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from reasoning_lab import synthetic
-from reasoning_lab.answers import canonical_gold, canonical_number
+from reasoning_lab.answers import KIND_ANSWERS, canonical_gold, canonical_number
 from reasoning_lab.checkpoints import record
+from reasoning_lab.config import OWN
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.problem import Problem, chat_prompt
 
@@ -123,7 +124,6 @@ class Builtin:
         return strategyqa_problem(row, self.strategyqa_decomposition)
 
 
-OWN = ("jsonl", "hub")  # data.sets.<name>.source of a set defined by configuration alone (your own data)
 OPTION_LETTER = re.compile(r"^[A-E]\)")
 
 
@@ -191,10 +191,6 @@ class Fields:
             return f"difficulty {difficulty!r} is not a number"
         return Problem(question.strip(), (reasoning or "").strip(), gold, self.kind, difficulty, self.name,
                        options if self.kind == "choice" else None)
-
-
-KIND_ANSWERS = {"number": "a number, or text ending in '#### N'", "choice": "a letter A-E",
-                "yesno": "yes, no, true or false"}
 
 
 def reader(name: str, spec: DictConfig) -> Fields:
@@ -376,33 +372,6 @@ def own_rows(name: str, split: str, data_cfg: DictConfig) -> list[Problem]:
     if split == "test":
         return rows("test")
     return train_or_val(rows("train"), split, data_cfg)
-
-
-def check_own_sets(data_cfg: DictConfig) -> None:
-    """What a set defined in configuration must name, checked before any model loads: one line naming the set,
-    the field and the fix."""
-    for name, spec in data_cfg.sets.items():
-        if spec.source not in OWN:
-            continue
-        where = f"data.sets.{name}"
-        if spec.kind not in KIND_ANSWERS:
-            raise ReasoningLabError(f"{where}.kind={spec.kind!r}: a {spec.source} set needs the kind of its answers; "
-                                    f"set {where}.kind=number, choice or yesno")
-        if spec.kind == "choice" and not spec.fields.options:
-            raise ReasoningLabError(f"{where}.fields.options is not set: a choice set shows its options; name the "
-                                    f"row field holding them ({where}.fields.options=<field>)")
-        splits = dict(spec.splits or {})
-        unknown = sorted(set(splits) - {"train", "test"})
-        if unknown:
-            raise ReasoningLabError(f"{where}.splits has {', '.join(unknown)}; its keys are train and test")
-        if spec.source == "hub":
-            if not spec.id or "train" not in splits:
-                raise ReasoningLabError(f"{where}: a hub set needs id and splits.train; set {where}.id=<hub id> "
-                                        f"and {where}.splits.train=<split name>")
-            continue
-        if bool(spec.path) == ("train" in splits) or (spec.path and "test" in splits):
-            raise ReasoningLabError(f"{where}: a jsonl set needs path=<one file> or splits.train=<file> (and "
-                                    f"splits.test=<file>), not both; set one")
 
 
 def train_or_val(rows: list[Problem], split: str, data_cfg: DictConfig) -> list[Problem]:

@@ -56,7 +56,15 @@ def test_validate_names_the_key(override, message):
      (["stage=nope"], "stage/nope"),
      (["model.quantization=2bit"], "model.quantization"),
      (["stage=rl", "rl.difficulty_target=0.5"], "rl.difficulty_target was renamed rl.prompt_sampling=adarft rl.adarft.target"),
-     (["stage=rl", "rl.dynamic_sampling=true"], "write rl.dynamic_sampling.enable=true instead")],
+     (["stage=rl", "rl.dynamic_sampling=true"], "write rl.dynamic_sampling.enable=true instead"),
+     # every stage of a pipeline is checked before its first stage loads a model
+     (["stage=pipeline", "rl.use_vllm=true", "model.quantization=8bit"], "rl.use_vllm=true needs a 4-bit"),
+     (["stage=pipeline", "stage.stages=[warmup,answer]"], "stage.stages=['warmup', 'answer']: each must be one of"),
+     # values a library would refuse later, refused by the schema
+     (["stage=curriculum", "curriculum.lr_scheduler=abc"], "curriculum.lr_scheduler='abc' is not one of linear"),
+     (["stage=eval", "+data.sets.gsm8k.fields.difficulty_typo=abc"],
+      "data.sets.gsm8k.fields.difficulty_typo: no such key of a data set"),
+     (["stage=eval", "data.sets.strategyqa.id=${nope}"], "data.sets.strategyqa.id: Interpolation key 'nope' not found")],
 )
 def test_cli_errors_are_one_line_and_come_before_the_heavy_imports(args, expected):
     result = run_cli(*args, timeout=60, env={"PYTHONPROFILEIMPORTTIME": "1"})  # every import, on stderr
@@ -68,6 +76,19 @@ def test_cli_errors_are_one_line_and_come_before_the_heavy_imports(args, expecte
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("reasoning_lab: error:") and expected in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_every_scheduler_name_is_one_transformers_knows():
+    from transformers import SchedulerType
+
+    assert set(config.SCHEDULERS) <= {kind.value for kind in SchedulerType}
+
+
+def test_an_rl_setting_is_checked_only_when_rl_runs():
+    validate(make_config("stage=curriculum", "rl.use_vllm=true", "model.quantization=8bit"))
+    for stage in (["stage=rl"], ["stage=pipeline", "stage.stages=[warmup,rl]"]):
+        with pytest.raises(ReasoningLabError, match="rl.use_vllm=true needs"):
+            validate(make_config(*stage, "rl.use_vllm=true", "model.quantization=8bit"))
 
 
 def test_help_lists_groups_and_options():

@@ -265,10 +265,10 @@ def test_vllm_with_an_8bit_base_is_refused_before_loading(tmp_path):
 
 
 def test_continuous_batching_with_ppo_is_refused_by_name():
-    from reasoning_lab.stages.rl import check_settings
+    from reasoning_lab.config import check_rl
 
     cfg = make_config("stage=rl", "rl=ppo", "rl.continuous_batching=true")
     with pytest.raises(ReasoningLabError, match=r"rl.continuous_batching=true needs rl=grpo or rl=rloo .*"
                                                 r"set rl.continuous_batching=false"):
-        check_settings(cfg.rl, cfg.model)
-    check_settings(make_config("stage=rl", "rl=grpo", "rl.continuous_batching=true").rl, cfg.model)
+        check_rl(cfg.rl, cfg.model)
+    check_rl(make_config("stage=rl", "rl=grpo", "rl.continuous_batching=true").rl, cfg.model)

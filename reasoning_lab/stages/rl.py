@@ -56,7 +56,6 @@ PPO_TENSORS, PPO_STATE = "state.safetensors", "state.json"
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
-    check_settings(cfg.rl, cfg.model)
     finished = finished_stage(run_dir, "rl")
     if finished:
         log.info("RL stage in %s already finished; skipping", run_dir)
@@ -100,23 +99,6 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         metrics["after"] = held_out(r.max_steps, "rl", stage_dir)["datasets"]
         finish(r, stage_dir, run_dir, wandb_run, metrics, history)
     return metrics
-
-
-def check_settings(r: DictConfig, model_cfg: DictConfig) -> None:
-    """What the schema cannot check field by field: combinations of RL settings."""
-    if r.use_vllm and model_cfg.quantization == "8bit":
-        raise ReasoningLabError("rl.use_vllm=true needs a 4-bit or unquantised base (vLLM cannot run 8-bit "
-                                "layers); set model.quantization=4bit or rl.use_vllm=false")
-    if r.continuous_batching and r.algorithm == "ppo":
-        raise ReasoningLabError("rl.continuous_batching=true needs rl=grpo or rl=rloo (TRL's setting; PPO generates "
-                                "its rollouts itself); set rl.continuous_batching=false")
-    if r.prompt_sampling != "uniform" and "correctness" not in [spec.name for spec in r.rewards]:
-        raise ReasoningLabError(f"rl.prompt_sampling={r.prompt_sampling} reads each prompt's pass rate from the "
-                                "correctness reward, which rl.rewards lacks; add {name: correctness} to rl.rewards or "
-                                "set rl.prompt_sampling=uniform")
-    if r.dynamic_sampling.enable and r.algorithm == "ppo":
-        raise ReasoningLabError("rl.dynamic_sampling.enable=true needs rl=grpo or rl=rloo (PPO's advantages come from "
-                                "its value head, not from groups); set rl.dynamic_sampling.enable=false")
 
 
 def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:

@@ -40,6 +40,8 @@ from types import SimpleNamespace
 import torch
 from omegaconf import OmegaConf
 
+from reasoning_lab.checkpoints import final_adapter
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -314,9 +316,8 @@ def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens:
 
 
 def newest_last_stage() -> Path | None:
-    """The newest curriculum run's last stage adapter (`curriculum/stage_4`) under logs/, or None."""
-    found = sorted((ROOT / "logs").glob("**/curriculum/stage_4/adapter_config.json"), key=lambda p: p.stat().st_mtime)
-    return found[-1].parent if found else None
+    """The final adapter of the newest finished curriculum run under logs/ (what its metrics.json names), or None."""
+    return final_adapter(ROOT / "logs", "curriculum") if (ROOT / "logs").exists() else None
 
 
 def newest_curriculum_run() -> tuple[float, str] | None:

@@ -16,9 +16,9 @@ the project loop's (its text begins with the loop's, which ends at the answer li
 loop splits its time into matrix products, attention, KV-cache copies and the rest.
 
 Part 2, an evaluation. The default run's final evaluation (`cfg.eval`: every embedded set, greedy + k samples +
-the pass without the prompt) of a checkpoint (`--checkpoint`, default: the newest default curriculum run's last
-stage, stage_4, under logs/; without one, the base model) with the loop at `BEFORE` and now: wall time, whether
-every greedy and every direct completion is the same, and pass@1 of the samples (drawn from the same seed, but
+the pass without the prompt) of a checkpoint (`--checkpoint`, default: the final adapter of the newest curriculum
+run under logs/, as its metrics.json names it; without one, the base model) with the loop at `BEFORE` and now: wall
+time, whether every greedy and every direct completion is the same, and pass@1 of the samples (drawn from the same seed, but
 the rows share batches differently, so the draws differ).
 
 Prints the tables and writes experiments/results/generation.md.

@@ -193,7 +193,7 @@ def main() -> int:
                              f"3 steps of 4 prompts x 4 completions x 64 tokens; generating "
                              f"{100 * t.get('generate_share', float('nan')):.0f}% of the step"))
             elif stage == "curriculum":
-                code, wall = run([*q, "stage=curriculum", f"checkpoint.init_from={checkpoint}", "curriculum=default",
+                code, wall = run([*q, "stage=curriculum", f"checkpoint.init_from={checkpoint}", "curriculum=stages",
                                   "curriculum.stages=[{name:simple,data:[gsm8k_simple]},{name:all,data:[gsm8k]}]",
                                   "curriculum.max_steps=4", "curriculum.max_extensions=0",
                                   "curriculum.val_limit=8", "curriculum.val_max_new_tokens=64",

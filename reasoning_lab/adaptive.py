@@ -14,6 +14,8 @@ as it learns. What transformers, TRL and peft do not provide.
   bucket in seeded shuffled epochs. A new set of weights applies from the next batch not yet drawn; the schedule
   (which weights from which batch) is saved with every trainer checkpoint, so a resumed run draws the same batches.
 - `BanditUpdates`: the Trainer callback that measures, updates, logs and saves.
+- `AdaptiveSchedule`: `curriculum=adaptive` behind the curriculum stage's schedule interface
+  (reasoning_lab.schedules): it holds back each bucket's examples, and each round draws by a fresh bandit.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch.utils.data import Sampler
 
 from reasoning_lab.batching import Filler
-from reasoning_lab.trl_trainers import CheckpointState
+from reasoning_lab.callbacks import CheckpointState
+from reasoning_lab.schedules import Round, StageData
+from reasoning_lab.signals import example_losses
 
 SIGNALS = ("progress", "loss")
 STATE = "adaptive_curriculum.json"  # in every trainer checkpoint: the bandit and the sampler's schedule
@@ -146,12 +151,13 @@ class BucketSampler(Sampler[int]):
 
 
 class BanditUpdates(CheckpointState):
-    """Every `every` steps: the held-back losses per bucket (`measure(model)` -> one mean per bucket), new weights
-    for the sampler, a log line and W&B scalars; the bandit and the schedule saved with every trainer checkpoint
-    and put back when the Trainer resumes from one."""
+    """Every `every` steps: each bucket's mean completion loss on its held-back examples, new weights for the
+    sampler, a log line and W&B scalars; the bandit and the schedule saved with every trainer checkpoint and put
+    back when the Trainer resumes from one."""
 
-    def __init__(self, bandit: BucketBandit, sampler: BucketSampler, every: int, measure, log, wandb_run=None):
-        self.bandit, self.sampler, self.every, self.measure = bandit, sampler, every, measure
+    def __init__(self, bandit: BucketBandit, sampler: BucketSampler, every: int, held_back: HeldBack, log,
+                 wandb_run=None):
+        self.bandit, self.sampler, self.every, self.held_back = bandit, sampler, every, held_back
         self.log, self.wandb_run = log, wandb_run
 
     filename = STATE
@@ -163,6 +169,10 @@ class BanditUpdates(CheckpointState):
         self.bandit.load(saved["bandit"])
         self.sampler.schedule = saved["schedule"]
 
+    def summary(self) -> dict:
+        """What the round's record keeps: the buckets, the bandit's history and which weights drew which batches."""
+        return {"buckets": self.bandit.names, "history": self.bandit.history, "schedule": self.sampler.schedule}
+
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if not self.bandit.history:  # the first measurement, before any step
             self.update(0, model)
@@ -172,7 +182,7 @@ class BanditUpdates(CheckpointState):
             self.update(state.global_step, model)
 
     def update(self, step: int, model) -> None:
-        losses = self.measure(model)  # reasoning_lab.validation.example_losses puts the model's mode back
+        losses = self.held_back.bucket_losses(model)  # example_losses puts the model's mode back
         weights = self.bandit.update(step, losses)
         self.sampler.set_weights(weights)
         top = sorted(zip(weights, self.bandit.names), reverse=True)[:3]
@@ -182,6 +192,56 @@ class BanditUpdates(CheckpointState):
             self.wandb_run.log({**{f"curriculum/weight/{n}": w for n, w in zip(self.bandit.names, weights)},
                                 **{f"curriculum/heldback_loss/{n}": v for n, v in zip(self.bandit.names, losses)},
                                 "curriculum/adaptive_step": step})
+
+
+@dataclass
+class HeldBack:
+    """A stage's held-back examples (tokenized) with the bucket of each: the bandit's signal."""
+
+    names: list[str]
+    examples: object
+    buckets: list[int]
+    tokenizer: object
+
+    def bucket_losses(self, model) -> list[float]:
+        """Each bucket's mean completion loss on its held-back examples."""
+        losses = example_losses(model, self.tokenizer, self.examples)
+        per_bucket = [[v for v, b in zip(losses, self.buckets) if b == k] for k in range(len(self.names))]
+        return [sum(values) / len(values) if values else 0.0 for values in per_bucket]
+
+
+class AdaptiveSchedule:
+    """`curriculum=adaptive`: every round draws its batches over buckets (set x difficulty) by a bandit that follows
+    the held-back examples' losses (settings: `curriculum.adaptive`). No extension rounds."""
+
+    name, extends = "adaptive", False
+
+    def __init__(self, settings, tokenizer, log):
+        self.c, self.tokenizer, self.log = settings, tokenizer, log
+        self.held_back: HeldBack | None = None
+        self.buckets: list[int] = []
+
+    def training_examples(self, examples, seed: int):
+        """The stage's examples less `adaptive.held_back` of each bucket, and the count held back."""
+        names, buckets = bucket_names(examples["set"], examples["difficulty"])
+        kept, held = held_back_split(buckets, self.c.adaptive.held_back, seed)
+        self.held_back = HeldBack(names, examples.select(held).remove_columns(["difficulty", "set"]),
+                                  [buckets[i] for i in held], self.tokenizer)
+        self.buckets = [buckets[i] for i in kept]
+        return examples.select(kept), {"held_back": len(held)}
+
+    def round(self, data: StageData, steps: int, seed: int, replay: float, batching: dict, wandb_run=None,
+              extending: bool = False) -> Round:
+        c, a = self.c, self.c.adaptive
+        bandit = BucketBandit(self.held_back.names, a.signal, a.smoothing, a.temperature, a.explore)
+        sampler = BucketSampler(self.buckets, len(self.held_back.names), c.batch_size, steps * c.grad_accum, seed,
+                                **batching)
+        updates = BanditUpdates(bandit, sampler, a.update_every * c.grad_accum, self.held_back, self.log, wandb_run)
+        return Round(sampler, "adaptive", [updates], updates.summary)
+
+    def chart(self, summary: dict, target: Path) -> Path:
+        """The weights over the steps, as a stacked area chart."""
+        return plot_weights(summary["history"], summary["buckets"], target)
 
 
 def plot_weights(history: list[dict], names: list[str], target: Path) -> Path:

@@ -69,7 +69,7 @@ def newest_checkpoint(root: str | Path, named: str | None = None, model: str | N
     """The newest complete adapter checkpoint at or below `root` (a checkpoint, a run directory or a folder of
     runs): the one search every stage uses. Folders being written (hidden temporaries of `build_once`) and the
     Trainer's own `trainer/checkpoint-N` folders are not adapters to use. `named`: only checkpoints whose path
-    ends with it (e.g. `curriculum/stage_4`); `model`: only those whose record names this base model."""
+    ends with it (e.g. `warmup/checkpoint`); `model`: only those whose record names this base model."""
     root = Path(root)
     if (root / "adapter_config.json").exists():
         return root
@@ -78,6 +78,24 @@ def newest_checkpoint(root: str | Path, named: str | None = None, model: str | N
              and (named is None or p.parent.as_posix().endswith(named))
              and (model is None or record(p.parent).get("model") == model)]
     return max(found, key=lambda p: (p / "adapter_config.json").stat().st_mtime) if found else None
+
+
+def final_adapter(root: str | Path, stage: str, model: str | None = None) -> Path | None:
+    """The adapter a finished stage names as its result (`checkpoint` in `<stage>/metrics.json`), in the run
+    directory `root` or, when `root` is a folder of runs, the newest such run below it; `model`: only adapters whose
+    record names this base model. Never a guess from folder names (a curriculum's last stage is not always
+    `stage_4`)."""
+    root = Path(root)
+    found = []
+    for metrics_file in [root / stage / "metrics.json", *root.glob(f"**/{stage}/metrics.json")]:
+        metrics = read_json(metrics_file, {})
+        adapter = Path(metrics.get("checkpoint") or "")
+        if (metrics.get("status") == "completed" and (adapter / "adapter_config.json").exists()
+                and (model is None or record(adapter).get("model") == model)):
+            found.append(((adapter / "adapter_config.json").stat().st_mtime, adapter))
+        if found and metrics_file == root / stage / "metrics.json":
+            return adapter  # this run's own result comes first
+    return max(found)[1] if found else None
 
 
 def record(checkpoint: str | Path) -> dict:

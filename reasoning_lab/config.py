@@ -193,7 +193,7 @@ class CurriculumStage:  # an entry of curriculum.stages
 
 
 @dataclass
-class AdaptiveCurriculumSettings:  # curriculum.adaptive (pacing: adaptive)
+class AdaptiveCurriculumSettings:  # curriculum.adaptive (schedule: adaptive)
     signal: str = one_of("progress", "loss")
     update_every: int = at_least(1)
     held_back: int = at_least(1)
@@ -204,8 +204,9 @@ class AdaptiveCurriculumSettings:  # curriculum.adaptive (pacing: adaptive)
 
 @dataclass
 class CurriculumConfig(SFTSettings):  # conf/curriculum/
+    schedule: str = one_of("stages", "adaptive", "mix")
     stages: list[CurriculumStage]
-    pacing: str = one_of("fixed", "linear", "root", "step", "adaptive")
+    pacing: str = one_of("fixed", "linear", "root", "step")
     c0: float = within(0.0, 1.0)
     step_levels: int = at_least(1)
     replay: float = within(0.0, 1.0)
@@ -300,7 +301,7 @@ class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
     top_p: float = within(0.0, 1.0)
     epsilon: float = within(0.0, 1.0)
     num_iterations: int = at_least(1)
-    prompt_sets: list[str] | None
+    prompt_sets: list[str]
     drop_uniform_groups: bool
     eval_every: int = at_least(0)
     final_k: int = at_least(0)
@@ -552,10 +553,22 @@ RENAMED = {
 }
 
 
+# options and values of earlier versions -> what replaced them
+RENAMED_VALUES = {
+    "curriculum=default": "curriculum=stages",
+    "curriculum.pacing=adaptive": "curriculum=adaptive",
+}
+
+
 def check_renamed(overrides: list[str]) -> None:
-    """One line for a command-line key that was renamed, naming the new key (before Hydra composes anything)."""
+    """One line for a command-line key, option or value that was renamed, naming the new one (before Hydra composes
+    anything)."""
     for override in overrides:
         key, has_value, value = override.lstrip("+~").partition("=")
+        for one in value.split(","):  # a sweep's values too
+            if f"{key}={one.strip()}" in RENAMED_VALUES:
+                raise ReasoningLabError(f"{key}={one.strip()} was renamed; write {RENAMED_VALUES[f'{key}={one.strip()}']} "
+                                        "instead")
         if key in RENAMED and not (has_value and value.strip().startswith("{")):
             raise ReasoningLabError(f"{key} was renamed {RENAMED[key]}; write {RENAMED[key]}"
                                     + (f"={value}" if has_value else "") + " instead")

@@ -13,6 +13,8 @@
   (`curriculum.max_tokens_per_batch`, reasoning_lab.batching) each batch is drawn the same way until it is full.
 - `decide`: advance / extend / raise replay from per-example validation losses, each change tested on
   the same examples (reasoning_lab.stats.paired_p_value) so that decisions do not follow noise.
+- `StagedSchedule` (`curriculum=stages`: the design's stages, paced, with replay and extensions) and `MixSchedule`
+  (`curriculum=shuffled_mix`: every example in shuffled epochs): the schedules of reasoning_lab.schedules.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from torch.utils.data import Sampler
 
 from reasoning_lab.batching import Filler, cut
+from reasoning_lab.schedules import Round, StageData
 from reasoning_lab.stats import paired_p_value
 
 PACINGS = ("fixed", "linear", "root", "step")
@@ -217,3 +220,41 @@ def decide(now: list[float], previous: list[float], extensions_left: bool, earli
         return Decision("advance", f"{change}: still improving, extension budget spent{forgetting}", next_replay,
                         forgotten)
     return Decision("extend", f"{change}: still improving{forgetting}", next_replay, forgotten)
+
+
+class StagedSchedule:
+    """`curriculum=stages`: each stage's examples paced by competence (`curriculum.pacing`, easiest first), a
+    `replay` share of every batch from the earlier stages' sets; extension rounds draw in shuffled epochs."""
+
+    name, extends = "stages", True
+
+    def __init__(self, settings, tokenizer=None, log=None):
+        self.c = settings
+
+    def training_examples(self, examples, seed: int):
+        return examples, {}
+
+    def round(self, data: StageData, steps: int, seed: int, replay: float, batching: dict, wandb_run=None,
+              extending: bool = False) -> Round:
+        pacing = "fixed" if extending else self.c.pacing
+        return Round(self.sampler(data, steps, seed, replay, batching, pacing), pacing)
+
+    def sampler(self, data: StageData, steps: int, seed: int, replay: float, batching: dict,
+                pacing: str) -> CurriculumSampler:
+        c = self.c
+        return CurriculumSampler(data.difficulties, data.n_replay, c.batch_size, steps * c.grad_accum, pacing, c.c0,
+                                 replay, seed, c.step_levels, length_window=c.length_window, **batching)
+
+    def chart(self, summary: dict, target):
+        return None
+
+
+class MixSchedule(StagedSchedule):
+    """`curriculum=shuffled_mix`: every example of the stage in shuffled epochs, no pacing, no extension rounds (the
+    baseline a curriculum has to beat)."""
+
+    name, extends = "mix", False
+
+    def round(self, data: StageData, steps: int, seed: int, replay: float, batching: dict, wandb_run=None,
+              extending: bool = False) -> Round:
+        return Round(self.sampler(data, steps, seed, replay, batching, "fixed"), "fixed")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 from collections import Counter
@@ -416,6 +417,16 @@ def format_example(problem: Problem, reason: bool, system_prompt: str) -> dict:
         "completion": [{"role": "assistant", "content": target}],
         **{k: v for k, v in asdict(problem).items() if k not in ("question", "reasoning")},
     }
+
+
+def answer_token_cap(tokenizer, problems: list[Problem], reason: bool, floor: int = 16) -> int:
+    """A generation budget from the set's own reference completions: the 99th percentile of their token
+    counts (end of turn included) plus a quarter, rounded up to a multiple of 8, at least `floor`. A model
+    that answers like the references then stops well before the cap."""
+    lengths = sorted(len(tokenizer(format_example(p, reason, "")["completion"][0]["content"],
+                                   add_special_tokens=False)["input_ids"]) + 1 for p in problems)
+    p99 = lengths[min(len(lengths) - 1, math.ceil(0.99 * len(lengths)) - 1)] if lengths else floor
+    return max(floor, 8 * math.ceil(p99 * 1.25 / 8))
 
 
 def build_examples(data_cfg: DictConfig, names: list[str], split: str, exclude: frozenset = frozenset()) -> list[dict]:

@@ -3,7 +3,7 @@
 For each evaluation source (`eval.datasets`): the test split (a seeded `eval.limit` subset), asked with
 the reasoning system prompt greedily and with k samples, and (the first `eval.direct_limit`, null: all)
 without the prompt. Token budgets come from the data when not set: the 99th percentile of the set's own
-reference completions, tokenized, plus a quarter (`token_budget`). Generation runs on a merged copy of
+reference completions, tokenized, plus a quarter (`reasoning_lab.data.answer_token_cap`). Generation runs on a merged copy of
 the model in `eval.dtype` (bfloat16 uses the CPU's bf16 matrix units: about 2x float32). Per dataset:
 - accuracy: greedy, strict extraction (reasoning_lab.answers); accuracy_lenient: last candidate anywhere
 - maj@k: majority vote over the k sampled canonical answers (reasoning_lab.decoding.majority_vote)
@@ -26,7 +26,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import random
 import shutil
 import time
@@ -36,7 +35,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.answers import extract_answer, final_region, same_answer
-from reasoning_lab.data import format_example, source_rows
+from reasoning_lab.data import answer_token_cap, source_rows
 from reasoning_lab.decoding import generate, majority_vote, pass_at_k
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
@@ -44,7 +43,7 @@ from reasoning_lab.files import write_json
 from reasoning_lab.model import cache_dir, inference_model, load_base_model
 from reasoning_lab.problem import Problem, chat_prompt
 from reasoning_lab.report import EVAL_RESULTS, publish_report
-from reasoning_lab.stats import bootstrap_ci, wilson
+from reasoning_lab.stats import bootstrap_ci, rounded_mean, wilson
 from reasoning_lab.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
@@ -62,16 +61,6 @@ def well_formed(text: str) -> bool:
         "</think>") and bool(region and region.strip())
 
 
-def token_budget(tokenizer, problems: list[Problem], reason: bool, floor: int = 16) -> int:
-    """A generation budget from the set's own reference completions: the 99th percentile of their token
-    counts (end of turn included) plus a quarter, rounded up to a multiple of 8, at least `floor`. A model
-    that answers like the references then stops well before the cap."""
-    lengths = sorted(len(tokenizer(format_example(p, reason, "")["completion"][0]["content"],
-                                   add_special_tokens=False)["input_ids"]) + 1 for p in problems)
-    p99 = lengths[min(len(lengths) - 1, math.ceil(0.99 * len(lengths)) - 1)] if lengths else floor
-    return max(floor, 8 * math.ceil(p99 * 1.25 / 8))
-
-
 def evaluate_problems(model, tokenizer, problems: list[Problem], budget: DictConfig, system_prompt: str,
                       seed: int, name: str = "") -> tuple[dict, list[dict]]:
     """Metrics and per-problem predictions for one evaluation set."""
@@ -83,8 +72,8 @@ def evaluate_sets(model, tokenizer, sets: dict[str, list[Problem]], budget: Dict
     """Metrics and predictions per set. All sets share three generate passes (greedy, k samples, without the
     prompt), each completion cut at its own set's budget: a few long batches instead of many short ones."""
     k = budget.k
-    max_new = {n: budget.max_new_tokens or token_budget(tokenizer, ps, reason=True) for n, ps in sets.items()}
-    direct_max_new = {n: budget.direct_max_new_tokens or token_budget(tokenizer, ps, reason=False)
+    max_new = {n: budget.max_new_tokens or answer_token_cap(tokenizer, ps, reason=True) for n, ps in sets.items()}
+    direct_max_new = {n: budget.direct_max_new_tokens or answer_token_cap(tokenizer, ps, reason=False)
                       for n, ps in sets.items()}
     flat = [(n, p) for n, ps in sets.items() for p in ps]
     direct_flat = [(n, p) for n, ps in sets.items()
@@ -171,11 +160,6 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
               "cap_rate": (sum(float(c.hit_cap) for c in all_completions), len(all_completions))}
     metrics["intervals"] = {key: wilson(x, m) for key, (x, m) in counts.items()}
     return metrics, predictions
-
-
-def rounded_mean(values: list[float]) -> float:
-    """A mean rounded to 4 digits for metrics.json (0.0 for no values)."""
-    return round(sum(values) / len(values), 4) if values else 0.0
 
 
 def eval_problems(cfg: DictConfig, source: str, limit: int | None) -> list[Problem]:

@@ -84,7 +84,7 @@ def load(checkpoint: str):
     if checkpoint != "base":
         if not (Path(checkpoint) / "adapter_config.json").is_file():
             raise ReasoningLabError(f"{checkpoint} is not an adapter directory (no adapter_config.json); point at a "
-                                    "checkpoint such as <run_dir>/curriculum/stage_4, or `base`")
+                                    "checkpoint (the curriculum's final adapter is named in <run_dir>/curriculum/metrics.json), or `base`")
         model = record(checkpoint).get("model")
         if model:
             overrides.append(f"model={model}")

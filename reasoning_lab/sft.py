@@ -3,9 +3,7 @@
 - `sft_arguments`: TRL's SFTConfig from our settings (loss on completions only; lengths were already
   handled, and counted, by reasoning_lab.data.tokenize; padding-free batches with `*.padding_free`).
 - `token_batches`: the warm-up's batches under `*.max_tokens_per_batch` (reasoning_lab.batching), None without.
-- `token_budget`: that setting, with 0 resolved on a GPU by `gpu_budget` (two probe steps' peak memory).
-- `MarkComplete`: the Trainer writes `checkpoint-N/` file by file; a marker written after the save finished
-  (reasoning_lab.checkpoints.mark_complete) tells a complete checkpoint from a half-written one.
+- `batch_token_budget`: that setting, with 0 resolved on a GPU by `gpu_budget` (two probe steps' peak memory).
 """
 
 from __future__ import annotations
@@ -14,11 +12,9 @@ import logging
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
 from trl import SFTConfig
 
 from reasoning_lab.batching import LengthBatches, probed_budget
-from reasoning_lab.checkpoints import mark_complete
 from reasoning_lab.model import liger_kernels
 
 log = logging.getLogger(__name__)
@@ -61,12 +57,12 @@ def sft_arguments(output_dir: Path, settings, *, max_steps: int, seed: int, repo
 
 
 def token_batches(settings, lengths: list[int], seed: int, model=None):
-    """Batches within the token budget (`token_budget`), similar lengths together (None: count examples)."""
-    budget = token_budget(settings, lengths, model)
+    """Batches within the token budget (`batch_token_budget`), similar lengths together (None: count examples)."""
+    budget = batch_token_budget(settings, lengths, model)
     return None if budget is None else LengthBatches(lengths, budget, settings.padding_free, seed)
 
 
-def token_budget(settings, lengths: list[int], model=None) -> int | None:
+def batch_token_budget(settings, lengths: list[int], model=None) -> int | None:
     """`settings.max_tokens_per_batch`; 0: the budget that fills this GPU (`gpu_budget`)."""
     if settings.max_tokens_per_batch != 0:
         return settings.max_tokens_per_batch
@@ -94,12 +90,3 @@ def gpu_budget(model, length: int, share: float = 0.85) -> int:
     log.info("max_tokens_per_batch=0: a step's peak memory %s (tokens: peak) -> %d tokens a batch, %.0f%% of %.1f GiB",
              gib, budget, 100 * share, measured["capacity"] / 2**30)
     return budget
-
-
-class MarkComplete(TrainerCallback):
-    """Marks each trainer checkpoint complete once the Trainer has written all of it."""
-
-    def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.exists() and state.is_world_process_zero:
-            mark_complete(folder, state.global_step)

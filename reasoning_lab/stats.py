@@ -137,3 +137,8 @@ def pooled_paired(a: list[list[bool]], b: list[list[bool]], samples: int = 10000
             "p_value": min(1.0, p_value), "test": POOLED_TEST,
             "within_var": round(within, 5), "between_var": round(between, 5),
             "mde": round(minimal_detectable_effect(within, between, n, n_seeds), 4)}
+
+
+def rounded_mean(values: list[float]) -> float:
+    """A mean rounded to 4 digits for metrics.json (0.0 for no values)."""
+    return round(sum(values) / len(values), 4) if values else 0.0

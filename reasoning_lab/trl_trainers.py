@@ -8,8 +8,8 @@
   in at most `max_refill_rounds` extra rounds, so the batch holds `batch_size` groups with signal.
   They and OrderedSFTTrainer override private methods of TRL's trainers (`OVERRIDDEN`); tests/test_trl_trainers.py fails with
   a clear message when an upgrade of TRL removes one.
-- `PromptFeedback`, `AtSteps`: callbacks (the prompt sampler's state in every checkpoint; a held-out evaluation
-  every N steps). Each step logs `prompt_sampling/pass_rate` and `prompt_sampling/zero_variance_share` (GRPO/RLOO).
+- `PromptFeedback`: the prompt sampler's state in every checkpoint (reasoning_lab.callbacks.CheckpointState).
+  Each step logs `prompt_sampling/pass_rate` and `prompt_sampling/zero_variance_share` (GRPO/RLOO).
 - `GenerationTimer`: seconds spent in `model.generate`, for the generate/update split.
 """
 
@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import TrainerCallback
 from trl import GRPOTrainer, RLOOTrainer, SFTTrainer
 
-from reasoning_lab.files import write_json
+from reasoning_lab.callbacks import CheckpointState
 from reasoning_lab.prompt_selection import PromptSampler, step_numbers
 
 SAMPLER_STATE = "prompt_sampler.json"  # in every RL trainer checkpoint: the prompt sampler's observations
@@ -54,25 +52,6 @@ class OrderedSFTTrainer(SFTTrainer):
                                                    collate_fn=self.data_collator, num_workers=0))
 
 
-class CheckpointState(TrainerCallback):
-    """A Trainer callback with state of its own (a sampler's, a bandit's): `saved()` goes into every trainer
-    checkpoint as `filename` (before MarkComplete, listed after it, marks the checkpoint complete), and
-    reasoning_lab.checkpoints.train_resuming hands it back to `restore()` when it resumes from that checkpoint."""
-
-    filename = ""
-
-    def saved(self):
-        raise NotImplementedError
-
-    def restore(self, saved) -> None:
-        raise NotImplementedError
-
-    def on_save(self, args, state, control, **kwargs):
-        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if folder.exists():
-            write_json(folder / self.filename, self.saved())
-
-
 class PromptFeedback(CheckpointState):
     """The prompt sampler's observations, saved into every trainer checkpoint and put back on resume."""
 
@@ -86,17 +65,6 @@ class PromptFeedback(CheckpointState):
 
     def restore(self, saved: list) -> None:
         self.sampler.load(saved)
-
-
-class AtSteps(TrainerCallback):
-    """Calls `hook(step, model)` every `every` optimizer steps (e.g. a held-out evaluation)."""
-
-    def __init__(self, every: int, hook):
-        self.every, self.hook = every, hook
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
-            self.hook(state.global_step, model)
 
 
 class _Selection:

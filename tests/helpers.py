@@ -84,8 +84,8 @@ def with_overrides(base: list[str], *overrides: str) -> list[str]:
 
 # The app runs of the tests: `debug=tiny` (conf/debug/tiny.yaml: each stage at its smallest, on tiny_random) plus
 # what each family of tests needs beyond it.
-# a tiny four-stage curriculum (curriculum=default) of 4 steps a stage, two evaluation sets (test_curriculum)
-TINY_CURRICULUM = ["debug=tiny", "stage=curriculum", "curriculum=default", "curriculum.save_steps=2", "curriculum.extend_steps=2",
+# a tiny four-stage curriculum (curriculum=stages) of 4 steps a stage, two evaluation sets (test_curriculum)
+TINY_CURRICULUM = ["debug=tiny", "stage=curriculum", "curriculum=stages", "curriculum.save_steps=2", "curriculum.extend_steps=2",
                    "curriculum.val_limit=2", "curriculum.learning_rate=0.01", "data.val_size=8",
                    "eval.during_training.max_new_tokens=4", "eval.limit=3", "eval.datasets=[generic,synthetic_gsm8k]",
                    "logger=none"]

@@ -151,7 +151,7 @@ def test_a_padding_free_batch_gives_the_loss_of_the_padded_batch(attention):
     assert torch.allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.parametrize("curriculum", ["adaptive", "default"])
+@pytest.mark.parametrize("curriculum", ["adaptive", "stages"])
 def test_stages_train_on_token_budgets(tmp_path, curriculum):
     """The warm-up and both curricula train with batches by tokens, padding-free; each step's tokens stay within
     the budget (TRL's running count of trained tokens), and a step holds more examples than batch_size (2) would."""
@@ -161,7 +161,7 @@ def test_stages_train_on_token_budgets(tmp_path, curriculum):
     budget = 240
     result = run_cli("stage=pipeline", "stage.stages=[warmup,curriculum]", *TINY_SWEEP, f"curriculum={curriculum}",
                      "curriculum.max_steps=3", "curriculum.stages=[{name: one, data: [generic]}]"
-                     if curriculum == "default" else "curriculum.max_steps=3",
+                     if curriculum == "stages" else "curriculum.max_steps=3",
                      f"warmup.max_tokens_per_batch={budget}", "warmup.padding_free=true", "warmup.eval_sets=[]",
                      f"curriculum.max_tokens_per_batch={budget}", "curriculum.padding_free=true",
                      "curriculum.final_eval=false", "curriculum.stage_evals=false", "logger=none",

@@ -69,15 +69,14 @@ def test_k_0_is_greedy_only_no_samples_drawn_and_no_vote_reported(monkeypatch, t
 
 
 def test_token_budget_covers_the_reference_completions():
-    from reasoning_lab.data import format_example, source_rows
-    from reasoning_lab.evaluation import token_budget
+    from reasoning_lab.data import answer_token_cap, format_example, source_rows
     from reasoning_lab.model import load_tokenizer
 
     cfg = make_config()
     tokenizer = load_tokenizer(cfg.model)
     for source in ("generic", "synthetic_gsm8k", "synthetic_aqua", "synthetic_strategyqa"):
         problems = source_rows(source, "test", cfg.data)
-        budget = token_budget(tokenizer, problems, reason=True)
+        budget = answer_token_cap(tokenizer, problems, reason=True)
         lengths = [len(tokenizer(format_example(p, True, "")["completion"][0]["content"])["input_ids"]) + 1
                    for p in problems]
         assert sum(n > budget for n in lengths) / len(lengths) <= 0.01, source  # the cap leaves the references whole

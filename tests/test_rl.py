@@ -219,9 +219,9 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     sampling the resumed run draws the same prompts (the sampler's observations come back with the checkpoint)."""
     from transformers import TrainerCallback, set_seed
 
+    from reasoning_lab.callbacks import MarkComplete
     from reasoning_lab.checkpoints import latest_complete_checkpoint, train_resuming
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.sft import MarkComplete
     from reasoning_lab.stages.rl import observed, prompt_rows, prompt_sampler, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from reasoning_lab.trl_trainers import PromptFeedback

@@ -114,19 +114,19 @@ def test_curriculum_ablation_pools_same_seed_jobs(tmp_path):
                == 2 for job in jobs)
     table = (sweep / "sweep.md").read_text()
     assert "## Across seeds" in table
-    assert all(f"| curriculum={arm} | 2 |" in table for arm in ("shuffled_mix", "adaptive", "default"))
+    assert all(f"| curriculum={arm} | 2 |" in table for arm in ("shuffled_mix", "adaptive", "stages"))
     assert "## Pooled paired comparison with curriculum=shuffled_mix" in table and "Minimal detectable effect" in table
     assert ("- curriculum=shuffled_mix: jobs 0, 1" in table and "- curriculum=adaptive: jobs 2, 3" in table
-            and "- curriculum=default: jobs 4, 5" in table)
+            and "- curriculum=stages: jobs 4, 5" in table)
     comparisons = json.loads((sweep / "compare" / "compare.json").read_text())["comparisons"]
-    assert [c["b"] for c in comparisons] == ["curriculum=adaptive", "curriculum=default"]  # each against the mix
+    assert [c["b"] for c in comparisons] == ["curriculum=adaptive", "curriculum=stages"]  # each against the mix
     assert all(c["dataset"] == "generic" and c["seeds"] == 2 and c["n"] == [2, 2] for c in comparisons)
 
 
 @pytest.mark.slow
 def test_a_failed_job_is_listed_with_its_error_and_the_others_finish(tmp_path):
     sweep = tmp_path / "sweep"
-    result = run_cli("-m", "stage=curriculum", "curriculum=default", *TINY_SWEEP, "logger=none", "curriculum.pacing=linear,bogus",
+    result = run_cli("-m", "stage=curriculum", "curriculum=stages", *TINY_SWEEP, "logger=none", "curriculum.pacing=linear,bogus",
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 2  # the sweep reports the failure at the end
     table = (sweep / "sweep.md").read_text()

@@ -1,8 +1,8 @@
 """RL stage: GRPO, RLOO (TRL) or PPO with a value head (reasoning_lab.ppo) on verifiable rewards.
 
-Recipe: start from the last curriculum checkpoint (checkpoint.init_from, else this run's or the newest
-`curriculum/stage_4`) -> prompts from the hardest curriculum stage's training sets, with the gold
-answer as a column -> evaluate (before) -> train `rl.max_steps` steps with the rewards named in
+Recipe: start from the curriculum's final adapter (checkpoint.init_from, else the one this run's or the newest
+curriculum run's `curriculum/metrics.json` names) -> prompts from the training sets of `rl.prompt_sets`, with
+the gold answer as a column -> evaluate (before) -> train `rl.max_steps` steps with the rewards named in
 `rl.rewards` (reasoning_lab.rewards), prompts drawn by `rl.prompt_sampling` (uniform, AdaRFT's adaptive
 difficulty, or learnability from each prompt's running pass rate; reasoning_lab.prompt_selection), a held-out
 evaluation every `rl.eval_every` steps -> save `rl/checkpoint` (adapter, plus `value_head.safetensors`
@@ -28,9 +28,10 @@ from safetensors.torch import load_file, save_file
 from transformers import set_seed
 from trl import GRPOConfig, RLOOConfig
 
+from reasoning_lab.callbacks import AtSteps, MarkComplete
 from reasoning_lab.checkpoints import (
     check_checkpoint,
-    newest_checkpoint,
+    final_adapter,
     save_adapter,
     train_resuming,
     training_record,
@@ -46,9 +47,8 @@ from reasoning_lab.problem import chat_prompt
 from reasoning_lab.prompt_selection import AdaptiveDifficulty, Learnability, PromptSampler, step_numbers
 from reasoning_lab.report import EVAL_RESULTS, publish_report, reward_markdown
 from reasoning_lab.rewards import reward_functions, reward_table
-from reasoning_lab.sft import MarkComplete
 from reasoning_lab.tracking import finished_stage, stage_run
-from reasoning_lab.trl_trainers import GRPO, RLOO, AtSteps, GenerationTimer, PromptFeedback
+from reasoning_lab.trl_trainers import GRPO, RLOO, GenerationTimer, PromptFeedback
 
 log = logging.getLogger(__name__)
 # PPO's training state, for resuming: tensors in safetensors, the rest (history, step count, RNG states) in JSON
@@ -102,15 +102,16 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
 
 
 def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
-    """checkpoint.init_from, else this run's last curriculum stage, else the newest last curriculum stage of the same
-    model under `paths.log_dir`, else None (fresh adapters on the base model, said in the log)."""
+    """checkpoint.init_from, else the final adapter of this run's curriculum, else that of the newest finished
+    curriculum run of the same model under `paths.log_dir`, else None (fresh adapters on the base model, said in the
+    log)."""
     if cfg.checkpoint.init_from:
         return cfg.checkpoint.init_from
-    last = f"curriculum/stage_{len(cfg.curriculum.stages)}"
-    if (Path(run_dir) / last / "adapter_config.json").exists():
-        return str(check_checkpoint(Path(run_dir) / last, cfg.model))
+    own = final_adapter(run_dir, "curriculum")
+    if own is not None:
+        return str(check_checkpoint(own, cfg.model))
     logs = Path(cfg.paths.log_dir)
-    found = newest_checkpoint(logs, named=last, model=cfg.model.name) if logs.exists() else None
+    found = final_adapter(logs, "curriculum", model=cfg.model.name) if logs.exists() else None
     if found:
         return str(found)
     log.warning("no curriculum checkpoint of model=%s found (pass checkpoint.init_from=<adapter dir>): RL starts from "
@@ -119,8 +120,8 @@ def starting_checkpoint(cfg: DictConfig, run_dir: str) -> str | None:
 
 
 def prompt_rows(cfg: DictConfig) -> list[dict]:
-    """One row per training problem of `rl.prompt_sets` (default: the last curriculum stage's sets)."""
-    names = list(cfg.rl.prompt_sets or cfg.curriculum.stages[-1].data)
+    """One row per training problem of `rl.prompt_sets`."""
+    names = list(cfg.rl.prompt_sets)
     problems = [(name, p) for name in names for p in load_problems(cfg.data, name, "train")]
     rows = [{"prompt": chat_prompt(p.question, cfg.data.system_prompt), "answer": p.answer, "kind": p.kind,
              "options": p.options, "difficulty": p.difficulty, "set": name, "prompt_id": i}

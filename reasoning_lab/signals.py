@@ -1,4 +1,4 @@
-"""The curriculum's validation signals: per-example completion losses (what its decisions test) and greedy
+"""The curriculum's signals: per-example completion losses (what its decisions test) and greedy
 validation accuracy on the training sets' validation splits (recorded after each stage)."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import torch
 from omegaconf import DictConfig
 
 from reasoning_lab.answers import extract_answer, same_answer
-from reasoning_lab.data import build_examples, load_problems, tokenize
+from reasoning_lab.data import answer_token_cap, build_examples, load_problems, tokenize
 from reasoning_lab.decoding import generate
-from reasoning_lab.evaluation import rounded_mean, token_budget
 from reasoning_lab.model import inference_model
 from reasoning_lab.problem import chat_prompt
+from reasoning_lab.stats import rounded_mean
 
 
 def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], limit: int,
@@ -26,7 +26,7 @@ def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], lim
         problems[name] = random.Random(cfg.data.seed).sample(rows, min(limit, len(rows)))
     flat = [(name, p) for name, rows in problems.items() for p in rows]
     prompts = [chat_prompt(p.question, cfg.data.system_prompt) for _, p in flat]
-    budget = max_new_tokens or token_budget(tokenizer, [p for _, p in flat], reason=True)
+    budget = max_new_tokens or answer_token_cap(tokenizer, [p for _, p in flat], reason=True)
     twin = inference_model(model, cfg.model.quantization, cfg.eval.during_training.dtype,
                            cfg.eval.attn_implementation)
     outputs = generate(twin, tokenizer, prompts, budget, batch_size=cfg.eval.batch_size, progress="validation")

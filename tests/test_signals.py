@@ -1,10 +1,10 @@
-"""The curriculum's validation signals (reasoning_lab.validation): per-example completion losses, batched with
+"""The curriculum's validation signals (reasoning_lab.signals): per-example completion losses, batched with
 padding, equal each example's loss computed alone; validation accuracy scores each set's own answers."""
 
 import pytest
 import torch
 
-from reasoning_lab import validation
+from reasoning_lab import signals
 from reasoning_lab.data import build_examples, load_problems, tokenize
 from reasoning_lab.decoding import Completion
 from tests.helpers import tiny_model
@@ -12,7 +12,7 @@ from tests.helpers import tiny_model
 
 def test_batched_losses_equal_each_examples_own_completion_loss():
     cfg, model, tokenizer = tiny_model("data.generic.size_per_level=8", "data.val_size=6", trainable=False)
-    losses = validation.validation_losses(model, tokenizer, cfg, ["generic"], batch_size=4)
+    losses = signals.validation_losses(model, tokenizer, cfg, ["generic"], batch_size=4)
     dataset, _ = tokenize(build_examples(cfg.data, ["generic"], "val"), tokenizer, cfg.data.max_length, "truncate")
     assert len(losses["generic"]) == len(dataset) >= 5  # a padded batch of 4, then the rest
     lengths = {len(ids) for ids in dataset["input_ids"]}
@@ -37,14 +37,14 @@ def test_validation_accuracy_scores_each_sets_answers_with_its_options(monkeypat
             return [(Completion(text_for(by_question[prompt[-1]["content"]]), 5, False),) for prompt in prompts]
         return generate
 
-    monkeypatch.setattr(validation, "load_problems", lambda data, name, split: problems[name])
+    monkeypatch.setattr(signals, "load_problems", lambda data, name, split: problems[name])
     aqua = problems["aqua"][0]
     option_text = next(o for o in aqua.options if o.startswith(aqua.answer + ")"))[2:]  # the right option's value
-    monkeypatch.setattr(validation, "generate", answer_with(lambda p: f"<think>\nx\n</think>\n{p.answer}"))
-    assert validation.validation_accuracy(model, tokenizer, cfg, sets, limit=3, max_new_tokens=8) == {
+    monkeypatch.setattr(signals, "generate", answer_with(lambda p: f"<think>\nx\n</think>\n{p.answer}"))
+    assert signals.validation_accuracy(model, tokenizer, cfg, sets, limit=3, max_new_tokens=8) == {
         "gsm8k": 1.0, "aqua": 1.0}
     assert asked[-1][0][0]["content"] == cfg.data.system_prompt  # asked with the reasoning prompt
-    monkeypatch.setattr(validation, "generate", answer_with(lambda p: "<think>\nx\n</think>\n" + (
+    monkeypatch.setattr(signals, "generate", answer_with(lambda p: "<think>\nx\n</think>\n" + (
         option_text if p is aqua else "-1")))  # the option's value, not its letter: read through the options
-    assert validation.validation_accuracy(model, tokenizer, cfg, sets, limit=3, max_new_tokens=8) == {
+    assert signals.validation_accuracy(model, tokenizer, cfg, sets, limit=3, max_new_tokens=8) == {
         "gsm8k": 0.0, "aqua": pytest.approx(1 / 3, abs=1e-4)}

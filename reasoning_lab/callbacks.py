@@ -46,11 +46,11 @@ class CheckpointState(TrainerCallback):
 
 
 class AtSteps(TrainerCallback):
-    """Calls `hook(step, model)` every `every` optimizer steps (e.g. a held-out evaluation)."""
+    """Calls `hook(step)` every `every` optimizer steps but the last (e.g. a held-out evaluation)."""
 
     def __init__(self, every: int, hook):
         self.every, self.hook = every, hook
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
-            self.hook(state.global_step, model)
+            self.hook(state.global_step)

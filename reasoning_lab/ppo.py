@@ -16,6 +16,9 @@ settings that keep it stable on long reasoning completions (VC-PPO, Yuan et al. 
             head at their own learning rates); the passes stop early once a minibatch's approximate KL to the
             rollout policy exceeds `max_approx_kl`
 
+`train` runs the steps: prompt batches from reasoning_lab.prompt_selection.PromptSampler, a log line per step, the
+held-out evaluation every `rl.eval_every` steps, and the resumable state (`save_state`/`load_state`, no pickle).
+
 The value head is a linear layer on the last hidden state of the shared backbone (the LoRA policy).
 The reference policy is the policy as RL found it: a frozen copy of the starting adapter (the same
 as the adapters disabled when they are fresh). Logs per step: reward, KL to the reference and its coefficient,
@@ -25,6 +28,7 @@ spent generating vs updating.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,9 +39,14 @@ from torch import nn
 from trl.trainer.utils import use_adapter
 
 from reasoning_lab.decoding import left_pad
+from reasoning_lab.files import build_once, read_json, stop_if_asked, write_json
+from reasoning_lab.prompt_selection import PromptSampler, step_numbers
 
+log = logging.getLogger(__name__)
 VALUE_HEAD_FILE = "value_head.safetensors"
 REF = "ref"
+# PPO's training state, for resuming: tensors in safetensors, the rest (history, step count, RNG states) in JSON
+STATE_TENSORS, STATE_FILE = "state.safetensors", "state.json"
 
 
 class ValueHead(nn.Module):
@@ -385,3 +394,62 @@ def load_value_head(folder: str | Path, hidden_size: int) -> ValueHead:
     head = ValueHead(hidden_size)
     head.load_state_dict(load_file(str(Path(folder) / VALUE_HEAD_FILE)))
     return head
+
+
+def prompt_batches(rows: list[dict], sampler: PromptSampler):
+    """Endless batches of prompt rows: another pass of the sampler each time one is spent."""
+    while True:
+        for chunk in sampler.chunks():
+            yield [rows[i] for i in chunk]
+
+
+def train(ppo: PPO, rows: list[dict], sampler: PromptSampler, state_dir: Path, held_out=None,
+          wandb_run=None) -> list[dict]:
+    """`settings.max_steps` PPO steps on prompt batches drawn by `sampler`, a log line (and W&B scalars) each;
+    `held_out(step, label)` every `settings.eval_every` steps; every `settings.save_steps` the whole training state
+    goes to `state_dir` (atomically), and a killed run continues from there: same weights, optimizer, random states
+    and prompt order. Returns the logged steps."""
+    r = ppo.settings
+    history = load_state(ppo, state_dir, sampler)
+    batches = prompt_batches(rows, sampler)
+    for _ in history:  # the prompt batches those steps used
+        next(batches)
+    if history:
+        log.info("resuming PPO at step %d from %s", len(history) + 1, state_dir)
+    for step in range(len(history) + 1, r.max_steps + 1):
+        seen = len(sampler.observations)
+        logs = ppo.step(next(batches))
+        if len(sampler.observations) > seen:
+            logs.update(step_numbers(sampler.observations[seen:]))
+        history.append(logs)
+        log.info("ppo step %d: reward %.3f, kl %.4f (coef %.3f), ratio max %.2f, clipfrac %.2f, value loss %.4f, "
+                 "explained variance %.2f, %d minibatches%s", step, logs["reward"], logs["kl"], logs["kl_coef"],
+                 logs["ratio_max"], logs["clipfrac"], logs["value_loss"], logs["explained_variance"],
+                 logs["minibatches"], " (stopped: KL bound)" if logs["stopped_early"] else "")
+        if wandb_run is not None:
+            wandb_run.log({f"train/{k}": v for k, v in logs.items()})
+        if held_out is not None and r.eval_every and step % r.eval_every == 0 and step < r.max_steps:
+            held_out(step, f"rl/step_{step}")
+        if r.save_steps and step % r.save_steps == 0 and step < r.max_steps:
+            build_once(state_dir, lambda out: save_state(ppo, history, sampler, out), replace=True)
+            stop_if_asked(state_dir / f"step-{step}")
+    return history
+
+
+def save_state(ppo: PPO, history: list[dict], sampler: PromptSampler, out: Path) -> None:
+    """PPO's training state as safetensors (every tensor) and JSON (everything else, the prompt sampler's
+    observations too): no pickle in a run directory."""
+    tensors, rest = ppo.state_tensors()
+    save_file(tensors, str(out / STATE_TENSORS))
+    write_json(out / STATE_FILE, {**rest, "history": history, "prompt_sampler": sampler.state()})
+
+
+def load_state(ppo: PPO, state_dir: Path, sampler: PromptSampler) -> list[dict]:
+    """Put a saved training state back into `ppo` and `sampler`; returns the steps it had logged ([] when there is
+    none)."""
+    if not (state_dir / STATE_FILE).exists():
+        return []
+    rest = read_json(state_dir / STATE_FILE, {})
+    ppo.load_state_tensors(load_file(str(state_dir / STATE_TENSORS)), rest)
+    sampler.load(rest.get("prompt_sampler", []))
+    return rest["history"]

@@ -191,3 +191,18 @@ def step_numbers(observations: list[list]) -> dict:
     answers = [c for values in groups for c in values]
     return {"prompt_sampling/pass_rate": round(sum(answers) / len(answers), 4),
             "prompt_sampling/zero_variance_share": round(sum(len(set(v)) == 1 for v in groups) / len(groups), 4)}
+
+
+class CorrectnessObserver:
+    """The correctness reward (TRL's signature), also handing its verdicts to the prompt sampler
+    (`PromptSampler.observe`): the one way rewards reach the sampler, wired by the RL stage. The sampler's selector
+    (AdaRFT, learnability) follows them, and each step logs their pass rate (`step_numbers`)."""
+
+    def __init__(self, reward, sampler: PromptSampler):
+        self.reward, self.sampler, self.__name__ = reward, sampler, reward.__name__
+
+    def __call__(self, prompts=None, completions=(), prompt_id=None, **kwargs):
+        values = self.reward(prompts=prompts, completions=completions, **kwargs)
+        if prompt_id is not None:
+            self.sampler.observe(list(prompt_id), [float(v) for v in values])
+        return values

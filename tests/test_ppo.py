@@ -145,27 +145,27 @@ def test_the_training_state_round_trips_through_safetensors_and_json(tmp_path):
     """What a killed PPO stage resumes from: no pickle, and the resumed trainer takes the same next step."""
     from safetensors.torch import load_file
 
+    from reasoning_lab.ppo import load_state, save_state
     from reasoning_lab.prompt_selection import PromptSampler
-    from reasoning_lab.stages.rl import load_ppo_state, save_ppo_state
 
     rows = [{"prompt": p} for p in ("count to ten", "say something")]
     ppo = toy_ppo()
     ppo.step(rows)
     sampler = PromptSampler(2, 1, 1, 1, seed=0)
     sampler.observe([0], [1.0])
-    save_ppo_state(ppo, [{"step": 1}], sampler, tmp_path)
+    save_state(ppo, [{"step": 1}], sampler, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.safetensors"]
     assert any(key.startswith("optimizer.") for key in load_file(str(tmp_path / "state.safetensors")))
     expected = ppo.step(rows)
 
     resumed, resumed_sampler = toy_ppo(), PromptSampler(2, 1, 1, 1, seed=0)
-    assert load_ppo_state(resumed, tmp_path, resumed_sampler) == [{"step": 1}] and resumed.step_count == 1
+    assert load_state(resumed, tmp_path, resumed_sampler) == [{"step": 1}] and resumed.step_count == 1
     assert resumed_sampler.observations == [[0, [0], [1.0]]]  # what the prompt sampler had observed
     got = resumed.step(rows)
     assert got["reward"] == expected["reward"] and got["policy_loss"] == pytest.approx(expected["policy_loss"])
     for a, b in zip(ppo.trainable, resumed.trainable):
         assert torch.equal(a, b)
-    assert load_ppo_state(toy_ppo(), tmp_path / "none", PromptSampler(2, 1, 1, 1, seed=0)) == []
+    assert load_state(toy_ppo(), tmp_path / "none", PromptSampler(2, 1, 1, 1, seed=0)) == []
 
 
 def test_critic_warm_up_lowers_the_value_loss_with_the_policy_frozen():

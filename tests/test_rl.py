@@ -109,7 +109,8 @@ def test_prompt_sampling_without_the_correctness_reward_is_one_line():
 
 def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
     from reasoning_lab.errors import ReasoningLabError
-    from reasoning_lab.stages.rl import prompt_batches, prompt_rows
+    from reasoning_lab.ppo import prompt_batches
+    from reasoning_lab.stages.rl import prompt_rows
     from tests.helpers import make_config
 
     rows = [{"i": i} for i in range(5)]
@@ -129,7 +130,7 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     reward on the sampled token ids differs within a group, so the policy must move. A reward that is uniform in the groups
     of every other prompt checks `rl.drop_uniform_groups`: those completions leave the loss, and are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
+    from reasoning_lab.stages.rl import Prompts, prompt_rows, trl_arguments, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from tests.helpers import make_config
 
@@ -144,7 +145,8 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
         return [float(sum(ids) % 97) if str(p) == first else 1.0 for ids, p in zip(completion_ids, prompts)]
 
     sampler = PromptSampler(len(rows), cfg.rl.batch_size, cfg.rl.num_generations, 1, cfg.seed, None)
-    trainer = trl_trainer(cfg, model, tokenizer, rows, [varied], sampler, tmp_path, "none", [])
+    trainer = trl_trainer(cfg, model, tokenizer, Prompts(rows, [varied], sampler), trl_arguments(cfg, tmp_path, "none"),
+                          [])
     before = adapter_digest(trainer.model)
     trainer.train()
     assert adapter_digest(trainer.model) != before
@@ -158,7 +160,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     """A reward that is uniform for every other training prompt: with rl.dynamic_sampling those groups are
     replaced by fresh prompts, so every group the loss sees carries signal, and the refills are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.stages.rl import prompt_rows, trl_trainer
+    from reasoning_lab.stages.rl import Prompts, prompt_rows, trl_arguments, trl_trainer
     from tests.helpers import make_config
 
     cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=3",
@@ -174,7 +176,8 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
         return [1.0 if str(p) in uniform else float(sum(ids) % 997) for ids, p in zip(completion_ids, prompts)]
 
     sampler = PromptSampler(len(rows), cfg.rl.batch_size, cfg.rl.num_generations, 1, cfg.seed, None)
-    trainer = trl_trainer(cfg, model, tokenizer, rows, [half_uniform], sampler, tmp_path, "none", [])
+    trainer = trl_trainer(cfg, model, tokenizer, Prompts(rows, [half_uniform], sampler),
+                          trl_arguments(cfg, tmp_path, "none"), [])
     trainer.train()
     logs = [h for h in trainer.state.log_history if "dynamic_sampling/filtered_share" in h]
     assert len(logs) == 3
@@ -222,7 +225,8 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     from reasoning_lab.callbacks import MarkComplete
     from reasoning_lab.checkpoints import latest_complete_checkpoint, train_resuming
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.stages.rl import observed, prompt_rows, prompt_sampler, trl_trainer
+    from reasoning_lab.prompt_selection import CorrectnessObserver
+    from reasoning_lab.stages.rl import Prompts, prompt_rows, prompt_sampler, trl_arguments, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from reasoning_lab.trl_trainers import PromptFeedback
     from tests.helpers import make_config
@@ -244,8 +248,9 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     def trainer(out, callbacks):
         set_seed(cfg.seed)  # the same fresh adapters each time
         sampler = prompt_sampler(cfg, rows)
-        made = trl_trainer(cfg, load_model(cfg.model), tokenizer, rows, observed([correctness], sampler), sampler,
-                           out, "none", [PromptFeedback(sampler), MarkComplete(), *callbacks])
+        prompts = Prompts(rows, [CorrectnessObserver(correctness, sampler)], sampler)
+        made = trl_trainer(cfg, load_model(cfg.model), tokenizer, prompts, trl_arguments(cfg, out, "none"),
+                           [PromptFeedback(sampler), MarkComplete(), *callbacks])
         return made, sampler
 
     clean, clean_sampler = trainer(tmp_path / "clean", [])

@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import load_file, save_file
 from transformers import set_seed
 from trl import GRPOConfig, RLOOConfig
 
@@ -40,19 +40,23 @@ from reasoning_lab.compare import compare_runs, write_outputs
 from reasoning_lab.data import load_problems
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.evaluation import evaluate, record_evaluation
-from reasoning_lab.files import build_once, read_json, stop_if_asked, write_json, write_text
+from reasoning_lab.files import write_json, write_text
 from reasoning_lab.model import load_model, load_tokenizer
 from reasoning_lab.ppo import PPO
+from reasoning_lab.ppo import train as ppo_train
 from reasoning_lab.problem import chat_prompt
-from reasoning_lab.prompt_selection import AdaptiveDifficulty, Learnability, PromptSampler, step_numbers
+from reasoning_lab.prompt_selection import (
+    AdaptiveDifficulty,
+    CorrectnessObserver,
+    Learnability,
+    PromptSampler,
+)
 from reasoning_lab.report import EVAL_RESULTS, publish_report, reward_markdown
 from reasoning_lab.rewards import reward_functions, reward_table
 from reasoning_lab.tracking import finished_stage, stage_run
 from reasoning_lab.trl_trainers import GRPO, RLOO, GenerationTimer, PromptFeedback
 
 log = logging.getLogger(__name__)
-# PPO's training state, for resuming: tensors in safetensors, the rest (history, step count, RNG states) in JSON
-PPO_TENSORS, PPO_STATE = "state.safetensors", "state.json"
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -71,21 +75,22 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         metrics.update(algorithm=r.algorithm, init_from=start, prompts=len(rows),
                        settings=OmegaConf.to_container(r, resolve=True))
         timer = GenerationTimer(model)  # generation time of training steps, evaluations apart
-        held_out = held_out_evaluation(cfg, model, tokenizer, run_dir, wandb_run, metrics, timer)
+        held_out = HeldOut(cfg, model, tokenizer, run_dir, wandb_run, metrics, timer)
         metrics["before"] = evaluate_before(held_out, stage_dir / "before", metrics)["datasets"]
         sampler = prompt_sampler(cfg, rows)
-        rewards = observed(reward_functions([spec.name for spec in r.rewards], r.max_completion_length,
-                                            end_ids(model, tokenizer)), sampler)
+        rewards = [CorrectnessObserver(f, sampler) if f.__name__ == "correctness" else f
+                   for f in reward_functions([spec.name for spec in r.rewards], r.max_completion_length,
+                                             end_ids(model, tokenizer))]
 
         # train
         timer.excluded_seconds = 0.0
         began = time.perf_counter()
         if r.algorithm == "ppo":
-            history, ppo = train_ppo(cfg, model, tokenizer, rows, rewards, sampler, wandb_run, held_out,
-                                     stage_dir / "ppo_state")
+            ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], r, seed=cfg.seed)
+            history = ppo_train(ppo, rows, sampler, stage_dir / "ppo_state", held_out, wandb_run)
             policy, also = model, ppo.save_value_head
         else:
-            history, policy = train_trl(cfg, model, tokenizer, rows, rewards, sampler, wandb_run, held_out, stage_dir)
+            history, policy = train_trl(cfg, model, tokenizer, Prompts(rows, rewards, sampler), held_out, stage_dir)
             also = None
         metrics["train"] = train_summary(history, time.perf_counter() - began, timer, sampler)
 
@@ -144,46 +149,41 @@ def prompt_sampler(cfg: DictConfig, rows: list[dict]) -> PromptSampler:
     return PromptSampler(len(rows), r.batch_size, r.num_generations, r.num_iterations, cfg.seed, selector)
 
 
-def observed(rewards: list, sampler: PromptSampler) -> list:
-    """The reward functions, the correctness one also telling the prompt sampler which prompts were answered right
-    (what AdaRFT and learnability follow, and what each step logs as the sampled prompts' pass rate)."""
-
-    def watch(func):
-        def correctness(prompts=None, completions=(), prompt_id=None, **kwargs):
-            values = func(prompts=prompts, completions=completions, **kwargs)
-            if prompt_id is not None:
-                sampler.observe(list(prompt_id), [float(v) for v in values])
-            return values
-
-        correctness.__name__ = func.__name__
-        return correctness
-
-    return [watch(f) if f.__name__ == "correctness" else f for f in rewards]
-
-
 def end_ids(model, tokenizer) -> tuple[int, ...]:
     """Every token id that ends a completion (the tokenizer's end of sequence and the model's)."""
     eos = model.generation_config.eos_token_id
     return tuple(sorted({tokenizer.eos_token_id, *([eos] if isinstance(eos, int) else eos or [])}))
 
 
-def held_out_evaluation(cfg: DictConfig, model, tokenizer, run_dir: str, wandb_run, metrics: dict, timer):
-    """`held_out(step, label, out_dir=None)`: the held-out evaluation between RL steps (its time kept apart from
-    training's), recorded as a curve over the steps and in `metrics["eval_history"]`. The evaluations before and
-    after RL (those given an `out_dir`) also draw `rl.final_k` samples a problem: maj@k, pass@k and the sampled
-    answers' own accuracy (pass@1) beside greedy, on the same problems."""
-    eval_sets = list(cfg.eval.datasets if cfg.rl.eval_sets is None else cfg.rl.eval_sets)
-    final = OmegaConf.merge(cfg.eval.during_training, {"k": cfg.rl.final_k})
+@dataclass
+class HeldOut:
+    """The held-out evaluation between RL steps (its time kept apart from training's), recorded as a curve over the
+    steps and in `metrics["eval_history"]`. The evaluations before and after RL (those given an `out_dir`) also
+    draw `rl.final_k` samples a problem: maj@k, pass@k and the sampled answers' own accuracy (pass@1) beside greedy,
+    on the same problems."""
 
-    def held_out(step: int, label: str, out_dir: Path | None = None) -> dict:
-        with timer.excluded():
-            results = evaluate(model, tokenizer, cfg, final if out_dir is not None else cfg.eval.during_training,
-                               label, out_dir, eval_sets)
-        record_evaluation(results, run_dir, wandb_run, "rl/heldout", out_dir, step)  # a curve per metric over the steps
-        metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
+    cfg: DictConfig
+    model: object
+    tokenizer: object
+    run_dir: str
+    wandb_run: object
+    metrics: dict
+    timer: GenerationTimer
+
+    def __call__(self, step: int, label: str, out_dir: Path | None = None) -> dict:
+        cfg = self.cfg
+        eval_sets = list(cfg.eval.datasets if cfg.rl.eval_sets is None else cfg.rl.eval_sets)
+        budget = (OmegaConf.merge(cfg.eval.during_training, {"k": cfg.rl.final_k}) if out_dir is not None
+                  else cfg.eval.during_training)
+        with self.timer.excluded():
+            results = evaluate(self.model, self.tokenizer, cfg, budget, label, out_dir, eval_sets)
+        # a curve per metric over the steps
+        record_evaluation(results, self.run_dir, self.wandb_run, "rl/heldout", out_dir, step)
+        self.metrics.setdefault("eval_history", []).append({"step": step, "datasets": results["datasets"]})
         return results
 
-    return held_out
+    def at_step(self, step: int) -> dict:
+        return self(step, f"rl/step_{step}")
 
 
 def evaluate_before(held_out, before_dir: Path, metrics: dict) -> dict:
@@ -196,20 +196,29 @@ def evaluate_before(held_out, before_dir: Path, metrics: dict) -> dict:
     return before
 
 
-def train_trl(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sampler: PromptSampler, wandb_run,
-              held_out, stage_dir: Path) -> tuple[list[dict], object]:
+@dataclass
+class Prompts:
+    """What RL trains on: the prompt rows, the reward functions that score their completions, and the sampler that
+    draws them (fed the correctness reward's verdicts by a CorrectnessObserver)."""
+
+    rows: list[dict]
+    rewards: list
+    sampler: PromptSampler
+
+
+def train_trl(cfg: DictConfig, model, tokenizer, prompts: Prompts, held_out: HeldOut,
+              stage_dir: Path) -> tuple[list[dict], object]:
     """GRPO or RLOO with TRL, resumed from the newest complete trainer checkpoint; returns the logged steps and
     the trained policy."""
-    r = cfg.rl
-    callbacks = [AtSteps(r.eval_every, lambda step, m: held_out(step, f"rl/step_{step}")), PromptFeedback(sampler)]
-    trainer = trl_trainer(cfg, model, tokenizer, rows, rewards, sampler, stage_dir,
-                          "wandb" if wandb_run is not None else "none", callbacks + [MarkComplete()])
+    callbacks = [AtSteps(cfg.rl.eval_every, held_out.at_step), PromptFeedback(prompts.sampler), MarkComplete()]
+    args = trl_arguments(cfg, stage_dir, "wandb" if held_out.wandb_run is not None else "none")
+    trainer = trl_trainer(cfg, model, tokenizer, prompts, args, callbacks)
     train_resuming(trainer, stage_dir / "trainer")
     return [h for h in trainer.state.log_history if "reward" in h], trainer.model
 
 
-def trl_trainer(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sampler, stage_dir: Path,
-                report_to: str, callbacks: list):
+def trl_arguments(cfg: DictConfig, stage_dir: Path, report_to: str):
+    """TRL's GRPOConfig or RLOOConfig from `rl` (completions per step: prompts x num_generations)."""
     r = cfg.rl
     common = dict(
         output_dir=str(stage_dir / "trainer"), max_steps=r.max_steps,
@@ -225,13 +234,18 @@ def trl_trainer(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sa
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
     if r.algorithm == "grpo":
-        args = GRPOConfig(**common, loss_type=r.grpo.loss_type, scale_rewards=r.grpo.scale_rewards)
-        trainer_class = GRPO
-    else:
-        args, trainer_class = RLOOConfig(**common, normalize_advantages=r.rloo.normalize_advantages), RLOO
-    return trainer_class(model=model, reward_funcs=rewards, args=args, train_dataset=Dataset.from_list(rows),
-                         processing_class=tokenizer, callbacks=callbacks, prompt_sampler=sampler,
-                         drop_uniform_groups=r.drop_uniform_groups, dynamic_sampling=r.dynamic_sampling.enable,
+        return GRPOConfig(**common, loss_type=r.grpo.loss_type, scale_rewards=r.grpo.scale_rewards)
+    return RLOOConfig(**common, normalize_advantages=r.rloo.normalize_advantages)
+
+
+def trl_trainer(cfg: DictConfig, model, tokenizer, prompts: Prompts, args, callbacks: list):
+    """Our GRPO or RLOO (reasoning_lab.trl_trainers) over the prompts, in the sampler's order."""
+    r = cfg.rl
+    trainer_class = GRPO if r.algorithm == "grpo" else RLOO
+    return trainer_class(model=model, reward_funcs=prompts.rewards, args=args,
+                         train_dataset=Dataset.from_list(prompts.rows), processing_class=tokenizer,
+                         callbacks=callbacks, prompt_sampler=prompts.sampler, drop_uniform_groups=r.drop_uniform_groups,
+                         dynamic_sampling=r.dynamic_sampling.enable,
                          max_refill_rounds=r.dynamic_sampling.max_refill_rounds)
 
 
@@ -283,61 +297,3 @@ def evaluated_completions(predictions: Path) -> list[dict]:
             completions.append({"text": row["greedy"], "cut_off": row["greedy_hit_cap"], **common})
             completions += [{"text": s["completion"], "cut_off": s.get("hit_cap"), **common} for s in row["samples"]]
     return completions
-
-
-def prompt_batches(rows: list[dict], sampler: PromptSampler):
-    """Endless batches of prompt rows: another pass of the sampler each time one is spent."""
-    while True:
-        for chunk in sampler.chunks():
-            yield [rows[i] for i in chunk]
-
-
-def train_ppo(cfg: DictConfig, model, tokenizer, rows: list[dict], rewards, sampler: PromptSampler, wandb_run,
-              held_out, state_dir: Path) -> tuple[list[dict], PPO]:
-    """PPO steps; every `rl.save_steps` the whole training state goes to `state_dir` (atomically), and a
-    killed run continues from there: same weights, optimizer, random states and prompt order."""
-    r = cfg.rl
-    ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], r, seed=cfg.seed)
-    history = load_ppo_state(ppo, state_dir, sampler)
-    batches = prompt_batches(rows, sampler)
-    for _ in history:  # the prompt batches those steps used
-        next(batches)
-    if history:
-        log.info("resuming PPO at step %d from %s", len(history) + 1, state_dir)
-    for step in range(len(history) + 1, r.max_steps + 1):
-        seen = len(sampler.observations)
-        logs = ppo.step(next(batches))
-        if len(sampler.observations) > seen:
-            logs.update(step_numbers(sampler.observations[seen:]))
-        history.append(logs)
-        log.info("ppo step %d: reward %.3f, kl %.4f (coef %.3f), ratio max %.2f, clipfrac %.2f, value loss %.4f, "
-                 "explained variance %.2f, %d minibatches%s", step, logs["reward"], logs["kl"], logs["kl_coef"],
-                 logs["ratio_max"], logs["clipfrac"], logs["value_loss"], logs["explained_variance"],
-                 logs["minibatches"], " (stopped: KL bound)" if logs["stopped_early"] else "")
-        if wandb_run is not None:
-            wandb_run.log({f"train/{k}": v for k, v in logs.items()})
-        if r.eval_every and step % r.eval_every == 0 and step < r.max_steps:
-            held_out(step, f"rl/step_{step}")
-        if r.save_steps and step % r.save_steps == 0 and step < r.max_steps:
-            build_once(state_dir, lambda out: save_ppo_state(ppo, history, sampler, out), replace=True)
-            stop_if_asked(state_dir / f"step-{step}")
-    return history, ppo
-
-
-def save_ppo_state(ppo: PPO, history: list[dict], sampler: PromptSampler, out: Path) -> None:
-    """PPO's training state as safetensors (every tensor) and JSON (everything else, the prompt sampler's
-    observations too): no pickle in a run directory."""
-    tensors, rest = ppo.state_tensors()
-    save_file(tensors, str(out / PPO_TENSORS))
-    write_json(out / PPO_STATE, {**rest, "history": history, "prompt_sampler": sampler.state()})
-
-
-def load_ppo_state(ppo: PPO, state_dir: Path, sampler: PromptSampler) -> list[dict]:
-    """Put a saved training state back into `ppo` and `sampler`; returns the steps it had logged ([] when there is
-    none)."""
-    if not (state_dir / PPO_STATE).exists():
-        return []
-    rest = read_json(state_dir / PPO_STATE, {})
-    ppo.load_state_tensors(load_file(str(state_dir / PPO_TENSORS)), rest)
-    sampler.load(rest.get("prompt_sampler", []))
-    return rest["history"]

@@ -300,7 +300,7 @@ def bench_rl(algorithm: str, steps: int, prompts: int, generations: int, tokens:
     with the RL stage's settings changed by `overrides` (e.g. rl.continuous_batching=true)."""
     from reasoning_lab.stages import rl
 
-    settings = [f"rl={algorithm}", "stage=rl", f"rl.max_steps={steps + warm_up}", f"rl.batch_size={prompts}",
+    settings = [f"rl={algorithm}", "stage=rl", f"rl.max_steps={steps + warm_up}", f"rl.prompts_per_step={prompts}",
                  f"rl.num_generations={generations}", f"rl.max_completion_length={tokens}", "rl.num_iterations=1",
                  f"rl.ppo.minibatch_size={prompts * generations}", "rl.eval_every=0", "rl.eval_sets=[]", "logger=none",
                  *overrides]

@@ -181,7 +181,7 @@ def main() -> int:
                              "32 problems x (greedy + 4 samples + direct), 64 new tokens (direct answers not counted)"))
             elif stage in ("grpo", "ppo"):
                 code, wall = run([*q, "stage=rl", f"rl={stage}", f"checkpoint.init_from={checkpoint}", "rl.max_steps=3",
-                                  "rl.batch_size=4", "rl.num_generations=4", "rl.max_completion_length=64",
+                                  "rl.prompts_per_step=4", "rl.num_generations=4", "rl.max_completion_length=64",
                                   "rl.eval_every=0", "rl.eval_sets=[]", "rl.prompt_sets=[gsm8k]",
                                   f"hydra.run.dir={run_dir}/{stage}"], log, left)
                 m = json.loads((run_dir / stage / "rl" / "metrics.json").read_text()) if code == 0 else {}

@@ -48,7 +48,7 @@ def stage_summary(name: str, m: dict) -> tuple[str, str]:
         return f"pacing {m.get('pacing', '?')}; {plan}", f"final validation loss {m.get('final_val_loss', float('nan')):.3f}"
     s = m.get("settings", {})
     rewards = ", ".join(f"{r['name']} x{r['weight']}" for r in s.get("rewards", []))
-    settings = (f"{s.get('algorithm', '?')}, {s.get('max_steps', '?')} steps of {s.get('batch_size', '?')} prompts x "
+    settings = (f"{s.get('algorithm', '?')}, {s.get('max_steps', '?')} steps of {s.get('prompts_per_step', s.get('batch_size', '?'))} prompts x "
                 f"{s.get('num_generations', '?')} completions (<= {s.get('max_completion_length', '?')} tokens), "
                 f"lr {s.get('learning_rate', '?')}, KL {s.get('beta', '?')}; rewards {rewards}; {m.get('prompts', '?')} prompts")
     results = "; ".join(f"{c['dataset']}: {c['accuracy_a']:.3f} -> {c['accuracy_b']:.3f} (p {c['p_value']:.3g}, n {c['n']})"

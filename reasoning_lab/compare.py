@@ -295,7 +295,7 @@ def plot_deltas(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def mean(value):
+def seed_mean(value):
     """A number, or the mean of a per-seed list (a comparison of arms)."""
     return sum(value) / len(value) if isinstance(value, list) else value
 
@@ -306,7 +306,7 @@ def log_comparison(result: dict, out: Path) -> None:
     import wandb
 
     columns = ["dataset", "b", "n", "accuracy_a", "accuracy_b", "delta", "ci_low", "ci_high", "p_value", "p_holm", "mde"]
-    rows = [[c["dataset"], c["b"], mean(c["n"]), mean(c["accuracy_a"]), mean(c["accuracy_b"]), c["delta"], *c["ci95"],
+    rows = [[c["dataset"], c["b"], seed_mean(c["n"]), seed_mean(c["accuracy_a"]), seed_mean(c["accuracy_b"]), c["delta"], *c["ci95"],
              c["p_value"], c["p_holm"], c.get("mde")] for c in result["comparisons"]]
     run = wandb.init(project="reasoning_lab", job_type="compare", dir=str(out), mode=os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline"))
     run.log({"compare/table": wandb.Table(columns=columns, data=rows), "compare/plot": wandb.Image(str(out / "compare.png"))})

@@ -213,7 +213,7 @@ class CurriculumConfig(SFTSettings):  # conf/curriculum/
     replay_boost: float = within(0.0, 1.0)
     max_replay: float = within(0.0, 1.0)
     length_window: int = at_least(1)
-    alpha: float = within(0.0, 1.0)
+    significance: float = within(0.0, 1.0)
     min_delta: float
     max_extra_epochs: float
     extend_steps: int = at_least(0)
@@ -271,10 +271,10 @@ class PPOSettings:  # rl.ppo
 
 @dataclass
 class AdaRFTSettings:  # rl.adarft (rl.prompt_sampling=adarft)
-    target: float = within(0.0, 1.0)
+    start_difficulty: float = within(0.0, 1.0)
     eta: float
-    alpha: float
-    reward: float
+    sensitivity: float
+    target_pass_rate: float = within(0.0, 1.0)
 
 
 @dataclass
@@ -292,7 +292,7 @@ class DynamicSamplingSettings:  # rl.dynamic_sampling (DAPO)
 class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
     algorithm: str = one_of("grpo", "rloo", "ppo")
     max_steps: int = at_least(1)
-    batch_size: int = at_least(1)
+    prompts_per_step: int = at_least(1)
     num_generations: int = at_least(1)
     max_completion_length: int = at_least(1)
     learning_rate: float
@@ -360,6 +360,14 @@ class CheckpointConfig:  # conf/config.yaml: checkpoint
 
 
 @dataclass
+class AnswerConfig:  # conf/config.yaml: answer (stage=answer)
+    question: str | None
+    questions: str | None
+    kind: str | None = one_of(*KINDS)
+    reason: bool
+
+
+@dataclass
 class PathsConfig:  # conf/paths/
     log_dir: str
 
@@ -377,11 +385,8 @@ class Config:  # conf/config.yaml: the groups, then the top-level keys
     logger: LoggerConfig
     paths: PathsConfig
     checkpoint: CheckpointConfig
+    answer: AnswerConfig
     seed: int = within(0, 2**32 - 1)  # numpy's and torch's seeds must fit 32 bits
-    question: str | None
-    questions: str | None
-    kind: str | None = one_of(*KINDS)
-    reason: bool
     optimized_metric: str | None
 
 
@@ -544,10 +549,15 @@ RENAMED = {
     **{f"rl.{key}": f"rl.ppo.{key}" for key in ("minibatch_size", "gamma", "cliprange_value", "vf_coef",
                                                 "max_grad_norm")},
     **{key: "rl.ppo.lam_actor" for key in ("rl.lam", "rl.ppo.lam")},
-    **{key: "rl.prompt_sampling=adarft rl.adarft.target" for key in ("rl.difficulty_target",
-                                                                        "rl.adaptive_difficulty.target")},
-    **{f"rl.{old}{key}": f"rl.adarft.{key}" for old in ("difficulty_", "adaptive_difficulty.")
-       for key in ("eta", "alpha", "reward")},
+    **{key: "rl.prompt_sampling=adarft rl.adarft.start_difficulty" for key in ("rl.difficulty_target",
+                                                                                  "rl.adaptive_difficulty.target")},
+    **{f"rl.{old}eta": "rl.adarft.eta" for old in ("difficulty_", "adaptive_difficulty.")},
+    **{f"rl.{old}{key}": f"rl.adarft.{new}" for old in ("difficulty_", "adaptive_difficulty.", "adarft.")
+       for key, new in (("alpha", "sensitivity"), ("reward", "target_pass_rate"))},
+    "rl.adarft.target": "rl.adarft.start_difficulty",
+    "rl.batch_size": "rl.prompts_per_step",
+    "curriculum.alpha": "curriculum.significance",
+    **{key: f"answer.{key}" for key in ("question", "questions", "kind", "reason")},
     "rl.dynamic_sampling": "rl.dynamic_sampling.enable",
     "rl.max_refill_rounds": "rl.dynamic_sampling.max_refill_rounds",
 }

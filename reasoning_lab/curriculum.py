@@ -179,13 +179,13 @@ def mean(values: list[float]) -> float:
 
 def forgetting_check(earlier_now: dict[str, list[float]], earlier_before: dict[str, list[float]], replay: float,
                      settings) -> tuple[list[str], float, str]:
-    """Earlier sets whose validation loss rose by more than `forgetting_tolerance` with p < `alpha`, the
+    """Earlier sets whose validation loss rose by more than `forgetting_tolerance` with p < `significance`, the
     replay share for the next stage, and the words that say so ("" when nothing was forgotten)."""
     forgotten, drops = [], []
     for name, values in earlier_now.items():
         rise = mean(values) - mean(earlier_before[name])
         p = paired_p_value(values, earlier_before[name])
-        if rise > settings.forgetting_tolerance and p < settings.alpha:
+        if rise > settings.forgetting_tolerance and p < settings.significance:
             forgotten.append(name)
             drops.append(f"{name}: loss {mean(earlier_before[name]):.3f} -> {mean(values):.3f}, p={p:.3g}")
     next_replay = round(min(settings.max_replay, replay + settings.replay_boost), 4) if forgotten else replay
@@ -199,10 +199,10 @@ def decide(now: list[float], previous: list[float], extensions_left: bool, earli
     """Decisions on per-example validation losses (completion NLL), each change tested on the same examples
     before and after (`paired_p_value`, one-sided sign flips) so that noise does not drive them.
 
-    Extend while the stage's loss still falls by more than `min_delta` with p < `alpha` and the extension
+    Extend while the stage's loss still falls by more than `min_delta` with p < `significance` and the extension
     budget lasts; otherwise advance. An earlier stage counts as forgotten when its loss rose by more than
-    `forgetting_tolerance` with p < `alpha`: replay for the next stage rises by `replay_boost` (up to
-    `max_replay`). On pure noise each rule fires at most `alpha` of the time.
+    `forgetting_tolerance` with p < `significance`: replay for the next stage rises by `replay_boost` (up to
+    `max_replay`). On pure noise each rule fires at most `significance` of the time.
 
     An extension of round `extended_round` whose mean loss rose is undone (`revert`): the stage advances
     with that round's adapter, and forgetting is judged on its losses (`earlier_previous`)."""
@@ -213,9 +213,9 @@ def decide(now: list[float], previous: list[float], extensions_left: bool, earli
     forgotten, next_replay, forgetting = forgetting_check(earlier_now, earlier_before, replay, settings)
     gain, p = mean(previous) - mean(now), paired_p_value(previous, now)
     change = f"validation loss {mean(previous):.3f} -> {mean(now):.3f} (p={p:.3g})"
-    if gain <= settings.min_delta or p >= settings.alpha:
+    if gain <= settings.min_delta or p >= settings.significance:
         return Decision("advance", f"{change}: stopped improving (needs a fall > min_delta {settings.min_delta} "
-                        f"with p < {settings.alpha}){forgetting}", next_replay, forgotten)
+                        f"with p < {settings.significance}){forgetting}", next_replay, forgotten)
     if not extensions_left:
         return Decision("advance", f"{change}: still improving, extension budget spent{forgetting}", next_replay,
                         forgotten)

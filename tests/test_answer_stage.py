@@ -9,7 +9,7 @@ from tests.helpers import TINY_ANSWER, run_cli
 
 
 def test_printed_vote_matches_the_saved_paths(tmp_path):
-    result = run_cli(*TINY_ANSWER, "checkpoint.eval=base", "question=What is 12 + 30?", f"hydra.run.dir={tmp_path}")
+    result = run_cli(*TINY_ANSWER, "checkpoint.eval=base", "answer.question=What is 12 + 30?", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     (saved,) = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
     assert len(saved["paths"]) == 4 and saved["kind"] == "number"
@@ -27,7 +27,7 @@ def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, tiny_warmup):
     questions = tmp_path / "q.jsonl"
     questions.write_text('{"question": "Is 9 greater than 3?"}\n\n{"question": "What is 2+2?\\nOptions: A)3 B)4 C)5 D)6 E)7"}\n')
     out = tmp_path / "answers"
-    result = run_cli(*TINY_ANSWER, f"checkpoint.search={train}", f"questions={questions}", "reason=false", f"hydra.run.dir={out}")
+    result = run_cli(*TINY_ANSWER, f"checkpoint.search={train}", f"answer.questions={questions}", "answer.reason=false", f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"{train}/warmup/checkpoint" in result.stdout
     rows = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
@@ -37,8 +37,8 @@ def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, tiny_warmup):
 
 @pytest.mark.parametrize(
     "args, message",
-    [(["question="], "no question"), (["question=hi", "checkpoint.eval=/no/such/dir"], "does not exist"),
-     (["question=hi", "checkpoint.search=/no/such/run"], "does not exist"), (["question=hi", "kind=date"], "kind='date' is not one of number")],
+    [(["answer.question="], "no question"), (["answer.question=hi", "checkpoint.eval=/no/such/dir"], "does not exist"),
+     (["answer.question=hi", "checkpoint.search=/no/such/run"], "does not exist"), (["answer.question=hi", "answer.kind=date"], "answer.kind='date' is not one of number")],
 )
 def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     result = run_cli(*TINY_ANSWER, *args, f"hydra.run.dir={tmp_path}")
@@ -48,6 +48,6 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
 
 
 def test_checkpoint_of_another_base_model_is_refused(tmp_path, tiny_warmup):
-    result = run_cli("stage=answer", "model=smollm2_135m", "question=hi",
+    result = run_cli("stage=answer", "model=smollm2_135m", "answer.question=hi",
                      f"checkpoint.eval={tiny_warmup}/warmup/checkpoint", f"hydra.run.dir={tmp_path / 'a'}")
     assert result.returncode == 2 and "trained on model=tiny_random" in result.stderr

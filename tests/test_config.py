@@ -55,8 +55,11 @@ def test_validate_names_the_key(override, message):
     [(["stage=warmup", "model.lora.r=abc"], "model.lora.r"),
      (["stage=nope"], "stage/nope"),
      (["model.quantization=2bit"], "model.quantization"),
-     (["stage=rl", "rl.difficulty_target=0.5"], "rl.difficulty_target was renamed rl.prompt_sampling=adarft rl.adarft.target"),
+     (["stage=rl", "rl.difficulty_target=0.5"], "rl.difficulty_target was renamed rl.prompt_sampling=adarft rl.adarft.start_difficulty"),
      (["stage=rl", "rl.dynamic_sampling=true"], "write rl.dynamic_sampling.enable=true instead"),
+     (["stage=curriculum", "curriculum=default"], "curriculum=default was renamed; write curriculum=stages instead"),
+     (["-m", "curriculum=shuffled_mix,default"], "curriculum=default was renamed; write curriculum=stages instead"),
+     (["stage=rl", "rl.batch_size=8"], "rl.batch_size was renamed rl.prompts_per_step"),
      # every stage of a pipeline is checked before its first stage loads a model
      (["stage=pipeline", "rl.use_vllm=true", "model.quantization=8bit"], "rl.use_vllm=true needs a 4-bit"),
      (["stage=pipeline", "stage.stages=[warmup,answer]"], "stage.stages=['warmup', 'answer']: each must be one of"),
@@ -208,7 +211,7 @@ def test_a_setting_without_a_value_is_refused_by_name():
 def test_every_renamed_key_points_at_a_key_that_exists():
     cfg = make_config()
     for old, new in config.RENAMED.items():
-        parent, _, leaf = new.split()[-1].rpartition(".")  # "rl.prompt_sampling=adarft rl.adarft.target": the key last
+        parent, _, leaf = new.split()[-1].rpartition(".")  # "rl.prompt_sampling=adarft rl.adarft.start_difficulty": the key last
         assert leaf in OmegaConf.select(cfg, parent), (old, new)
         with pytest.raises(ReasoningLabError, match=f"{old} was renamed {new}; write {new}=1 instead"):
             config.check_renamed(["stage=rl", f"{old}=1"])

@@ -87,7 +87,7 @@ def test_sampler_order_depends_only_on_the_seed():
 
 
 class Settings:
-    alpha, min_delta, forgetting_tolerance, replay_boost, max_replay = 0.05, 0.02, 0.05, 0.1, 0.5
+    significance, min_delta, forgetting_tolerance, replay_boost, max_replay = 0.05, 0.02, 0.05, 0.1, 0.5
 
 
 def losses(mean, n=32, noise=0.4, seed=0):
@@ -236,7 +236,7 @@ def test_the_llama32_3b_preset_chains_warmup_curriculum_rl_and_eval(tmp_path, sh
     tiny = [a for a in TINY_CURRICULUM if a not in ("stage=curriculum", "logger=none")]
     args = with_overrides(tiny, "eval.datasets=[gsm8k,generic]", "warmup.batch_size=2", "warmup.max_steps=1",
                           "curriculum.max_extensions=0", "warmup.eval_steps=0", "warmup.eval_sets=[]", "eval.limit=2",
-                          "eval.k=2", "eval.max_new_tokens=4", "eval.direct_limit=1", "rl.max_steps=1", "rl.batch_size=2",
+                          "eval.k=2", "eval.max_new_tokens=4", "eval.direct_limit=1", "rl.max_steps=1", "rl.prompts_per_step=2",
                           "rl.num_generations=2", "rl.max_completion_length=4", "rl.eval_every=0")
     result = run_cli("experiment=llama32_3b", *args, f"data.root={shared_data}", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]

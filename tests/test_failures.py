@@ -130,9 +130,9 @@ def test_a_questions_file_that_is_not_text_is_one_line(tmp_path, content):
         path.mkdir()
     else:
         path.write_bytes(content)
-    result = run_cli("stage=answer", "model=tiny_random", "checkpoint.eval=base", f"questions={path}",
+    result = run_cli("stage=answer", "model=tiny_random", "checkpoint.eval=base", f"answer.questions={path}",
                      "logger=none", f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
-    one_line_exit_2(result, f"questions={path}")
+    one_line_exit_2(result, f"answer.questions={path}")
 
 
 # ------------------------------------------------------------------ checkpoints

@@ -69,7 +69,7 @@ def toy_ppo(lr=3e-2, beta=0.0, *extra: str, reward=None):
     def share_of_multiples_of_8(prompts=None, completions=(), completion_ids=(), **kwargs):
         return [sum(t % 8 == 0 for t in ids) / max(len(ids), 1) for ids in completion_ids]
 
-    settings = make_config("rl=ppo", "rl.batch_size=4", "rl.num_generations=2", "rl.max_completion_length=8",
+    settings = make_config("rl=ppo", "rl.prompts_per_step=4", "rl.num_generations=2", "rl.max_completion_length=8",
                            "rl.temperature=1.0", f"rl.ppo.actor_learning_rate={lr}", f"rl.ppo.kl_coef={beta}",
                            "rl.ppo.kl_target=null", "rl.num_iterations=2", "rl.ppo.minibatch_size=4", *extra).rl
     return PPO(model, tokenizer, [reward or share_of_multiples_of_8], [1.0], settings, seed=0)
@@ -121,7 +121,7 @@ def test_an_early_eos_ends_the_completion_there_and_gets_the_reward_on_its_last_
         seen["ids"] = [list(ids) for ids in completion_ids]
         return [float(len(ids)) for ids in completion_ids]
 
-    ppo = toy_ppo(3e-2, 0.0, "rl.ppo.gamma=1.0", "rl.ppo.lam_actor=1.0", "rl.batch_size=2", "rl.ppo.minibatch_size=2",
+    ppo = toy_ppo(3e-2, 0.0, "rl.ppo.gamma=1.0", "rl.ppo.lam_actor=1.0", "rl.prompts_per_step=2", "rl.ppo.minibatch_size=2",
                   reward=score_by_length)
     eos, pad = ppo.eos_ids[0], ppo.pad
     early = [11, 12, eos] + [pad] * 5

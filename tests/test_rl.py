@@ -76,7 +76,7 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
 def test_adarft_prompt_sampling_and_dropped_groups_in_grpo(tmp_path, tiny_warmup):
     run_dir = tmp_path / "run"
     metrics = finished(run_dir, run_cli(*TINY_RL, f"checkpoint.init_from={tiny_warmup}/warmup/checkpoint",
-                                        "rl.prompt_sampling=adarft", "rl.adarft.target=0.3",
+                                        "rl.prompt_sampling=adarft", "rl.adarft.start_difficulty=0.3",
                                         "rl.drop_uniform_groups=true", "rl.eval_every=0", "logger=none",
                                         f"hydra.run.dir={run_dir}"))
     targets = [h["target"] for h in metrics["train"]["prompt_sampling"]]
@@ -118,8 +118,8 @@ def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
     seen = [next(batches) for _ in range(6)]  # 2 batches per pass, so three seeded passes
     assert all(len(b) == 2 for b in seen)
     assert len({row["i"] for b in seen[:2] for row in b}) == 4  # no repeat within a pass
-    cfg = make_config("stage=rl", "rl.prompt_sets=[generic]", "data.generic.size_per_level=8", "rl.batch_size=1000")
-    with pytest.raises(ReasoningLabError, match="fewer than rl.batch_size=1000"):
+    cfg = make_config("stage=rl", "rl.prompt_sets=[generic]", "data.generic.size_per_level=8", "rl.prompts_per_step=1000")
+    with pytest.raises(ReasoningLabError, match="fewer than rl.prompts_per_step=1000"):
         prompt_rows(cfg)
 
 
@@ -144,7 +144,7 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
         first = str(prompts[0])
         return [float(sum(ids) % 97) if str(p) == first else 1.0 for ids, p in zip(completion_ids, prompts)]
 
-    sampler = PromptSampler(len(rows), cfg.rl.batch_size, cfg.rl.num_generations, 1, cfg.seed, None)
+    sampler = PromptSampler(len(rows), cfg.rl.prompts_per_step, cfg.rl.num_generations, 1, cfg.seed, None)
     trainer = trl_trainer(cfg, model, tokenizer, Prompts(rows, [varied], sampler), trl_arguments(cfg, tmp_path, "none"),
                           [])
     before = adapter_digest(trainer.model)
@@ -164,7 +164,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     from tests.helpers import make_config
 
     cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=3",
-                      "rl.batch_size=4", "rl.dynamic_sampling.enable=true", "rl.dynamic_sampling.max_refill_rounds=8", "rl.temperature=1.5",
+                      "rl.prompts_per_step=4", "rl.dynamic_sampling.enable=true", "rl.dynamic_sampling.max_refill_rounds=8", "rl.temperature=1.5",
                       "rl.beta=0.0", "rl.rewards=[{name: correctness, weight: 1.0}]")
     model, tokenizer = load_model(cfg.model), load_tokenizer(cfg.model)
     rows = prompt_rows(cfg)
@@ -175,7 +175,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
         seen.extend(str(p) in uniform for p in prompts)
         return [1.0 if str(p) in uniform else float(sum(ids) % 997) for ids, p in zip(completion_ids, prompts)]
 
-    sampler = PromptSampler(len(rows), cfg.rl.batch_size, cfg.rl.num_generations, 1, cfg.seed, None)
+    sampler = PromptSampler(len(rows), cfg.rl.prompts_per_step, cfg.rl.num_generations, 1, cfg.seed, None)
     trainer = trl_trainer(cfg, model, tokenizer, Prompts(rows, [half_uniform], sampler),
                           trl_arguments(cfg, tmp_path, "none"), [])
     trainer.train()

@@ -24,14 +24,14 @@ from reasoning_lab.model import load_base_model, load_model, load_tokenizer
 
 
 def read_questions(cfg: DictConfig) -> list[str]:
-    if cfg.questions:
-        path = Path(cfg.questions)
+    if cfg.answer.questions:
+        path = Path(cfg.answer.questions)
         if not path.is_file():
-            raise ReasoningLabError(f"questions={path} is not a file; give a JSONL file with one {{\"question\": ...}} per line")
+            raise ReasoningLabError(f"answer.questions={path} is not a file; give a JSONL file with one {{\"question\": ...}} per line")
         try:
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError:
-            raise ReasoningLabError(f"questions={path} is not UTF-8 text; give a JSONL file with one "
+            raise ReasoningLabError(f"answer.questions={path} is not UTF-8 text; give a JSONL file with one "
                                     f"{{\"question\": ...}} per line") from None
         questions = []
         for number, line in enumerate(text.splitlines(), 1):
@@ -47,9 +47,9 @@ def read_questions(cfg: DictConfig) -> list[str]:
         if not questions:
             raise ReasoningLabError(f"{path} holds no questions")
         return questions
-    if cfg.question is None or not str(cfg.question).strip():
-        raise ReasoningLabError('no question: add question="..." (or questions=<file.jsonl>) to the command')
-    return [str(cfg.question).strip()]
+    if cfg.answer.question is None or not str(cfg.answer.question).strip():
+        raise ReasoningLabError('no question: add answer.question="..." (or answer.questions=<file.jsonl>) to the command')
+    return [str(cfg.answer.question).strip()]
 
 
 def show(result: dict, reason: bool) -> str:
@@ -74,14 +74,14 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     with open(out, "w") as handle:
         for question in questions:
             result = self_consistency(
-                model, tokenizer, question, k=cfg.eval.k, kind=cfg.kind, reason=cfg.reason,
+                model, tokenizer, question, k=cfg.eval.k, kind=cfg.answer.kind, reason=cfg.answer.reason,
                 system_prompt=cfg.data.system_prompt, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
                 max_new_tokens=cfg.eval.max_new_tokens or 256,
             )
             handle.write(json.dumps({"question": question, "checkpoint": str(checkpoint or "base"),
-                                     "reason": cfg.reason, **result}) + "\n")
+                                     "reason": cfg.answer.reason, **result}) + "\n")
             handle.flush()
             print(("\n" if len(questions) > 1 else "") + (f"question: {question}\n" if len(questions) > 1 else "")
-                  + show(result, cfg.reason), flush=True)
+                  + show(result, cfg.answer.reason), flush=True)
     print(f"\nall paths saved in {out}")
     return {"answers": str(out), "questions": len(questions)}

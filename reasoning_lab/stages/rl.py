@@ -131,9 +131,9 @@ def prompt_rows(cfg: DictConfig) -> list[dict]:
     rows = [{"prompt": chat_prompt(p.question, cfg.data.system_prompt), "answer": p.answer, "kind": p.kind,
              "options": p.options, "difficulty": p.difficulty, "set": name, "prompt_id": i}
             for i, (name, p) in enumerate(problems)]
-    if len(rows) < cfg.rl.batch_size:
+    if len(rows) < cfg.rl.prompts_per_step:
         raise ReasoningLabError(f"rl.prompt_sets={names} hold {len(rows)} training problems, fewer than "
-                                f"rl.batch_size={cfg.rl.batch_size}; add sets or lower rl.batch_size")
+                                f"rl.prompts_per_step={cfg.rl.prompts_per_step}; add sets or lower rl.prompts_per_step")
     return rows
 
 
@@ -142,11 +142,11 @@ def prompt_sampler(cfg: DictConfig, rows: list[dict]) -> PromptSampler:
     r = cfg.rl
     selector = None
     if r.prompt_sampling == "adarft":
-        selector = AdaptiveDifficulty([row["difficulty"] for row in rows], r.adarft.target, r.adarft.eta,
-                                      r.adarft.alpha, r.adarft.reward, cfg.seed)
+        selector = AdaptiveDifficulty([row["difficulty"] for row in rows], r.adarft.start_difficulty, r.adarft.eta,
+                                      r.adarft.sensitivity, r.adarft.target_pass_rate, cfg.seed)
     elif r.prompt_sampling == "learnability":
         selector = Learnability([f"{row['set']}/{row['difficulty']}" for row in rows], r.learnability.prior, cfg.seed)
-    return PromptSampler(len(rows), r.batch_size, r.num_generations, r.num_iterations, cfg.seed, selector)
+    return PromptSampler(len(rows), r.prompts_per_step, r.num_generations, r.num_iterations, cfg.seed, selector)
 
 
 def end_ids(model, tokenizer) -> tuple[int, ...]:
@@ -222,7 +222,7 @@ def trl_arguments(cfg: DictConfig, stage_dir: Path, report_to: str):
     r = cfg.rl
     common = dict(
         output_dir=str(stage_dir / "trainer"), max_steps=r.max_steps,
-        per_device_train_batch_size=r.batch_size * r.num_generations,  # completions per step
+        per_device_train_batch_size=r.prompts_per_step * r.num_generations,  # completions per step
         gradient_accumulation_steps=1, num_generations=r.num_generations,
         max_completion_length=r.max_completion_length, learning_rate=r.learning_rate, beta=r.beta,
         temperature=r.temperature, top_p=r.top_p, epsilon=r.epsilon, num_iterations=r.num_iterations,

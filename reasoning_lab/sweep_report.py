@@ -32,6 +32,7 @@ from reasoning_lab.compare import (
 )
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.report import collect_results
+from reasoning_lab.tracking import sweep_group
 
 JOB_ERROR = "job_error.txt"
 
@@ -224,33 +225,6 @@ def log_sweep_table(rows: list[dict], datasets: list[str], sweep_dir: Path, grou
              *[r["accuracy"].get(name) for name in datasets], r["mean"], r["error"]] for r in rows]
     run.log({"sweep/summary": wandb.Table(columns=columns, data=data), "sweep/chart": wandb.Image(str(chart))})
     run.finish()
-
-
-def sweep_group(stage: str, sweep_dir: str | Path) -> str:
-    """The W&B group of a sweep: the stage and the multirun directory's name."""
-    return f"{stage}-{Path(sweep_dir).name}"
-
-
-def swept_keys(sweep_dir: str | Path) -> list[str]:
-    """The keys a sweep varies, from the command line Hydra saved in `<sweep dir>/multirun.yaml`."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
-
-    path = Path(sweep_dir) / "multirun.yaml"
-    if not path.exists():
-        return []
-    saved = OmegaConf.load(path)
-    parsed = OverridesParser.create().parse_overrides([str(o) for o in saved.hydra.overrides.task])
-    from_command_line = [o.key_or_group for o in parsed if o.is_sweep_override()]
-    params = OmegaConf.select(saved, "hydra.sweeper.params") or {}  # sweeps defined in a preset's YAML
-    return list(dict.fromkeys([*params.keys(), *from_command_line]))
-
-
-def job_name(task_overrides: list[str], sweep_dir: str | Path) -> str:
-    """A sweep job's run name: its values of the swept keys (`model.lora.r=4,curriculum.pacing=linear`)."""
-    keys = swept_keys(sweep_dir)
-    chosen = [o for o in task_overrides if o.split("=", 1)[0] in keys]
-    return ",".join(chosen or task_overrides)
 
 
 class SweepReport(Callback):

@@ -21,7 +21,6 @@ from omegaconf import DictConfig, OmegaConf
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import read_json, write_json
-from reasoning_lab.sweep_report import job_name, sweep_group
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +53,33 @@ def flatten(tree, prefix: str = "", sep: str = ".") -> dict:
     if isinstance(tree, dict):
         return {k: v for key, value in tree.items() for k, v in flatten(value, f"{prefix}{key}{sep}", sep).items()}
     return {prefix.rstrip(sep): tree}
+
+
+def sweep_group(stage: str, sweep_dir: str | Path) -> str:
+    """The W&B group of a sweep: the stage and the multirun directory's name."""
+    return f"{stage}-{Path(sweep_dir).name}"
+
+
+def swept_keys(sweep_dir: str | Path) -> list[str]:
+    """The keys a sweep varies, from the command line Hydra saved in `<sweep dir>/multirun.yaml`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.exists():
+        return []
+    saved = OmegaConf.load(path)
+    parsed = OverridesParser.create().parse_overrides([str(o) for o in saved.hydra.overrides.task])
+    from_command_line = [o.key_or_group for o in parsed if o.is_sweep_override()]
+    params = OmegaConf.select(saved, "hydra.sweeper.params") or {}  # sweeps defined in a preset's YAML
+    return list(dict.fromkeys([*params.keys(), *from_command_line]))
+
+
+def job_name(task_overrides: list[str], sweep_dir: str | Path) -> str:
+    """A sweep job's run name: its values of the swept keys (`model.lora.r=4,curriculum.pacing=linear`)."""
+    keys = swept_keys(sweep_dir)
+    chosen = [o for o in task_overrides if o.split("=", 1)[0] in keys]
+    return ",".join(chosen or task_overrides)
 
 
 @contextmanager

@@ -92,3 +92,47 @@ def test_a_stage_module_reads_at_one_level():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 60:
                 long.append(f"{path.name}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert long == []
+
+
+# the layers of docs/ARCHITECTURE.md, lowest first: a module imports its own layer or lower ones, never a higher one
+LAYERS = [
+    {"errors", "problem", "distributed", "stats", "answers", "batching", "stages", "schedules", "prompt_selection"},
+    {"files", "rewards", "synthetic", "decoding"},
+    {"checkpoints", "config", "readers"},
+    {"model", "data"},
+    {"contamination"},
+    {"sft", "callbacks", "trl_trainers", "curriculum", "signals", "adaptive", "ppo"},
+    {"report", "compare", "tracking"},
+    {"sweep_report", "evaluation", "card", "lm_eval"},
+    {"stages.warmup", "stages.curriculum", "stages.rl", "stages.eval", "stages.answer", "stages.pipeline"},
+    {"__main__", ""},
+]
+
+
+def layer_of(module: str) -> int:
+    short = module.removeprefix("reasoning_lab").lstrip(".")
+    return next(i for i, names in enumerate(LAYERS) if short in names)
+
+
+def test_every_module_has_a_layer_and_imports_point_down():
+    graph, _ = import_graph()
+    unplaced = [m for m in graph if not any(m.removeprefix("reasoning_lab").lstrip(".") in s for s in LAYERS)]
+    assert unplaced == [], f"give these modules a layer in LAYERS and docs/ARCHITECTURE.md: {unplaced}"
+    upward = [f"{a} -> {b}" for a, targets in graph.items() for b in targets if layer_of(b) > layer_of(a)]
+    assert upward == [], f"imports that point up: {upward}"
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_curriculum_signal_loads_no_report_and_no_evaluation():
+    graph, _ = import_graph()
+    loaded = reachable(graph, "reasoning_lab.adaptive") | reachable(graph, "reasoning_lab.signals")
+    assert not loaded & {f"reasoning_lab.{m}" for m in ("report", "compare", "sweep_report", "tracking", "evaluation")}

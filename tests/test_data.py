@@ -1,24 +1,14 @@
-"""Data: loaders on the real files, one chat format, difficulty subsets, bad input, contamination guard."""
+"""Data: loaders on the real files, one chat format, difficulty subsets, tokens with a completion mask."""
 
-import json
 from collections import Counter
 
 import pytest
 
 from reasoning_lab.answers import is_correct
-from reasoning_lab.data import (
-    Builtin,
-    build_examples,
-    contamination_report,
-    format_example,
-    gsm8k_problem,
-    load_problems,
-    ngrams,
-    read_jsonl,
-    tokenize,
-)
+from reasoning_lab.data import build_examples, format_example, load_problems, tokenize
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.model import load_tokenizer
+from reasoning_lab.readers import gsm8k_problem
 from reasoning_lab.synthetic import STAND_INS, generic, running_sum
 from tests.helpers import make_config
 
@@ -124,38 +114,6 @@ def test_tokenize_masks_the_prompt_and_counts_overlong(tmp_path):
         tokenize(examples, tokenizer, max_length=5, overflow="drop")
 
 
-def _write(path, rows):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    read_jsonl.cache_clear()
-
-
-def test_a_few_malformed_rows_are_skipped_and_counted(tmp_path, caplog):
-    good = [{"question": f"q{i}", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"} for i in range(300)]
-    _write(tmp_path / "gsm8k" / "train.jsonl", good[:150] + ["{not json"] + good[150:] + [{"question": "q"}])
-    problems = read_jsonl(str(tmp_path / "gsm8k" / "train.jsonl"), Builtin("gsm8k"))
-    assert len(problems) == 300
-    assert "train.jsonl:151" in caplog.text and "train.jsonl:302" in caplog.text
-
-
-@pytest.mark.parametrize(
-    "rows, reason",
-    [(["[", '{"question": "q", "answer": "#### 1"}', "]"], "invalid JSON"),
-     ([{"question": f"q{i}", "answer": "no final line"} for i in range(50)], "answer has no '#### N' line")],
-)
-def test_mostly_bad_files_are_an_error_quoting_the_first_bad_line(tmp_path, rows, reason):
-    _write(tmp_path / "gsm8k" / "train.jsonl", rows)
-    with pytest.raises(ReasoningLabError, match=f"line 1, {reason}"):
-        read_jsonl(str(tmp_path / "gsm8k" / "train.jsonl"), Builtin("gsm8k"))
-
-
-def test_aqua_bad_letter_is_malformed(tmp_path):
-    row = {"question": "q", "options": ["A)1", "B)2", "C)3", "D)4", "E)5"], "rationale": "r", "correct": "F"}
-    _write(tmp_path / "aqua" / "test.jsonl", [row])
-    with pytest.raises(ReasoningLabError, match="not one of A-E"):
-        read_jsonl(str(tmp_path / "aqua" / "test.jsonl"), Builtin("aqua"))
-
-
 def test_missing_benchmark_is_one_error_naming_paths_and_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -166,75 +124,3 @@ def test_missing_benchmark_is_one_error_naming_paths_and_hub(tmp_path, monkeypat
     assert str(tmp_path / "gsm8k" / "test.jsonl") in message and "openai/gsm8k" in message and "data.root" in message
 
 
-def test_ngrams_ignore_numbers_and_case():
-    assert ngrams("James gets 80 emails a day.", 3) == ngrams("james gets 160 EMAILS a day", 3)
-
-
-def test_guard_refuses_gsm_symbolic_next_to_gsm8k_test(real):
-    cfg = make_config("data=real", f"data.root={real.root}", "data.generic.tasks=[gsm_symbolic]",
-                      "data.generic.levels=[1]", "data.contamination.action=refuse")
-    with pytest.raises(ReasoningLabError, match="training set generic overlaps evaluation set gsm8k"):
-        contamination_report(cfg.data, ["generic"], ["gsm8k"])
-    allowed = make_config("data=real", f"data.root={real.root}", "data.generic.tasks=[gsm_symbolic]",
-                          "data.generic.levels=[1]", "data.allow_contamination=true")
-    report = contamination_report(allowed.data, ["generic"], ["gsm8k"])
-    assert report["pairs"]["generic->gsm8k"]["share"] > 0.2 and not report["dropped_questions"]
-
-
-def test_guard_passes_clean_sets_and_drops_aqua_dev_overlap(real):
-    report = contamination_report(real, ["gsm8k", "strategyqa", "aqua"], ["gsm8k", "aqua", "strategyqa"])
-    assert report["pairs"]["gsm8k->gsm8k"]["share"] <= 0.01
-    assert report["pairs"]["strategyqa->strategyqa"]["overlapping"] == 0
-    assert report["pairs"]["aqua->aqua"]["share"] > 0.01 and report["dropped"]["aqua"] > 0
-    test_questions = {p.question for p in load_problems(real, "aqua", "test")}
-    assert not set(report["dropped_questions"]) & {p.question for p in load_problems(real, "gsm8k", "train")}
-    assert test_questions  # the dropped rows are training rows, the test split is untouched
-
-
-def test_same_generator_sets_are_checked_for_identical_questions():
-    cfg = make_config()
-    report = contamination_report(cfg.data, ["generic", "gsm8k"], ["generic", "synthetic_gsm8k"])
-    assert report["pairs"]["generic->generic"]["overlapping"] == 0
-    assert report["pairs"]["gsm8k->synthetic_gsm8k"]["overlapping"] == 0
-
-
-def test_an_aqua_problem_carries_its_options_and_shows_them_in_the_question():
-    from reasoning_lab.data import aqua_problem
-    from reasoning_lab.synthetic import synthetic_aqua
-
-    row = {"question": "Q?", "options": ["A)12 km", " B)15", "C)18", "D)20", "E)None of these"],
-           "rationale": "12 + 3 = 15\nAnswer: B", "correct": "B"}
-    problem = aqua_problem(row)
-    assert problem.options == ["A)12 km", "B)15", "C)18", "D)20", "E)None of these"]
-    assert problem.question == "Q?\nOptions: A)12 km B)15 C)18 D)20 E)None of these"
-    for problem in synthetic_aqua(20, seed=0):
-        assert len(problem.options) == 5 and problem.question.endswith("Options: " + " ".join(problem.options))
-        assert any(option.startswith(problem.answer + ")") for option in problem.options)
-
-
-def test_eval_checks_what_the_checkpoint_was_trained_on(tmp_path, shared_data):
-    """The guard runs against the checkpoint's `trained_on` record: held-out generated sets pass whatever
-    the evaluation's data.seed; AQuA dev kept in training (action refuse + allowed at training time)
-    overlaps AQuA test and stops the evaluation; the same rows dropped at training time pass."""
-    from omegaconf import OmegaConf
-
-    from reasoning_lab.data import held_out_check
-    from reasoning_lab.errors import ReasoningLabError
-
-    trained = make_config("data.seed=0")
-    record = [{"sets": ["generic", "gsm8k", "aqua", "strategyqa"], "data": OmegaConf.to_container(trained.data)}]
-    (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": record}))
-    cfg = make_config("data.seed=1", "eval.datasets=[generic,synthetic_gsm8k,synthetic_aqua,synthetic_strategyqa]")
-    (report,) = held_out_check(cfg, tmp_path)
-    assert all(pair["overlapping"] == 0 for pair in report["pairs"].values()) and len(report["pairs"]) == 16
-
-    real = make_config("data=real", f"data.root={shared_data}", "data.contamination.action=refuse")
-    real_record = OmegaConf.to_container(real.data)
-    (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": [{"sets": ["aqua"], "data": real_record}]}))
-    evaluation = make_config("data=real", f"data.root={shared_data}", "eval.datasets=[aqua]")
-    with pytest.raises(ReasoningLabError, match="was trained on problems this evaluation would test"):
-        held_out_check(evaluation, tmp_path)
-    real_record["contamination"]["action"] = "drop"
-    (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": [{"sets": ["aqua"], "data": real_record}]}))
-    (report,) = held_out_check(evaluation, tmp_path)
-    assert report["dropped"]["aqua"] > 0

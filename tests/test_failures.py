@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from reasoning_lab.config import validate
-from reasoning_lab.data import Builtin, read_jsonl
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.readers import Builtin, read_jsonl
 from tests.helpers import ROOT, TINY_WARMUP_TRAINING, WORKDIR, make_config, run_cli, tiny_adapter
 
 # a stage that needs no training and finishes in seconds on tiny_random

@@ -14,8 +14,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from reasoning_lab.config import validate
-from reasoning_lab.data import build_examples, load_problems, read_jsonl, source_rows, split_of
+from reasoning_lab.data import build_examples, load_problems, source_rows, split_of
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.readers import read_jsonl
 from reasoning_lab.rewards import reward_function, reward_functions
 from tests.helpers import ROOT, TINY_WARMUP, finished, make_config, run_cli
 

@@ -34,11 +34,13 @@ from reasoning_lab.adaptive import AdaptiveSchedule
 from reasoning_lab.batching import StepBatches
 from reasoning_lab.callbacks import MarkComplete
 from reasoning_lab.checkpoints import restore_adapter, save_adapter, train_resuming, training_record
+from reasoning_lab.contamination import contamination_report
 from reasoning_lab.curriculum import Decision, MixSchedule, StagedSchedule, decide, mean
-from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
+from reasoning_lab.data import build_examples, tokenize
 from reasoning_lab.evaluation import base_results, evaluate, record_evaluation
 from reasoning_lab.files import read_json, write_json
 from reasoning_lab.model import export_merged, load_model, load_tokenizer
+from reasoning_lab.readers import SKIPPED
 from reasoning_lab.report import EVAL_RESULTS, publish_report
 from reasoning_lab.schedules import StageData
 from reasoning_lab.sft import batch_token_budget, sft_arguments

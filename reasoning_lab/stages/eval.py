@@ -16,9 +16,10 @@ from omegaconf import DictConfig
 from transformers import set_seed
 
 from reasoning_lab.checkpoints import resolve_checkpoint
-from reasoning_lab.data import SKIPPED, held_out_check
+from reasoning_lab.contamination import held_out_check
 from reasoning_lab.evaluation import base_results, evaluate, record_evaluation
 from reasoning_lab.model import load_base_model, load_model, load_tokenizer
+from reasoning_lab.readers import SKIPPED
 from reasoning_lab.tracking import stage_run
 
 log = logging.getLogger(__name__)

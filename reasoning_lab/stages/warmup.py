@@ -18,9 +18,11 @@ from transformers import set_seed
 
 from reasoning_lab.callbacks import MarkComplete
 from reasoning_lab.checkpoints import save_adapter, train_resuming, training_record
-from reasoning_lab.data import SKIPPED, build_examples, contamination_report, tokenize
+from reasoning_lab.contamination import contamination_report
+from reasoning_lab.data import build_examples, tokenize
 from reasoning_lab.evaluation import evaluate, record_evaluation
 from reasoning_lab.model import load_model, load_tokenizer, quantized_layers, trainable_parameters
+from reasoning_lab.readers import SKIPPED
 from reasoning_lab.sft import sft_arguments, token_batches
 from reasoning_lab.tracking import adapter_digest, finished_stage, stage_run
 from reasoning_lab.trl_trainers import OrderedSFTTrainer

@@ -23,7 +23,7 @@ minus 0.5 for each of: no think block at all (an answer without reasoning), no f
 or the think block never closed), several think blocks, cut off by the token budget (clipped at -1.0).
 Correctness asks for the think block, and its absence costs format points: when a bare answer was paid
 like a reasoned one, GRPO learned to answer every yes/no question of the generic set with "yes" (its more
-frequent gold answer) and held-out accuracy rose from guessing (README, "RL that learns").
+frequent gold answer) and held-out accuracy rose from guessing (experiments/results/rl.md).
 
 The gold answer is the dataset's `answer` column, never the prompt.
 """

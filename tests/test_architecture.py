@@ -136,3 +136,17 @@ def test_the_curriculum_signal_loads_no_report_and_no_evaluation():
     graph, _ = import_graph()
     loaded = reachable(graph, "reasoning_lab.adaptive") | reachable(graph, "reasoning_lab.signals")
     assert not loaded & {f"reasoning_lab.{m}" for m in ("report", "compare", "sweep_report", "tracking", "evaluation")}
+
+
+def test_stage_functions_stay_short_with_few_parameters():
+    """A stage module reads like its recipe: no function over 60 lines or 6 parameters (bundle them in a dataclass)."""
+    long = []
+    for path in sorted((PACKAGE / "stages").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                params = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs if a.arg != "self"]
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60 or len(params) > 6:
+                    long.append(f"{path.name}:{node.name} ({lines} lines, {len(params)} parameters)")
+    assert long == []

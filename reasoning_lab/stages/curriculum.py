@@ -187,7 +187,7 @@ def train_rounds(cur: Curriculum, model, data: StageData, state: dict, replay: f
         r = len(rounds)
         train = train_round(cur, model, data, r, replay)
         now = validation_losses(model, cur.tokenizer, cfg, data.val_names)
-        decision = (judge(cur, data, state, r, now, previous, replay) if cur.schedule.extends
+        decision = (judge(cur, data, state, now, previous, replay) if cur.schedule.extends
                     else Decision("advance", f"one round: curriculum.schedule={cur.schedule.name} has no extensions",
                                   replay, []))
         rejected = None
@@ -211,10 +211,11 @@ def train_rounds(cur: Curriculum, model, data: StageData, state: dict, replay: f
         previous = now
 
 
-def judge(cur: Curriculum, data: StageData, state: dict, r: int, now: dict, previous: dict,
-          replay: float) -> Decision:
-    """`decide` on round r's validation losses: advance, extend (within the budget), or undo an extension."""
+def judge(cur: Curriculum, data: StageData, state: dict, now: dict, previous: dict, replay: float) -> Decision:
+    """`decide` on the validation losses of the round just trained (the next in `state["rounds"]`): advance, extend
+    (within the budget), or undo an extension."""
     c, rounds, earlier = cur.cfg.curriculum, state["rounds"], data.earlier_names
+    r = len(rounds)
     extending = r > 0
     spent = sum(x["steps"] for x in rounds[1:]) + (c.extend_steps if extending else 0)
     extensions_left = spent + c.extend_steps <= data.extra_budget and len(rounds) < c.max_extensions

@@ -1,5 +1,5 @@
 """Fixtures and hooks: the scratch working directory, the shared tiny warm-up run, the real benchmark files in
-../shared/data, the `app` marker and the test order. Helpers the tests import are in tests/helpers.py."""
+../shared/data, the `app` marker's guard and the test order. Helpers the tests import are in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SHARED_DATA, TINY_WARMUP, WORKDIR, finished, run_cli
+from tests.helpers import APP_RUNS, SHARED_DATA, TINY_WARMUP, WORKDIR, finished, run_cli
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -44,18 +44,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-def pytest_collection_modifyitems(items):
-    """Tests that start the app in a subprocess, or read a fixture that does, are marked `app` (`make test-fast`
-    leaves them out)."""
-    import inspect
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test marked `app` may start the app (tests.helpers.run_cli), its fixtures included; any other test that
+    tries fails, naming the marker."""
+    APP_RUNS["allowed"] = item.get_closest_marker("app") is not None
 
-    for item in items:
-        function = getattr(item, "function", None)
-        source = inspect.getsource(function) if function is not None else ""
-        starts_the_app = "run_cli(" in source or "subprocess." in source or "finished(" in source
-        if starts_the_app or {"tiny_warmup", "tiny_run"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.app)
-    # the heaviest modules first: `make test` hands whole modules to its workers in this order, so they end together
+
+def pytest_collection_modifyitems(items):
+    """The heaviest modules first: `make test` hands whole modules to its workers in this order, so they end
+    together."""
     weight = Counter()
     for item in items:
         weight[item.module.__name__] += 3 * bool(item.get_closest_marker("slow")) + bool(item.get_closest_marker("app"))

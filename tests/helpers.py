@@ -58,9 +58,16 @@ WORKDIR = Path(tempfile.mkdtemp(prefix="reasoning_lab_tests_"))
 os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_API_KEY="")
 
 
+# whether the running test may start the app: tests/conftest.py sets it from the test's `app` marker, so a test
+# that starts the app without the marker fails instead of slipping into `make test-fast`
+APP_RUNS = {"allowed": True}
+
+
 def run_cli(*args: str, timeout: float = 1800, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m reasoning_lab ARGS` in a subprocess, as a user runs it (offline: tests never reach the hub),
-    from a scratch working directory."""
+    from a scratch working directory. Only in a test marked `app`."""
+    if not APP_RUNS["allowed"]:
+        raise RuntimeError("this test starts the app: mark it @pytest.mark.app (make test-fast leaves those out)")
     return subprocess.run(
         [sys.executable, "-m", "reasoning_lab", *args],
         cwd=WORKDIR, capture_output=True, text=True, timeout=timeout,

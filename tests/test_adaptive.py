@@ -50,6 +50,7 @@ def test_sampler_applies_new_weights_from_the_next_batch_not_drawn():
     assert len(set(bucket_1[:10])) == 10  # a bucket's examples in shuffled epochs: no repeat before all are used
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_killed_adaptive_curriculum_resumes_to_the_same_weights_and_adapter(tmp_path):
     import torch

@@ -8,6 +8,7 @@ from reasoning_lab.decoding import majority_vote
 from tests.helpers import TINY_ANSWER, run_cli
 
 
+@pytest.mark.app
 def test_printed_vote_matches_the_saved_paths(tmp_path):
     result = run_cli(*TINY_ANSWER, "checkpoint.eval=base", "answer.question=What is 12 + 30?", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -22,6 +23,7 @@ def test_printed_vote_matches_the_saved_paths(tmp_path):
     assert "votes (4 paths): " + ", ".join(f"{a}: {c}" for a, c in counts.items()) in result.stdout
 
 
+@pytest.mark.app
 def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, tiny_warmup):
     train = tiny_warmup
     questions = tmp_path / "q.jsonl"
@@ -40,6 +42,7 @@ def test_questions_file_and_newest_checkpoint_of_a_run(tmp_path, tiny_warmup):
     [(["answer.question="], "no question"), (["answer.question=hi", "checkpoint.eval=/no/such/dir"], "does not exist"),
      (["answer.question=hi", "checkpoint.search=/no/such/run"], "does not exist"), (["answer.question=hi", "answer.kind=date"], "answer.kind='date' is not one of number")],
 )
+@pytest.mark.app
 def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     result = run_cli(*TINY_ANSWER, *args, f"hydra.run.dir={tmp_path}")
     assert result.returncode == 2
@@ -47,6 +50,7 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.app
 def test_checkpoint_of_another_base_model_is_refused(tmp_path, tiny_warmup):
     result = run_cli("stage=answer", "model=smollm2_135m", "answer.question=hi",
                      f"checkpoint.eval={tiny_warmup}/warmup/checkpoint", f"hydra.run.dir={tmp_path / 'a'}")

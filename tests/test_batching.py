@@ -151,6 +151,7 @@ def test_a_padding_free_batch_gives_the_loss_of_the_padded_batch(attention):
     assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.app
 @pytest.mark.parametrize("curriculum", ["adaptive", "stages"])
 def test_stages_train_on_token_budgets(tmp_path, curriculum):
     """The warm-up and both curricula train with batches by tokens, padding-free; each step's tokens stay within

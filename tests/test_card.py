@@ -29,6 +29,7 @@ def test_a_push_without_a_token_is_refused_before_training(monkeypatch, tmp_path
     check_push(make_config())  # no push asked: nothing to check
 
 
+@pytest.mark.app
 def test_a_push_with_the_hub_offline_is_one_line_and_nothing_trains(tmp_path):
     result = run_cli("stage=warmup", "model=tiny_random", "export.push_to_hub=me/adapter", "logger=none",
                      f"hydra.run.dir={tmp_path}", timeout=120)

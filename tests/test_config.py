@@ -69,6 +69,7 @@ def test_validate_names_the_key(override, message):
       "data.sets.gsm8k.fields.difficulty_typo: no such key of a data set"),
      (["stage=eval", "data.sets.strategyqa.id=${nope}"], "data.sets.strategyqa.id: Interpolation key 'nope' not found")],
 )
+@pytest.mark.app
 def test_cli_errors_are_one_line_and_come_before_the_heavy_imports(args, expected):
     result = run_cli(*args, timeout=60, env={"PYTHONPROFILEIMPORTTIME": "1"})  # every import, on stderr
     assert result.returncode == 2
@@ -94,6 +95,7 @@ def test_an_rl_setting_is_checked_only_when_rl_runs():
             validate(make_config(*stage, "rl.use_vllm=true", "model.quantization=8bit"))
 
 
+@pytest.mark.app
 def test_help_lists_groups_and_options():
     result = run_cli("--help", timeout=60)
     assert result.returncode == 0
@@ -216,3 +218,8 @@ def test_every_renamed_key_points_at_a_key_that_exists():
         with pytest.raises(ReasoningLabError, match=f"{old} was renamed {new}; write {new}=1 instead"):
             config.check_renamed(["stage=rl", f"{old}=1"])
     config.check_renamed(["rl.dynamic_sampling={enable: true}", "rl.dynamic_sampling.enable=true", "seed=1"])
+
+
+def test_a_test_without_the_app_marker_cannot_start_the_app():
+    with pytest.raises(RuntimeError, match="mark it @pytest.mark.app"):
+        run_cli("--help")

@@ -156,6 +156,7 @@ def tiny_run(tmp_path_factory):
     return run_dir
 
 
+@pytest.mark.app
 def test_tiny_curriculum_writes_every_stage(tiny_run):
     tmp_path = tiny_run
     metrics = curriculum_metrics(tmp_path)
@@ -177,6 +178,7 @@ def test_tiny_curriculum_writes_every_stage(tiny_run):
     assert trained_on[-1]["sets"] == ["generic", "gsm8k_simple", "gsm8k_medium", "aqua", "gsm8k", "strategyqa"]
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_killed_run_resumes_and_matches_an_uninterrupted_one(tmp_path, tiny_run):
     clean, killed = tiny_run, tmp_path / "killed"
@@ -229,6 +231,7 @@ def test_merged_export_loads_without_peft(tmp_path):
     assert not (merged_dir / "adapter_config.json").exists()
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_the_llama32_3b_preset_chains_warmup_curriculum_rl_and_eval(tmp_path, shared_data):
     """The design's full recipe (`experiment=llama32_3b`: stage=pipeline on the real benchmarks) with tiny_random

@@ -83,6 +83,7 @@ def test_token_budget_covers_the_reference_completions():
         assert budget <= 2 * max(lengths), source  # and is not wildly larger
 
 
+@pytest.mark.app
 def test_eval_stage_on_tiny_random_writes_every_key(tmp_path, shared_data):
     run_dir = tmp_path / "run"
     result = run_cli("stage=eval", "model=tiny_random", "eval.limit=3", "eval.k=2", "eval.max_new_tokens=8",
@@ -107,6 +108,7 @@ def test_eval_stage_on_tiny_random_writes_every_key(tmp_path, shared_data):
     assert (run_dir / "report.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.app
 def test_unavailable_benchmarks_are_reported_as_skipped(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     run_dir = tmp_path / "run"

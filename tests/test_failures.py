@@ -61,6 +61,7 @@ def test_every_preset_passes_the_schema(monkeypatch):
         validate(make_config(f"experiment={preset}"))
 
 
+@pytest.mark.app
 def test_a_bad_setting_on_the_command_line_is_one_line(tmp_path):
     result = run_cli("stage=curriculum", "model=tiny_random", "curriculum.max_steps=0", "logger=none",
                      f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
@@ -68,6 +69,7 @@ def test_a_bad_setting_on_the_command_line_is_one_line(tmp_path):
     assert not (tmp_path / "run" / "curriculum").exists()  # refused before the stage began
 
 
+@pytest.mark.app
 @pytest.mark.parametrize("run_dir", ["/proc/reasoning_lab_test", "/etc/passwd/reasoning_lab_test"])
 def test_an_unwritable_run_dir_is_one_line(run_dir):
     one_line_exit_2(run_cli(*QUICK_EVAL, f"hydra.run.dir={run_dir}", timeout=120), "hydra.run.dir", "writable")
@@ -123,6 +125,7 @@ def test_a_row_with_wrong_types_is_a_counted_malformed_row(tmp_path, caplog, sou
         read_jsonl(str(path), Builtin(source))
 
 
+@pytest.mark.app
 @pytest.mark.parametrize("content", [b"\x00\xff\xfe binary", "dir"])
 def test_a_questions_file_that_is_not_text_is_one_line(tmp_path, content):
     path = tmp_path / "questions"
@@ -164,6 +167,7 @@ def test_a_damaged_checkpoint_is_named_before_loading(tmp_path, adapter, damage)
         check_checkpoint(broken, make_config("model=tiny_random").model)
 
 
+@pytest.mark.app
 def test_a_damaged_checkpoint_on_the_command_line_is_one_line(tmp_path, adapter):
     broken = tmp_path / "checkpoint"
     shutil.copytree(adapter, broken)
@@ -176,6 +180,7 @@ def test_a_damaged_checkpoint_on_the_command_line_is_one_line(tmp_path, adapter)
 # ------------------------------------------------------------------ the run directory
 
 
+@pytest.mark.app
 def test_a_rerun_with_other_settings_is_refused_and_the_first_run_stays_intact(tmp_path):
     run_dir = tmp_path / "run"
     assert run_cli(*QUICK_EVAL, f"hydra.run.dir={run_dir}", timeout=300).returncode == 0
@@ -189,6 +194,7 @@ def test_a_rerun_with_other_settings_is_refused_and_the_first_run_stays_intact(t
     assert run_cli(*QUICK_EVAL, "logger=wandb", f"hydra.run.dir={run_dir}", timeout=300).returncode == 0  # same settings
 
 
+@pytest.mark.app
 def test_a_second_process_in_the_same_run_dir_is_refused_naming_the_holder(tmp_path):
     run_dir = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time, pathlib\n"
@@ -206,6 +212,7 @@ def test_a_second_process_in_the_same_run_dir_is_refused_naming_the_holder(tmp_p
     assert run_cli(*QUICK_EVAL, f"hydra.run.dir={run_dir}", timeout=300).returncode == 0  # the lock died with it
 
 
+@pytest.mark.app
 def test_sigterm_ends_in_one_line_and_exit_130(tmp_path):
     run_dir = tmp_path / "run"
     metrics = run_dir / "warmup" / "metrics.json"
@@ -232,6 +239,7 @@ cp "$DISK/run/warmup/metrics.json" "$OUT/metrics.json"
 """
 
 
+@pytest.mark.app
 def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_complete_checkpoint(tmp_path):
     """A warm-up on a 6 MB disk (a tmpfs in a user namespace): checkpoint-2 (3.7 MB, most of it the tokenizer)
     fits, checkpoint-4 does not. The run ends in one line; with space freed, the same command resumes from
@@ -257,6 +265,7 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes_from_the_last_complete_ch
     assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.app
 def test_vllm_with_an_8bit_base_is_refused_before_loading(tmp_path):
     result = run_cli("stage=rl", "model=tiny_random", "model.quantization=8bit", "rl.use_vllm=true", "logger=none",
                      f"hydra.run.dir={tmp_path}", timeout=120)

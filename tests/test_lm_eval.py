@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import WORKDIR, tiny_adapter
 
 
+@pytest.mark.app
 def test_the_harness_runs_on_a_checkpoint_and_its_numbers_join_the_report(tmp_path, shared_data):
     adapter = tiny_adapter(tmp_path / "warmup" / "checkpoint")
     (tmp_path / "run_settings.json").write_text("{}")  # marks the run directory
@@ -32,6 +35,7 @@ def test_the_harness_runs_on_a_checkpoint_and_its_numbers_join_the_report(tmp_pa
     assert "gsm8k (eval: warmup), 100, 0.020 [0.01, 0.07] |" in report and "not paired" in report
 
 
+@pytest.mark.app
 def test_no_data_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "reasoning_lab.lm_eval", str(tmp_path)], cwd=WORKDIR,
                             capture_output=True, text=True, timeout=120,

@@ -109,6 +109,7 @@ print("hidden", out.hidden_states[-1].dtype, "logits", out.logits.dtype,
 """
 
 
+@pytest.mark.app
 def test_eight_bit_path_runs_activations_in_the_compute_dtype_and_warns_once():
     """No float32 cast of the non-quantized weights (peft's prepare_model_for_kbit_training did it): hidden
     states stay in bfloat16, LoRA trains, and bitsandbytes' cast warning prints at most once per process."""

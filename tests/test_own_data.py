@@ -210,6 +210,7 @@ def test_a_bad_reward_entry_is_one_line_before_any_model_loads(tmp_path, monkeyp
 # ------------------------------------------------------------------ end to end on tiny_random
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_warmup_rl_and_evaluation_on_a_set_and_reward_given_in_configuration(tmp_path):
     """experiment=your_data at debug=tiny: the warm-up trains on the JSONL set (the example's own field names),
@@ -230,6 +231,7 @@ def test_warmup_rl_and_evaluation_on_a_set_and_reward_given_in_configuration(tmp
     assert all("rewards/brevity/mean" in step for step in rl["train"]["history"])
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_a_local_model_without_chat_template_or_pad_token_trains_and_evaluates(tmp_path):
     """A base checkpoint as many ship: no chat template, no pad token. The default template (ChatML turns ending

@@ -17,6 +17,7 @@ def finished(run_dir, result):
 
 
 
+@pytest.mark.app
 @pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo", "ppo"])
 def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warmup):
@@ -72,6 +73,7 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
     assert results["checkpoint"] == str(checkpoint) and results["datasets"]["synthetic_gsm8k"]["n"] == 2
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_adarft_prompt_sampling_and_dropped_groups_in_grpo(tmp_path, tiny_warmup):
     run_dir = tmp_path / "run"
@@ -94,12 +96,14 @@ def test_adarft_prompt_sampling_and_dropped_groups_in_grpo(tmp_path, tiny_warmup
     ("rl.grpo.loss_type=magic", "rl.grpo.loss_type='magic' is not one of"),
     ("rl.prompt_sampling=hardest", "rl.prompt_sampling='hardest' is not one of"),
 ])
+@pytest.mark.app
 def test_rl_config_mistakes_are_one_line(override, message):
     result = run_cli("stage=rl", "model=tiny_random", override)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.app
 def test_prompt_sampling_without_the_correctness_reward_is_one_line():
     result = run_cli("stage=rl", "model=tiny_random", "rl.prompt_sampling=learnability",
                      "rl.rewards=[{name: format, weight: 1.0}]")
@@ -188,6 +192,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     assert 0 < sum(seen) < len(seen)  # uniform prompts were drawn, and then replaced
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_killed_ppo_stage_resumes_to_the_same_weights(tmp_path, tiny_warmup):
     """SIGKILL after PPO's state at step 2 is on disk: the rerun continues from the newest saved state and ends

@@ -22,6 +22,7 @@ def test_presets_exist():
     assert {"quickstart", "llama32_3b", "sweep_lora_pacing", "slurm"} <= set(PRESETS)
 
 
+@pytest.mark.app
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_and_says_what_it_is_for(preset):
     text = (ROOT / "experiments" / "presets" / "experiment" / f"{preset}.yaml").read_text()
@@ -30,6 +31,7 @@ def test_every_preset_composes_and_says_what_it_is_for(preset):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.app
 def test_llama32_3b_preset_prints_the_design_values():
     result = run_cli("experiment=llama32_3b", "--cfg", "job")
     assert result.returncode == 0, result.stderr
@@ -45,12 +47,14 @@ def test_llama32_3b_preset_prints_the_design_values():
     assert cfg["rl"]["algorithm"] == "grpo" and cfg["eval"]["k"] == 8
 
 
+@pytest.mark.app
 def test_presets_load_from_any_working_directory(tmp_path):
     result = subprocess.run([sys.executable, "-m", "reasoning_lab", "experiment=quickstart", "--cfg", "job"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "name: curriculum" in result.stdout, result.stderr[-2000:]
 
 
+@pytest.mark.app
 def test_slurm_preset_uses_the_submitit_launcher():
     result = run_cli("experiment=slurm", "--cfg", "hydra")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -58,6 +62,7 @@ def test_slurm_preset_uses_the_submitit_launcher():
     assert "gpus_per_node: 1" in result.stdout and "timeout_min: 720" in result.stdout
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_quickstart_preset_runs_on_tiny_random(tmp_path):
     result = run_cli("experiment=quickstart", *TINY_SWEEP, "logger=none", f"hydra.run.dir={tmp_path}")
@@ -65,6 +70,7 @@ def test_quickstart_preset_runs_on_tiny_random(tmp_path):
     assert json.loads((tmp_path / "curriculum" / "metrics.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_lora_pacing_sweep_leaves_one_job_per_combination_one_wandb_group_and_a_summary(tmp_path):
     """The preset's sweep (3 x 3 in the preset; 2 x 2 here, overridden on the command line, to save CI time)."""
@@ -97,6 +103,7 @@ def test_lora_pacing_sweep_leaves_one_job_per_combination_one_wandb_group_and_a_
     assert len(summary) == 1 and read_wandb_file(summary[0])["job_type"] == "sweep_report"
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_curriculum_ablation_pools_same_seed_jobs(tmp_path):
     sweep = tmp_path / "sweep"
@@ -123,6 +130,7 @@ def test_curriculum_ablation_pools_same_seed_jobs(tmp_path):
     assert all(c["dataset"] == "generic" and c["seeds"] == 2 and c["n"] == [2, 2] for c in comparisons)
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_a_failed_job_is_listed_with_its_error_and_the_others_finish(tmp_path):
     sweep = tmp_path / "sweep"
@@ -136,6 +144,7 @@ def test_a_failed_job_is_listed_with_its_error_and_the_others_finish(tmp_path):
     assert again.read_text() == table
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
     sweep = tmp_path / "optuna"
@@ -148,6 +157,7 @@ def test_optuna_search_runs_trials_and_reports_the_best(tmp_path):
     assert len([p for p in sweep.iterdir() if p.name.isdigit()]) == 2
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_two_cpu_processes_train_one_adapter_and_only_rank_0_writes(tmp_path):
     run_dir = tmp_path / "ddp"
@@ -168,6 +178,7 @@ def test_two_cpu_processes_train_one_adapter_and_only_rank_0_writes(tmp_path):
     assert metrics["status"] == "completed" and metrics["train"]["steps"] == 2
 
 
+@pytest.mark.app
 def test_multi_process_run_without_a_run_dir_is_refused():
     result = run_cli("stage=warmup", "model=tiny_random", env={"WORLD_SIZE": "2"})
     assert result.returncode == 2 and "needs hydra.run.dir=<dir>" in result.stderr

@@ -19,6 +19,7 @@ def finished(run_dir, result):
 TINY = [a for a in TINY_WARMUP if a != "stage=warmup"]
 
 
+@pytest.mark.app
 def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tiny_warmup):
     run_dir = tiny_warmup
     metrics = json.loads((run_dir / "warmup" / "metrics.json").read_text())
@@ -46,6 +47,7 @@ def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tiny_warmup):
     assert logged["config"]["model"]["name"] == "tiny_random"
 
 
+@pytest.mark.app
 def test_init_from_continues_from_a_checkpoint_and_bad_paths_fail_cleanly(tmp_path, tiny_warmup):
     first, second = tiny_warmup, tmp_path / "second"
     before = json.loads((first / "warmup" / "metrics.json").read_text())
@@ -61,6 +63,7 @@ def test_init_from_continues_from_a_checkpoint_and_bad_paths_fail_cleanly(tmp_pa
     assert json.loads((bad / "warmup" / "metrics.json").read_text())["status"] == "failed"
 
 
+@pytest.mark.app
 def test_real_mix_trains_on_benchmark_rows(tmp_path, shared_data):
     run_dir = tmp_path / "run"
     args = with_overrides([a for a in TINY_WARMUP if not a.startswith("eval.datasets")], "warmup.max_steps=1",
@@ -73,6 +76,7 @@ def test_real_mix_trains_on_benchmark_rows(tmp_path, shared_data):
     assert metrics["train"]["steps"] == 1 and metrics["train"]["train_loss"] > 0
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_embedded_model_learns_the_format(tmp_path):
     run_dir = tmp_path / "run"
@@ -88,6 +92,7 @@ def test_embedded_model_learns_the_format(tmp_path):
     assert find_wandb_files(run_dir)
 
 
+@pytest.mark.app
 @pytest.mark.slow
 def test_embedded_model_in_8bit_on_the_cpu(tmp_path):
     run_dir = tmp_path / "run"
@@ -127,6 +132,7 @@ def test_length_grouped_batches_pad_less_than_random_ones():
     assert make_config().warmup.group_by_length is True
 
 
+@pytest.mark.app
 @pytest.mark.slow
 @pytest.mark.parametrize("batches", [[], ["warmup.max_tokens_per_batch=200"]], ids=["by_count", "by_tokens"])
 def test_killed_warmup_resumes_from_its_checkpoint_and_matches_an_uninterrupted_one(tmp_path, batches):

@@ -150,3 +150,21 @@ def test_stage_functions_stay_short_with_few_parameters():
                 if lines > 60 or len(params) > 6:
                     long.append(f"{path.name}:{node.name} ({lines} lines, {len(params)} parameters)")
     assert long == []
+
+
+def test_every_package_module_has_a_test_module():
+    """reasoning_lab/<m>.py is tested by tests/test_<m>.py (a stage module also by test_<m>_stage.py, __main__ by
+    test_main.py, the stage registry by test_stages.py); a module without a function of its own is exempt."""
+    tests = {p.stem for p in (PACKAGE.parent / "tests").glob("test_*.py")}
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        if not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree)):
+            continue
+        stem = path.stem.strip("_")
+        if path.name == "__init__.py":
+            stem = path.parent.name
+        names = {f"test_{stem}", f"test_{stem}_stage"} if path.parent.name == "stages" else {f"test_{stem}"}
+        if not names & tests:
+            missing.append(f"{path.relative_to(PACKAGE.parent)}: {' or '.join(sorted(names))}.py")
+    assert missing == []

@@ -6,8 +6,7 @@ import pytest
 
 from reasoning_lab.evaluation import evaluate_problems, well_formed
 from reasoning_lab.problem import Problem
-from reasoning_lab.report import write_report
-from tests.helpers import make_config, run_cli
+from tests.helpers import make_config
 
 
 def test_well_formed():
@@ -81,63 +80,6 @@ def test_token_budget_covers_the_reference_completions():
                    for p in problems]
         assert sum(n > budget for n in lengths) / len(lengths) <= 0.01, source  # the cap leaves the references whole
         assert budget <= 2 * max(lengths), source  # and is not wildly larger
-
-
-@pytest.mark.app
-def test_eval_stage_on_tiny_random_writes_every_key(tmp_path, shared_data):
-    run_dir = tmp_path / "run"
-    result = run_cli("stage=eval", "model=tiny_random", "eval.limit=3", "eval.k=2", "eval.max_new_tokens=8",
-                     "eval.direct_limit=2", f"data.root={shared_data}", f"hydra.run.dir={run_dir}")
-    assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((run_dir / "eval" / "eval_results.json").read_text())
-    assert set(results["datasets"]) == {"gsm8k", "aqua", "strategyqa", "generic", "synthetic_gsm8k",
-                                        "synthetic_aqua", "synthetic_strategyqa"}
-    keys = {"n", "accuracy", "accuracy_lenient", "maj@2", "pass@2", "format_rate", "ci95", "direct_rate",
-            "think_rate_with_prompt", "think_rate_without_prompt", "mean_completion_tokens"}
-    for name, metrics in results["datasets"].items():
-        assert keys <= set(metrics) and metrics["n"] == 3 and len(metrics["ci95"]) == 2, name
-        rows = [json.loads(line) for line in (run_dir / "eval" / "predictions" / f"{name}.jsonl").read_text().splitlines()]
-        assert len(rows) == 3 and all(len(r["samples"]) == 2 for r in rows)
-        assert sum(r["correct"] for r in rows) / 3 == pytest.approx(metrics["accuracy"], abs=1e-3)
-    assert results["checkpoint"] == "base"
-    gsm8k = results["datasets"]["gsm8k"]
-    low, high = gsm8k["intervals"]["accuracy"]
-    report = (run_dir / "report.md").read_text()
-    assert f"| gsm8k | {gsm8k['accuracy']:.3f} [{low:.2f}, {high:.2f}] |" in report and "| n | 3 |" in report
-    assert f"| gsm8k | 3 | {gsm8k['accuracy']:.3f} [{low:.2f}, {high:.2f}] |" in report  # every number of the last one
-    assert (run_dir / "report.png").read_bytes()[:4] == b"\x89PNG"
-
-
-@pytest.mark.app
-def test_unavailable_benchmarks_are_reported_as_skipped(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    run_dir = tmp_path / "run"
-    result = run_cli("stage=eval", "model=tiny_random", "eval.limit=2", "eval.k=1", "eval.max_new_tokens=4",
-                     "eval.direct_limit=1", "eval.datasets=[gsm8k,generic]", "data.root=null", "logger=none",
-                     f"hydra.run.dir={run_dir}", env={"HF_HUB_OFFLINE": "1"})
-    assert result.returncode == 0, result.stderr[-3000:]
-    results = json.loads((run_dir / "eval" / "eval_results.json").read_text())
-    assert list(results["datasets"]) == ["generic"] and "gsm8k" in results["skipped"]
-    assert "Skipped (not available): gsm8k" in (run_dir / "report.md").read_text()
-
-
-def test_report_orders_stages_by_time(tmp_path):
-    for i, label in enumerate(["base", "warmup", "curriculum/stage_1"]):
-        folder = tmp_path / label
-        folder.mkdir(parents=True)
-        metrics = {"n": 4, "accuracy": 0.25 * i, "maj@4": 0.25 * (i + 1), "cap_rate": 0.1 * i,
-                   "intervals": {"accuracy": [0.0, 0.25 * i + 0.5]}}
-        (folder / "eval_results.json").write_text(json.dumps(
-            {"label": label, "finished": 100 + i, "datasets": {"gsm8k": metrics}, "decoding": {"k": 4}}))
-    markdown, chart = write_report(tmp_path)
-    text = markdown.read_text()
-    assert "| dataset | base | warmup | curriculum/stage_1 |" in text
-    assert "| gsm8k | 0.000 [0.00, 0.50] | 0.250 [0.00, 0.75] | 0.500 [0.00, 1.00] |" in text and "| n | 4 | 4 | 4 |" in text
-    # the last evaluation's numbers with the base model's beside them, and its cap rate flagged above 5%
-    assert "| gsm8k | 4 | 0.500 [0.00, 1.00] | 0.750 |" in text and "| (base) | 4 | 0.000 [0.00, 0.50] |" in text
-    assert "cap rate above 5%** (answers cut by the token budget" in text and "gsm8k (curriculum/stage_1: 20.0%)" in text
-    assert "gsm8k (warmup: 10.0%)" in text and "(base: " not in text
-    assert chart.stat().st_size > 1000
 
 
 def test_the_base_model_is_evaluated_greedy_unless_base_samples(monkeypatch, tmp_path):

@@ -112,22 +112,3 @@ def test_the_command_prints_the_pooled_table_and_refuses_uneven_arms(tmp_path, c
     assert main(["--arms", "A" + str(arms["A"][0]), spec[1]]) == 2
 
 
-def test_a_seed_sweep_of_pipelines_pools_the_curriculum_against_the_end(tmp_path):
-    """experiment=ablation_rl's sweep.md: seeds alone swept, each job evaluated after the curriculum and at its end."""
-    from reasoning_lab.sweep_report import write_sweep_report
-
-    rng = random.Random(5)
-    for seed in range(3):
-        job = tmp_path / str(seed)
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n- experiment=ablation_rl\n")
-        for stage in ("curriculum", "rl", "eval"):
-            (job / stage).mkdir(exist_ok=True)
-            (job / stage / "metrics.json").write_text(json.dumps({"status": "completed", "wall_seconds": 1.0}))
-        before, after = seed_pair(rng, 200, 60, 30, 10)
-        write_run(job / "curriculum" / "final", "generic", before)
-        write_run(job / "eval", "generic", after)
-    table = write_sweep_report(tmp_path)[0].read_text()
-    assert "## Pooled paired comparison with curriculum/final" in table
-    assert "- curriculum/final: jobs 0/curriculum/final, 1/curriculum/final, 2/curriculum/final" in table
-    assert "| generic | eval | 3 x 200 |" in table and "+0.100 / +0.100 / +0.100" in table

@@ -4,7 +4,7 @@ import importlib
 
 import yaml
 
-from reasoning_lab.stages import STAGES, TRAINING, runner
+from reasoning_lab.stages import STAGES, runner
 from tests.helpers import CONF, ROOT
 
 
@@ -23,8 +23,3 @@ def test_a_stage_module_path_is_written_in_the_registry_only():
         assert holders == ["reasoning_lab/stages/__init__.py"], (name, holders)
 
 
-def test_the_pipeline_runs_the_stages_that_say_so_and_hands_on_the_trained_adapters():
-    assert TRAINING == ("warmup", "curriculum", "rl")
-    default = yaml.safe_load((CONF / "stage" / "pipeline.yaml").read_text())["stages"]
-    assert all(STAGES[name].in_pipeline for name in default)
-    assert not STAGES["answer"].in_pipeline and not STAGES["pipeline"].in_pipeline

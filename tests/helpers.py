@@ -89,24 +89,17 @@ def with_overrides(base: list[str], *overrides: str) -> list[str]:
     return [a for a in base if a.split("=", 1)[0] not in keys] + list(overrides)
 
 
-# The app runs of the tests: `debug=tiny` (conf/debug/tiny.yaml: each stage at its smallest, on tiny_random) plus
-# what each family of tests needs beyond it.
+# The app runs of the tests: `debug=tiny` (conf/debug/tiny.yaml: each stage at its smallest, on tiny_random), or the
+# debug preset that adds what a family of tests reads (conf/debug/tiny_*.yaml), with the stage to run.
 # a tiny four-stage curriculum (curriculum=stages) of 4 steps a stage, two evaluation sets (test_curriculum)
-TINY_CURRICULUM = ["debug=tiny", "stage=curriculum", "curriculum=stages", "curriculum.save_steps=2", "curriculum.extend_steps=2",
-                   "curriculum.val_limit=2", "curriculum.learning_rate=0.01", "data.val_size=8",
-                   "eval.during_training.max_new_tokens=4", "eval.limit=3", "eval.datasets=[generic,synthetic_gsm8k]",
-                   "logger=none"]
+TINY_CURRICULUM = ["debug=tiny_curriculum", "stage=curriculum", "curriculum=stages", "logger=none"]
 # the smallest curriculum job, one step a stage, for multiruns and presets (test_scale)
-TINY_SWEEP = ["debug=tiny", "curriculum.max_steps=1", "curriculum.save_steps=1", "curriculum.extend_steps=1",
-              "curriculum.max_extensions=0", "curriculum.val_limit=1", "eval.during_training.limit=1",
-              "eval.during_training.max_new_tokens=4", "eval.direct_max_new_tokens=4", "data.val_size=4",
-              "eval.datasets=[generic]"]
+TINY_SWEEP = ["debug=tiny_sweep"]
 # a two-step RL stage, a held-out evaluation after each step (test_rl)
-TINY_RL = ["debug=tiny", "stage=rl", "rl.eval_every=1", "rl.eval_sets=[synthetic_gsm8k]"]
+TINY_RL = ["debug=tiny_rl", "stage=rl"]
 # stage=answer with k=4 short paths (test_answer_stage)
-TINY_ANSWER = ["debug=tiny", "stage=answer", "eval.k=4", "eval.max_new_tokens=12", "logger=none"]
+TINY_ANSWER = ["debug=tiny_answer", "stage=answer", "logger=none"]
 # a tiny_random warm-up that only trains (no evaluation); the kill, full-disk, SIGTERM and two-process tests add steps
-TINY_WARMUP_TRAINING = ["debug=tiny", "stage=warmup", "warmup.eval_steps=0", "warmup.eval_sets=[]"]
+TINY_WARMUP_TRAINING = ["debug=tiny_training", "stage=warmup"]
 # a two-step warm-up with an evaluation: shared by the tests that read its outputs or start from its checkpoint
-TINY_WARMUP = ["debug=tiny", "stage=warmup", "warmup.eval_steps=1", "warmup.learning_rate=0.05",
-               "eval.during_training.direct_limit=null", "eval.datasets=[generic]"]
+TINY_WARMUP = ["debug=tiny_warmup", "stage=warmup"]

@@ -296,8 +296,7 @@ def test_scripted_losses_drive_extension_revert_forgetting_and_replay(tmp_path, 
         return {n: [levels.get(n, 1.0) + e for e in noise] for n in names}
 
     monkeypatch.setattr(stage, "validation_losses", scripted)
-    overrides = [a for a in TINY_CURRICULUM if not a.startswith(("curriculum.val_limit", "curriculum.extend_steps"))]
-    cfg = make_config(*overrides, "curriculum.max_steps=1", "curriculum.extend_steps=1",
+    cfg = make_config(*TINY_CURRICULUM, "curriculum.val_limit=0", "curriculum.max_steps=1", "curriculum.extend_steps=1",
                       "curriculum.save_steps=1", "curriculum.max_extra_epochs=1.0", "curriculum.final_eval=false",
                       "curriculum.warmup_ratio=0")
     stage.run(cfg, str(tmp_path))

@@ -7,7 +7,7 @@ import torch
 from peft import PeftModel
 
 from reasoning_lab.model import load_base_model
-from tests.helpers import TINY_WARMUP, TINY_WARMUP_TRAINING, make_config, run_cli, with_overrides
+from tests.helpers import TINY_WARMUP, TINY_WARMUP_TRAINING, make_config, run_cli
 from tests.helpers import finished as finished_stage
 from tests.wandb_files import find_wandb_files, read_wandb_file
 
@@ -66,8 +66,8 @@ def test_init_from_continues_from_a_checkpoint_and_bad_paths_fail_cleanly(tmp_pa
 @pytest.mark.app
 def test_real_mix_trains_on_benchmark_rows(tmp_path, shared_data):
     run_dir = tmp_path / "run"
-    args = with_overrides([a for a in TINY_WARMUP if not a.startswith("eval.datasets")], "warmup.max_steps=1",
-                          "warmup.eval_steps=0")
+    args = ["debug=tiny", "stage=warmup", "warmup.learning_rate=0.05", "eval.during_training.direct_limit=null",
+            "warmup.max_steps=1", "warmup.eval_steps=0"]  # debug=tiny_warmup but the default evaluation sets
     metrics = finished(run_dir, run_cli(*args, "data=real", f"data.root={shared_data}", "data.max_length=1024",
                                         "logger=none", f"hydra.run.dir={run_dir}"))
     sources = metrics["train_data"]["per_source"]

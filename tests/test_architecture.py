@@ -168,3 +168,11 @@ def test_every_package_module_has_a_test_module():
         if not names & tests:
             missing.append(f"{path.relative_to(PACKAGE.parent)}: {' or '.join(sorted(names))}.py")
     assert missing == []
+
+
+def test_no_test_of_the_package_imports_the_experiments():
+    """The benchmarks may change freely: their helpers are tested beside them (experiments/test_bench.py)."""
+    importing = [p.name for p in sorted((PACKAGE.parent / "tests").glob("*.py"))
+                 if any(isinstance(n, (ast.Import, ast.ImportFrom)) and "experiments" in ast.unparse(n).split()[1]
+                        for n in ast.walk(ast.parse(p.read_text())))]
+    assert importing == []

@@ -107,31 +107,6 @@ def test_embedded_model_in_8bit_on_the_cpu(tmp_path):
     assert metrics["parameters"]["quantized_layers"] == 30 * 7  # every linear layer of the 30 blocks is 8-bit
 
 
-def test_length_grouped_batches_pad_less_than_random_ones():
-    """warmup.group_by_length: the Trainer draws batches of similar lengths, every example once per epoch."""
-    import random
-
-    from datasets import Dataset
-
-    from experiments.bench import stage_batches
-    from reasoning_lab.model import load_model, load_tokenizer
-
-    cfg = make_config("model=tiny_random")
-    tokenizer = load_tokenizer(cfg.model)
-    model = load_model(cfg.model)
-    rng = random.Random(0)
-    lengths = [rng.randint(20, 300) for _ in range(128)]
-    data = Dataset.from_dict({"input_ids": [[5] * n for n in lengths],
-                              "completion_mask": [[0] * (n // 2) + [1] * (n - n // 2) for n in lengths]})
-    padded = {}
-    for grouped in (False, True):
-        batches = stage_batches(model, tokenizer, data, 16, 8, group_by_length=grouped)  # the whole epoch
-        assert sorted(int(m.sum()) for b in batches for m in b["attention_mask"]) == sorted(lengths)
-        padded[grouped] = sum(b["input_ids"].numel() for b in batches)
-    assert padded[True] < 0.7 * padded[False], padded
-    assert make_config().warmup.group_by_length is True
-
-
 @pytest.mark.app
 @pytest.mark.slow
 @pytest.mark.parametrize("batches", [[], ["warmup.max_tokens_per_batch=200"]], ids=["by_count", "by_tokens"])

@@ -171,7 +171,7 @@ def bench_evaluation(cfg, tokenizer, checkpoint: Path | None) -> dict:
     sets = {}
     for source in cfg.eval.datasets:  # as `evaluation.evaluate`: benchmarks without data are left out
         try:
-            sets[source] = eval_problems(cfg, source, cfg.eval.limit)
+            sets[source] = eval_problems(cfg.data, source, cfg.eval.limit)
         except ReasoningLabError:
             pass
     runs, before = {}, loop_before()

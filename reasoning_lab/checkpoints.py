@@ -103,21 +103,22 @@ def record(checkpoint: str | Path) -> dict:
     return read_json(Path(checkpoint) / CHECKPOINT_INFO, {})
 
 
-def resolve_checkpoint(cfg: DictConfig, default_root: str | Path) -> Path | None:
+def resolve_checkpoint(checkpoint_cfg: DictConfig, model_cfg: DictConfig, default_root: str | Path) -> Path | None:
     """The adapter `stage=eval` and `stage=answer` use: `checkpoint.eval` (`base`: none), else the newest
-    checkpoint under `checkpoint.search` (or `default_root`), else None for the base model; checked against model."""
-    if cfg.checkpoint.eval == "base":
+    checkpoint under `checkpoint.search` (or `default_root`), else None for the base model; checked against the
+    model."""
+    if checkpoint_cfg.eval == "base":
         return None
-    if cfg.checkpoint.eval:
-        if not Path(cfg.checkpoint.eval).exists():
-            raise ReasoningLabError(f"checkpoint.eval={cfg.checkpoint.eval} does not exist; give an adapter directory, "
+    if checkpoint_cfg.eval:
+        if not Path(checkpoint_cfg.eval).exists():
+            raise ReasoningLabError(f"checkpoint.eval={checkpoint_cfg.eval} does not exist; give an adapter directory, "
                                     "or base for the bare model")
-        return check_checkpoint(cfg.checkpoint.eval, model_cfg=cfg.model)
-    root = Path(cfg.checkpoint.search or default_root)
-    if cfg.checkpoint.search and not root.exists():
+        return check_checkpoint(checkpoint_cfg.eval, model_cfg=model_cfg)
+    root = Path(checkpoint_cfg.search or default_root)
+    if checkpoint_cfg.search and not root.exists():
         raise ReasoningLabError(f"checkpoint.search={root} does not exist; give a run directory or a folder of runs")
     found = newest_checkpoint(root) if root.exists() else None
-    return check_checkpoint(found, cfg.model) if found else None
+    return check_checkpoint(found, model_cfg) if found else None
 
 
 def training_record(init_from: str | None, data_cfg: DictConfig, sets: list[str]) -> list[dict]:

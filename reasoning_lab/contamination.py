@@ -90,7 +90,7 @@ def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_name
     return report
 
 
-def held_out_check(cfg: DictConfig, checkpoint: Path) -> list[dict]:
+def held_out_check(data_cfg: DictConfig, eval_sets: list[str], checkpoint: Path) -> list[dict]:
     """The contamination guard between this evaluation's sets (drawn with this run's data settings) and
     what the checkpoint records it was trained on (`trained_on`, with the data settings of each stage).
     Overlap above `data.contamination.max_share` stops the evaluation unless data.allow_contamination=true."""
@@ -101,9 +101,9 @@ def held_out_check(cfg: DictConfig, checkpoint: Path) -> list[dict]:
     reports = []
     for entry in info["trained_on"]:
         trained = OmegaConf.create(entry["data"])  # its contamination.action as trained: `drop` left those rows out
-        trained.allow_contamination = cfg.data.allow_contamination  # the evaluation decides what it tolerates
+        trained.allow_contamination = data_cfg.allow_contamination  # the evaluation decides what it tolerates
         try:
-            report = contamination_report(trained, entry["sets"], list(cfg.eval.datasets), cfg.data)
+            report = contamination_report(trained, entry["sets"], list(eval_sets), data_cfg)
         except ReasoningLabError as error:
             raise ReasoningLabError(f"{checkpoint} was trained on problems this evaluation would test ({error}); "
                                     "evaluate on other sets, or set data.allow_contamination=true to report anyway") from None

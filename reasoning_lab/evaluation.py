@@ -162,10 +162,11 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
     return metrics, predictions
 
 
-def eval_problems(cfg: DictConfig, source: str, limit: int | None) -> list[Problem]:
-    problems = source_rows(source, "test", cfg.data)
+def eval_problems(data_cfg: DictConfig, source: str, limit: int | None) -> list[Problem]:
+    """A seeded `limit` subset of a source's test problems (all of them without a limit)."""
+    problems = source_rows(source, "test", data_cfg)
     if limit is not None and limit < len(problems):
-        problems = random.Random(cfg.data.seed).sample(problems, limit)
+        problems = random.Random(data_cfg.seed).sample(problems, limit)
     return problems
 
 
@@ -184,7 +185,7 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     sets = {}
     for source in datasets if datasets is not None else cfg.eval.datasets:
         try:
-            sets[source] = eval_problems(cfg, source, budget.limit)
+            sets[source] = eval_problems(cfg.data, source, budget.limit)
         except ReasoningLabError as error:
             results["skipped"][source] = str(error)
             log.warning("evaluation skips %s: %s", source, error)
@@ -220,7 +221,7 @@ def base_cache_key(cfg: DictConfig, budget: DictConfig, datasets: list[str] | No
     problems = {}
     for source in names:
         try:
-            problems[source] = [dataclasses.astuple(p) for p in eval_problems(cfg, source, budget.limit)]
+            problems[source] = [dataclasses.astuple(p) for p in eval_problems(cfg.data, source, budget.limit)]
         except ReasoningLabError as error:  # skipped by the evaluation too, and said so there
             problems[source] = str(error)
     settings = {"model": {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "lora"},

@@ -38,12 +38,13 @@ def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], lim
 
 
 
-def validation_losses(model, tokenizer, cfg: DictConfig, names: list[str], batch_size: int = 16) -> dict[str, list[float]]:
+def validation_losses(model, tokenizer, data_cfg: DictConfig, names: list[str],
+                      batch_size: int = 16) -> dict[str, list[float]]:
     """Per-example completion loss (mean NLL per completion token, what SFT minimises) on the validation
     split of each named set: the curriculum's signal for its decisions. No generation, and far less
     noisy than the accuracy of a few dozen greedy answers; paired across checkpoints by example."""
-    return {name: example_losses(model, tokenizer, tokenize(build_examples(cfg.data, [name], "val"), tokenizer,
-                                                            cfg.data.max_length, "truncate")[0], batch_size)
+    return {name: example_losses(model, tokenizer, tokenize(build_examples(data_cfg, [name], "val"), tokenizer,
+                                                            data_cfg.max_length, "truncate")[0], batch_size)
             for name in names}
 
 

@@ -61,7 +61,7 @@ def test_eval_checks_what_the_checkpoint_was_trained_on(tmp_path, shared_data):
     record = [{"sets": ["generic", "gsm8k", "aqua", "strategyqa"], "data": OmegaConf.to_container(trained.data)}]
     (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": record}))
     cfg = make_config("data.seed=1", "eval.datasets=[generic,synthetic_gsm8k,synthetic_aqua,synthetic_strategyqa]")
-    (report,) = held_out_check(cfg, tmp_path)
+    (report,) = held_out_check(cfg.data, list(cfg.eval.datasets), tmp_path)
     assert all(pair["overlapping"] == 0 for pair in report["pairs"].values()) and len(report["pairs"]) == 16
 
     real = make_config("data=real", f"data.root={shared_data}", "data.contamination.action=refuse")
@@ -69,8 +69,8 @@ def test_eval_checks_what_the_checkpoint_was_trained_on(tmp_path, shared_data):
     (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": [{"sets": ["aqua"], "data": real_record}]}))
     evaluation = make_config("data=real", f"data.root={shared_data}", "eval.datasets=[aqua]")
     with pytest.raises(ReasoningLabError, match="was trained on problems this evaluation would test"):
-        held_out_check(evaluation, tmp_path)
+        held_out_check(evaluation.data, list(evaluation.eval.datasets), tmp_path)
     real_record["contamination"]["action"] = "drop"
     (tmp_path / "reasoning_lab.json").write_text(json.dumps({"trained_on": [{"sets": ["aqua"], "data": real_record}]}))
-    (report,) = held_out_check(evaluation, tmp_path)
+    (report,) = held_out_check(evaluation.data, list(evaluation.eval.datasets), tmp_path)
     assert report["dropped"]["aqua"] > 0

@@ -291,7 +291,7 @@ def test_scripted_losses_drive_extension_revert_forgetting_and_replay(tmp_path, 
               {"gsm8k_simple": 0.9, "generic": 1.6}]
     noise = [0.01 * ((7 * i) % 5) for i in range(16)]
 
-    def scripted(model, tokenizer, cfg, names):
+    def scripted(model, tokenizer, data_cfg, names):
         levels = script.pop(0) if script else {}
         return {n: [levels.get(n, 1.0) + e for e in noise] for n in names}
 

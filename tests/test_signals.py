@@ -12,7 +12,7 @@ from tests.helpers import tiny_model
 
 def test_batched_losses_equal_each_examples_own_completion_loss():
     cfg, model, tokenizer = tiny_model("data.generic.size_per_level=8", "data.val_size=6", trainable=False)
-    losses = signals.validation_losses(model, tokenizer, cfg, ["generic"], batch_size=4)
+    losses = signals.validation_losses(model, tokenizer, cfg.data, ["generic"], batch_size=4)
     dataset, _ = tokenize(build_examples(cfg.data, ["generic"], "val"), tokenizer, cfg.data.max_length, "truncate")
     assert len(losses["generic"]) == len(dataset) >= 5  # a padded batch of 4, then the rest
     lengths = {len(ids) for ids in dataset["input_ids"]}

@@ -64,7 +64,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     questions = read_questions(cfg)
     if cfg.eval.k < 1:
         raise ReasoningLabError(f"eval.k={cfg.eval.k}: stage=answer votes over eval.k sampled answers; set eval.k >= 1")
-    checkpoint = resolve_checkpoint(cfg, default_root=cfg.paths.log_dir)
+    checkpoint = resolve_checkpoint(cfg.checkpoint, cfg.model, default_root=cfg.paths.log_dir)
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
     model = load_base_model(cfg.model) if checkpoint is None else load_model(cfg.model, str(checkpoint), trainable=False)

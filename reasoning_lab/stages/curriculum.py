@@ -128,7 +128,7 @@ def run_stage(cur: Curriculum, k: int, stage: DictConfig, earlier: list[dict], a
     earlier_names = list(dict.fromkeys(n for record in earlier for n in record["data"]))
     data = stage_data(cur, k, stage, earlier_names, work)
     if "baseline" not in state:  # per-example validation losses of every set before the stage trains
-        state["baseline"] = validation_losses(model, cur.tokenizer, cfg, data.val_names)
+        state["baseline"] = validation_losses(model, cur.tokenizer, cfg.data, data.val_names)
         write_json(work / "rounds.json", state)
     train_rounds(cur, model, data, state, replay)
 
@@ -186,7 +186,7 @@ def train_rounds(cur: Curriculum, model, data: StageData, state: dict, replay: f
     while not rounds or rounds[-1]["decision"] == "extend":
         r = len(rounds)
         train = train_round(cur, model, data, r, replay)
-        now = validation_losses(model, cur.tokenizer, cfg, data.val_names)
+        now = validation_losses(model, cur.tokenizer, cfg.data, data.val_names)
         decision = (judge(cur, data, state, now, previous, replay) if cur.schedule.extends
                     else Decision("advance", f"one round: curriculum.schedule={cur.schedule.name} has no extensions",
                                   replay, []))

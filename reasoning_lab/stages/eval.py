@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, run_dir: str) -> dict:
     with stage_run(cfg, run_dir, "eval") as (stage_dir, metrics, wandb_run):
         set_seed(cfg.seed)
-        checkpoint = resolve_checkpoint(cfg, default_root=run_dir)
-        held_out = held_out_check(cfg, checkpoint) if checkpoint is not None else []
+        checkpoint = resolve_checkpoint(cfg.checkpoint, cfg.model, default_root=run_dir)
+        held_out = held_out_check(cfg.data, list(cfg.eval.datasets), checkpoint) if checkpoint is not None else []
         tokenizer = load_tokenizer(cfg.model)
         if checkpoint is None:
             model = load_base_model(cfg.model)

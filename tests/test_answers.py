@@ -113,12 +113,14 @@ def test_total_on_junk(text, kind, lenient):
 
 @pytest.mark.parametrize("kind", ["number", "choice", "yesno"])
 def test_megabytes_of_text_stay_fast(kind):
+    """Linear, not catastrophic: a pattern that backtracks quadratically on these megabytes runs for hours. The bound
+    leaves room for a slow CPU shared with other tests (10.6 s seen on a loaded 2-core AVX2 machine)."""
     texts = ["1," * 500_000, "<think>" + "9" * 2_000_000, "(" * 1_000_000 + "answer is", "A) " * 300_000]
     began = time.perf_counter()
     for text in texts:
         extract_answer(text, kind)
         extract_answer(text, kind, lenient=True)
-    assert time.perf_counter() - began < 10
+    assert time.perf_counter() - began < 60
 
 
 def _rows(path):

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from reasoning_lab.distributed import is_main_process, wait_for_everyone
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import build_once, read_json, stop_if_asked
+from reasoning_lab.timing import phase
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def training_record(init_from: str | None, data_cfg: DictConfig, sets: list[str]
     return inherited + [{"sets": list(sets), "data": OmegaConf.to_container(data_cfg, resolve=True)}]
 
 
+@phase("saving")
 def save_adapter(model, tokenizer, target: Path, model_cfg: DictConfig, extra: dict | None = None,
                  also=None) -> Path:
     """Write the adapter (and tokenizer) to `target` atomically: complete, or not there at all.
@@ -171,6 +173,7 @@ def latest_complete_checkpoint(output_dir: Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[-1])) if found else None
 
 
+@phase("training")
 def train_resuming(trainer, output_dir: Path):
     """`trainer.train()`, continued from the newest complete checkpoint under `output_dir` when there is one
     (weights, optimizer, scheduler, random states and data position restored by the Trainer; the state of every

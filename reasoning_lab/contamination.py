@@ -15,6 +15,7 @@ from reasoning_lab.config import OWN
 from reasoning_lab.data import load_problems, source_rows
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.readers import BENCHMARKS
+from reasoning_lab.timing import phase
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ def is_procedural(data_cfg: DictConfig, name: str) -> bool:
     return data_cfg.sets[name].source not in BENCHMARKS + OWN
 
 
+@phase("data")
 def contamination_report(data_cfg: DictConfig, train_names: list[str], eval_names: list[str],
                          eval_data_cfg: DictConfig | None = None) -> dict:
     """`train_names` are sets of data.sets; `eval_names` are sources (what evaluation reads), drawn with

@@ -42,6 +42,7 @@ from reasoning_lab.readers import (
     read_jsonl,
     reader,
 )
+from reasoning_lab.timing import phase
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ def answer_token_cap(tokenizer, problems: list[Problem], reason: bool, floor: in
     return max(floor, 8 * math.ceil(p99 * 1.25 / 8))
 
 
+@phase("data")
 def build_examples(data_cfg: DictConfig, names: list[str], split: str, exclude: frozenset = frozenset()) -> list[dict]:
     """Chat examples of several sets; a seeded `data.direct_share` of them answer without reasoning.
     Questions in `exclude` (the contamination guard's drops) are left out."""
@@ -215,6 +217,7 @@ def build_examples(data_cfg: DictConfig, names: list[str], split: str, exclude: 
     return examples
 
 
+@phase("data")
 def tokenize(examples: list[dict], tokenizer, max_length: int, overflow: str,
              keep: tuple[str, ...] = ()) -> tuple[Dataset, dict]:
     """Token ids and a completion mask per example, through the model's chat template (plus the example

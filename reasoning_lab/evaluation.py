@@ -44,6 +44,7 @@ from reasoning_lab.model import cache_dir, inference_model, load_base_model
 from reasoning_lab.problem import Problem, chat_prompt
 from reasoning_lab.report import EVAL_RESULTS, publish_report
 from reasoning_lab.stats import bootstrap_ci, rounded_mean, wilson
+from reasoning_lab.timing import phase
 from reasoning_lab.tracking import log_evaluation
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ def eval_problems(data_cfg: DictConfig, source: str, limit: int | None) -> list[
     return problems
 
 
+@phase("evaluation")
 def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, out_dir: Path | None = None,
              datasets: list[str] | None = None) -> dict:
     """Evaluate a model in memory on `datasets` (default: eval.datasets) under `budget` (the `eval` config
@@ -232,6 +234,7 @@ def base_cache_key(cfg: DictConfig, budget: DictConfig, datasets: list[str] | No
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@phase("evaluation")
 def base_results(cfg: DictConfig, tokenizer, budget: DictConfig, out_dir: Path,
                  datasets: list[str] | None = None) -> dict:
     """The base model's evaluation under `budget`, computed once per model, data and settings (cached under

@@ -27,6 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from reasoning_lab.checkpoints import check_checkpoint
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import build_once
+from reasoning_lab.timing import phase
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ DEFAULT_CHAT_TEMPLATE = (
 )
 
 
+@phase("setup")
 def load_tokenizer(model_cfg: DictConfig) -> PreTrainedTokenizerBase:
     """The model's tokenizer, ready for chat: `model.chat_template` when set, else its own template, else
     DEFAULT_CHAT_TEMPLATE; a missing pad token is the end-of-sequence token (said once in the log)."""
@@ -190,6 +192,7 @@ def liger_kernels(cuda: bool | None = None, installed: bool | None = None) -> bo
     return cuda and installed
 
 
+@phase("setup")
 def load_base_model(model_cfg: DictConfig):
     path = base_model_path(model_cfg)
     quantization = quantization_config(model_cfg)
@@ -276,6 +279,7 @@ def with_lora(model, model_cfg: DictConfig):
                                 f"model.lora.target_modules=[...] (its linear layers: {', '.join(linear)})") from None
 
 
+@phase("setup")
 def load_model(model_cfg: DictConfig, init_from: str | None = None, trainable: bool = True):
     """The base model with LoRA adapters: fresh ones, or those saved in `init_from`. Only adapters train."""
     if init_from:

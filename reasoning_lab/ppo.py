@@ -41,6 +41,7 @@ from trl.trainer.utils import use_adapter
 from reasoning_lab.decoding import left_pad
 from reasoning_lab.files import build_once, read_json, stop_if_asked, write_json
 from reasoning_lab.prompt_selection import PromptSampler, step_numbers
+from reasoning_lab.timing import phase
 
 log = logging.getLogger(__name__)
 VALUE_HEAD_FILE = "value_head.safetensors"
@@ -403,6 +404,7 @@ def prompt_batches(rows: list[dict], sampler: PromptSampler):
             yield [rows[i] for i in chunk]
 
 
+@phase("training")
 def train(ppo: PPO, rows: list[dict], sampler: PromptSampler, state_dir: Path, held_out=None,
           wandb_run=None) -> list[dict]:
     """`settings.max_steps` PPO steps on prompt batches drawn by `sampler`, a log line (and W&B scalars) each;

@@ -14,8 +14,10 @@ from reasoning_lab.decoding import generate
 from reasoning_lab.model import inference_model
 from reasoning_lab.problem import chat_prompt
 from reasoning_lab.stats import rounded_mean
+from reasoning_lab.timing import phase
 
 
+@phase("signal")
 def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], limit: int,
                         max_new_tokens: int | None) -> dict[str, float]:
     """Greedy strict accuracy on the validation split of each named training set (a seeded `limit`
@@ -38,6 +40,7 @@ def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], lim
 
 
 
+@phase("signal")
 def validation_losses(model, tokenizer, data_cfg: DictConfig, names: list[str],
                       batch_size: int = 16) -> dict[str, list[float]]:
     """Per-example completion loss (mean NLL per completion token, what SFT minimises) on the validation
@@ -48,6 +51,7 @@ def validation_losses(model, tokenizer, data_cfg: DictConfig, names: list[str],
             for name in names}
 
 
+@phase("signal")
 @torch.no_grad()
 def example_losses(model, tokenizer, dataset, batch_size: int = 16) -> list[float]:
     """Mean NLL per completion token of each tokenized example (`input_ids`, `completion_mask`), in order."""

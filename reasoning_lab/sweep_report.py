@@ -32,6 +32,7 @@ from reasoning_lab.compare import (
 )
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.report import collect_results
+from reasoning_lab.timing import PHASES
 from reasoning_lab.tracking import sweep_group
 
 JOB_ERROR = "job_error.txt"
@@ -56,6 +57,9 @@ def job_rows(sweep_dir: str | Path) -> list[dict]:
             "status": "failed" if error or failed else ("completed" if stages else "not run"),
             "error": error.splitlines()[-1] if error else "",
             "wall_seconds": round(sum(m.get("wall_seconds", 0.0) for m in stages), 1),
+            # seconds per phase (reasoning_lab.timing), over the job's stages
+            "timing": {name: round(sum(m.get("timing", {}).get(name, 0.0) for m in stages), 1)
+                       for name in (*PHASES, "other")},
             "accuracy": {name: m["accuracy"] for name, m in final.items()},
         })
     return rows
@@ -81,8 +85,10 @@ def write_sweep_report(sweep_dir: str | Path, wandb_group: str | None = None) ->
     parsed = [dict(o.split("=", 1) for o in r["overrides"] if "=" in o) for r in rows]
     swept = [k for k in dict.fromkeys(k for p in parsed for k in p) if len({p.get(k) for p in parsed}) > 1]
     common = [o for o in (rows[0]["overrides"] if rows else []) if o.split("=", 1)[0] not in swept]
-    header = ["job", *swept, "status", "wall s", *datasets, "mean", "error"]
-    lines = [f"# Sweep {sweep_dir}", "", "Final greedy accuracy (strict) per dataset, from each job's last evaluation.",
+    header = ["job", *swept, "status", "wall s", *[f"{name} s" for name in (*PHASES, "other")], *datasets, "mean",
+              "error"]
+    lines = [f"# Sweep {sweep_dir}", "", "Final greedy accuracy (strict) per dataset, from each job's last evaluation; "
+             "where the time went (seconds per phase over the job's stages: reasoning_lab/timing.py).",
              "", f"Common overrides: `{' '.join(common) or '-'}`", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r, p in zip(rows, parsed):
@@ -90,7 +96,7 @@ def write_sweep_report(sweep_dir: str | Path, wandb_group: str | None = None) ->
         known = [a for a in acc if a is not None]
         r["mean"] = sum(known) / len(known) if known else None
         cells = [r["job"], *[p.get(k, "-") for k in swept], r["status"], f"{r['wall_seconds']:.0f}",
-                 *[f"{a:.3f}" if a is not None else "-" for a in acc],
+                 *[f"{s:.0f}" for s in r["timing"].values()], *[f"{a:.3f}" if a is not None else "-" for a in acc],
                  f"{r['mean']:.3f}" if r["mean"] is not None else "-", r["error"].replace("|", "/")]
         lines.append("| " + " | ".join(cells) + " |")
     lines += seed_summary(rows, parsed, swept, datasets)

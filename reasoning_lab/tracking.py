@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import read_json, write_json
+from reasoning_lab.timing import measure, summary
 
 log = logging.getLogger(__name__)
 
@@ -243,20 +244,23 @@ def stage_run(cfg: DictConfig, run_dir: str | Path, stage: str):
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    try:
-        wandb_run = start_run(cfg, run_dir, stage)
-        yield stage_dir, metrics, wandb_run
-        metrics["status"] = "completed"
-    except KeyboardInterrupt:
-        metrics["status"] = "interrupted"
-        raise
-    except Exception as error:
-        metrics.update(status="failed", error=f"{type(error).__name__}: {error}")
-        raise
-    finally:
-        metrics["wall_seconds"] = round(time.perf_counter() - began, 1)
-        if torch.cuda.is_available():
-            metrics["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
-        write_json(stage_dir / "metrics.json", metrics)
-        log_summary(wandb_run, metrics, stage)
-        finish_run(wandb_run)
+    with measure() as phases:  # where the time went (reasoning_lab.timing)
+        try:
+            wandb_run = start_run(cfg, run_dir, stage)
+            yield stage_dir, metrics, wandb_run
+            metrics["status"] = "completed"
+        except KeyboardInterrupt:
+            metrics["status"] = "interrupted"
+            raise
+        except Exception as error:
+            metrics.update(status="failed", error=f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            metrics["wall_seconds"] = round(time.perf_counter() - began, 1)
+            metrics["timing"] = phases.table()
+            if torch.cuda.is_available():
+                metrics["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+            write_json(stage_dir / "metrics.json", metrics)
+            log.info(summary(stage, metrics["wall_seconds"], metrics["timing"]))
+            log_summary(wandb_run, metrics, stage)
+            finish_run(wandb_run)

@@ -96,7 +96,8 @@ def test_a_stage_module_reads_at_one_level():
 
 # the layers of docs/ARCHITECTURE.md, lowest first: a module imports its own layer or lower ones, never a higher one
 LAYERS = [
-    {"errors", "problem", "distributed", "stats", "answers", "batching", "stages", "schedules", "prompt_selection"},
+    {"errors", "problem", "distributed", "stats", "answers", "batching", "stages", "schedules", "prompt_selection",
+     "timing"},
     {"files", "rewards", "synthetic", "decoding"},
     {"checkpoints", "config", "readers"},
     {"model", "data"},

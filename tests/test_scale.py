@@ -96,7 +96,9 @@ def test_lora_pacing_sweep_leaves_one_job_per_combination_one_wandb_group_and_a_
     table = (sweep / "sweep.md").read_text()
     rows = [line for line in table.split("## ")[0].splitlines() if re.match(r"\| \d+ \|", line)]
     assert len(rows) == 4 and all("| completed |" in row for row in rows)
-    assert "| job | model.lora.r | curriculum.pacing | status | wall s | generic | mean | error |" in table
+    assert ("| job | model.lora.r | curriculum.pacing | status | wall s | setup s | data s | training s | signal s | "
+            "evaluation s | saving s | other s | generic | mean | error |") in table
+    assert sum(float(row.split(" | ")[7]) for row in rows) > 0  # the training seconds of the jobs
     assert (sweep / "sweep.png").stat().st_size > 10_000
     summary = [f for f in find_wandb_files(sweep)]
     assert len(summary) == 1 and read_wandb_file(summary[0])["job_type"] == "sweep_report"

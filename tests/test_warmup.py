@@ -33,6 +33,11 @@ def test_tiny_run_leaves_adapter_metrics_and_offline_wandb_run(tiny_warmup):
     assert metrics["contamination"]["pairs"]["generic->generic"]["overlapping"] == 0
     assert metrics["eval"]["generic"]["n"] == 2
     assert json.loads((run_dir / "warmup" / "eval_results.json").read_text())["label"] == "warmup"
+    # where the time went: every phase, adding up to the stage's wall time
+    timing = metrics["timing"]
+    assert set(timing) == {"setup", "data", "training", "signal", "evaluation", "saving", "other"}
+    assert timing["setup"] > 0 and timing["training"] > 0 and timing["evaluation"] > 0 and timing["saving"] > 0
+    assert sum(timing.values()) == pytest.approx(metrics["wall_seconds"], abs=1.0)
 
     cfg = make_config("model=tiny_random")
     adapter = PeftModel.from_pretrained(load_base_model(cfg.model), run_dir / "warmup" / "checkpoint")

@@ -214,10 +214,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "experiments" / "results" / "generation.md"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")  # progress lines of the evaluation
-    from reasoning_lab.model import inference_model, load_base_model, load_tokenizer
+    from reasoning_lab.model import dtype_name, inference_model, load_base_model, load_tokenizer
 
     overrides = ["eval.limit=4"] if args.quick else []
     cfg = compose(*overrides)
+    cfg.eval.dtype = dtype_name(cfg.eval.dtype)  # auto: as this machine runs it
     tokenizer = load_tokenizer(cfg.model)
     problems, budget = (8, 32) if args.quick else (args.problems, args.tokens)
     model = inference_model(load_base_model(cfg.model), cfg.model.quantization, cfg.eval.dtype,

@@ -45,7 +45,8 @@ def steps_or(epochs_key: str):
     return field(metadata={"steps_or": epochs_key})
 
 
-DTYPES = ("float32", "bfloat16", "float16")
+# auto: bfloat16 where the machine multiplies it in hardware, else float32 (reasoning_lab.model.dtype_name)
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 # transformers' schedulers that need no arguments beyond the step counts (tests/test_config.py checks each is one of
 # transformers.SchedulerType, so a name transformers drops fails there, not 40 s into a run)
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",

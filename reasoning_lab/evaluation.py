@@ -40,7 +40,7 @@ from reasoning_lab.decoding import generate, majority_vote, pass_at_k
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import write_json
-from reasoning_lab.model import cache_dir, inference_model, load_base_model
+from reasoning_lab.model import cache_dir, dtype_name, inference_model, load_base_model
 from reasoning_lab.problem import Problem, chat_prompt
 from reasoning_lab.report import EVAL_RESULTS, publish_report
 from reasoning_lab.stats import bootstrap_ci, rounded_mean, wilson
@@ -180,7 +180,7 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     results = {"label": label, "datasets": {}, "skipped": {},
                "decoding": {"k": budget.k, "temperature": budget.temperature, "top_p": budget.top_p,
                             "max_new_tokens": budget.max_new_tokens or "from the data", "limit": budget.limit,
-                            "direct_limit": budget.direct_limit, "dtype": budget.dtype,
+                            "direct_limit": budget.direct_limit, "dtype": dtype_name(budget.dtype),
                             "system_prompt": cfg.data.system_prompt}}
     began = time.perf_counter()
     model = inference_model(model, cfg.model.quantization, budget.dtype, cfg.eval.attn_implementation)

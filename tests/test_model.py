@@ -168,3 +168,12 @@ def test_the_generating_copy_of_a_trained_model_runs_its_own_weights(tmp_path):
     assert torch.equal(before, after)
 
 
+
+
+def test_auto_dtype_is_bfloat16_only_where_the_machine_multiplies_it_natively(monkeypatch):
+    assert isinstance(M.native_bfloat16(), bool)  # this machine answers
+    monkeypatch.setattr(M, "native_bfloat16", lambda: True)
+    assert M.dtype_name("auto") == "bfloat16" and M.torch_dtype("auto") == torch.bfloat16
+    monkeypatch.setattr(M, "native_bfloat16", lambda: False)
+    assert M.dtype_name("auto") == "float32" and M.torch_dtype("auto") == torch.float32
+    assert M.dtype_name("bfloat16") == "bfloat16" and M.dtype_name("float16") == "float16"  # a named dtype is kept

@@ -162,7 +162,7 @@ COMPLETE = "reasoning_lab.complete"
 
 
 def mark_complete(folder: Path, step: int) -> None:
-    """Mark a Trainer checkpoint complete, once the Trainer has written all of it (sft.MarkComplete calls this)."""
+    """Mark a Trainer checkpoint complete, once the Trainer has written all of it (callbacks.MarkComplete calls this)."""
     (folder / COMPLETE).write_text(str(step))
     stop_if_asked(folder)
 
@@ -177,7 +177,7 @@ def latest_complete_checkpoint(output_dir: Path) -> Path | None:
 def train_resuming(trainer, output_dir: Path):
     """`trainer.train()`, continued from the newest complete checkpoint under `output_dir` when there is one
     (weights, optimizer, scheduler, random states and data position restored by the Trainer; the state of every
-    callback with a state of its own, reasoning_lab.trl_trainers.CheckpointState, restored here). Returns the
+    callback with a state of its own, reasoning_lab.callbacks.CheckpointState, restored here). Returns the
     Trainer's result and the checkpoint it resumed from (None: from the start)."""
     resume = latest_complete_checkpoint(output_dir)
     if resume:

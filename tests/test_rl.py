@@ -6,7 +6,7 @@ import math
 import pytest
 
 from reasoning_lab.prompt_selection import PromptSampler
-from tests.helpers import TINY_RL, run_cli
+from tests.helpers import TINY_RL, make_config, run_cli
 from tests.helpers import finished as finished_stage
 from tests.wandb_files import find_wandb_files, read_wandb_file
 
@@ -272,3 +272,14 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     assert resumed_sampler.observations == clean_sampler.observations  # the same prompts, the same answers
     if sampling == "learnability":
         assert len({tuple(o[1]) for o in clean_sampler.observations}) > 1
+
+
+def test_rl_evaluates_the_held_out_problems_of_what_it_trains_on():
+    from reasoning_lab.stages.rl import held_out_sets
+
+    cfg = make_config("stage=rl")
+    assert held_out_sets(cfg.rl, cfg.data) == ["generic", "synthetic_gsm8k", "synthetic_aqua", "synthetic_strategyqa"]
+    real = make_config("stage=rl", "data=real", "rl.prompt_sets=[gsm8k,gsm8k_simple,aqua]")
+    assert held_out_sets(real.rl, real.data) == ["gsm8k", "aqua"]  # a subset of a source is its source, once
+    chosen = make_config("stage=rl", "rl.eval_sets=[generic]")
+    assert held_out_sets(chosen.rl, chosen.data) == ["generic"]

@@ -37,6 +37,7 @@ from reasoning_lab.checkpoints import (
     training_record,
 )
 from reasoning_lab.compare import compare_runs, write_outputs
+from reasoning_lab.config import OWN
 from reasoning_lab.data import load_problems
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.evaluation import evaluate, record_evaluation
@@ -172,7 +173,7 @@ class HeldOut:
 
     def __call__(self, step: int, label: str, out_dir: Path | None = None) -> dict:
         cfg = self.cfg
-        eval_sets = list(cfg.eval.datasets if cfg.rl.eval_sets is None else cfg.rl.eval_sets)
+        eval_sets = held_out_sets(cfg.rl, cfg.data)
         budget = (OmegaConf.merge(cfg.eval.during_training, {"k": cfg.rl.final_k}) if out_dir is not None
                   else cfg.eval.during_training)
         with self.timer.excluded():
@@ -184,6 +185,15 @@ class HeldOut:
 
     def at_step(self, step: int) -> dict:
         return self(step, f"rl/step_{step}")
+
+
+def held_out_sets(rl_cfg: DictConfig, data_cfg: DictConfig) -> list[str]:
+    """`rl.eval_sets`, else the test problems of what RL trains on: the source of each of `rl.prompt_sets` (a set of
+    your own by its name), each once."""
+    if rl_cfg.eval_sets is not None:
+        return list(rl_cfg.eval_sets)
+    sources = [name if data_cfg.sets[name].source in OWN else data_cfg.sets[name].source for name in rl_cfg.prompt_sets]
+    return list(dict.fromkeys(sources))
 
 
 def evaluate_before(held_out, before_dir: Path, metrics: dict) -> dict:

@@ -17,6 +17,7 @@ import importlib.util
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -57,6 +58,17 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def rng_untouched(build: Callable[[Path], None]) -> Callable[[Path], None]:
+    """`build` run with torch's random state put back afterwards: building a cached model initializes weights at
+    random, and a seeded run must draw its LoRA matrices alike whether the cache was cold or warm."""
+
+    def built(out: Path) -> None:
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+            build(out)
+
+    return built
+
+
 def embedded_model_dir() -> Path:
     """The embedded SmolLM2 as a plain safetensors folder, converted on first use."""
 
@@ -78,7 +90,7 @@ def embedded_model_dir() -> Path:
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)
 
-    return build_once(cache_dir() / "smollm2-135m-instruct", convert)
+    return build_once(cache_dir() / "smollm2-135m-instruct", rng_untouched(convert))
 
 
 def tiny_random_dir(tiny: DictConfig, dtype: str = "float32") -> Path:
@@ -112,7 +124,7 @@ def tiny_random_dir(tiny: DictConfig, dtype: str = "float32") -> Path:
         model.to(getattr(torch, dtype)).save_pretrained(out)
         tokenizer.save_pretrained(out)
 
-    return build_once(cache_dir() / f"tiny-random-{key}", build)
+    return build_once(cache_dir() / f"tiny-random-{key}", rng_untouched(build))
 
 
 def native_bfloat16() -> bool:

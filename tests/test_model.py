@@ -34,6 +34,19 @@ def test_tiny_random_is_deterministic_and_uses_the_embedded_tokenizer():
     assert "<|im_start|>" in tokenizer.chat_template
 
 
+def test_a_seeded_run_draws_the_same_lora_matrices_whether_the_model_cache_is_cold_or_warm(tmp_path, monkeypatch):
+    # building a cached model initializes weights at random; that must not move the seeded run's random state
+    (tmp_path / "smollm2-135m-instruct").symlink_to(M.embedded_model_dir())  # the tokenizer's source, built
+    monkeypatch.setenv("REASONING_LAB_CACHE", str(tmp_path))  # a cache where the tiny model is not built yet
+    cfg = make_config("model=tiny_random", "model.tiny.hidden_size=48")  # a shape no other test has cached
+    drawn = []
+    for _ in ("cold", "warm"):
+        torch.manual_seed(0)
+        model = M.load_model(cfg.model)
+        drawn.append({k: v.clone() for k, v in model.state_dict().items() if "lora_A" in k})
+    assert drawn[0] and all(torch.equal(drawn[0][k], drawn[1][k]) for k in drawn[0])
+
+
 @pytest.mark.parametrize("quantization", ["8bit", "4bit"])
 def test_quantized_base_is_frozen_and_lora_backward_works(quantization):
     cfg = make_config("model=tiny_random", f"model.quantization={quantization}")

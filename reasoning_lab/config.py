@@ -305,6 +305,7 @@ class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
     prompt_sets: list[str]
     drop_uniform_groups: bool
     eval_every: int = at_least(0)
+    eval_limit: int = at_least(1)
     final_k: int = at_least(0)
     save_steps: int = at_least(0)
     eval_sets: list[str] | None

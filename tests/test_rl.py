@@ -34,6 +34,8 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
     assert metrics["before"].keys() == metrics["after"].keys() == {"synthetic_gsm8k"}
     for when in ("before", "after"):  # rl.final_k samples beside greedy: voting, pass@k, the samples' accuracy
         assert {"accuracy", "maj@2", "pass@1", "pass@2"} <= metrics[when]["synthetic_gsm8k"].keys()
+    between = metrics["eval_history"][1]["datasets"]["synthetic_gsm8k"]  # between steps: greedy only, smaller
+    assert between["n"] == 2 and "maj@2" not in between and "accuracy_direct" not in between
     if algorithm == "ppo":  # the stable-PPO logs of every step
         assert {"kl_coef", "ratio_mean", "ratio_max", "clipfrac", "value_loss", "explained_variance",
                 "minibatches"} <= train["history"][0].keys()
@@ -46,12 +48,12 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
     assert json.loads((checkpoint / "reasoning_lab.json").read_text())["algorithm"] == algorithm
     assert "| dataset | rl/before | rl |" in (run_dir / "report.md").read_text()
     (comparison,) = metrics["compare"]  # before and after on the same held-out problems, paired
-    assert comparison["dataset"] == "synthetic_gsm8k" and comparison["n"] == 2
+    assert comparison["dataset"] == "synthetic_gsm8k" and comparison["n"] == 3  # rl.eval_limit
     assert comparison["accuracy_a"] == metrics["before"]["synthetic_gsm8k"]["accuracy"]
     assert comparison["accuracy_b"] == metrics["after"]["synthetic_gsm8k"]["accuracy"]
     assert (run_dir / "rl" / "compare" / "compare.md").read_text().count("| synthetic_gsm8k |") == 1
-    table = metrics["reward_table"]  # 2 problems x (greedy + 2 samples)
-    assert table["n"] == 6 and sum(o["share"] for o in table["outcomes"].values()) == pytest.approx(1.0)
+    table = metrics["reward_table"]  # 3 problems x (greedy + 2 samples)
+    assert table["n"] == 9 and sum(o["share"] for o in table["outcomes"].values()) == pytest.approx(1.0)
     assert "| format |" in (run_dir / "rl" / "rewards.md").read_text()
     curves = json.loads((run_dir / "rl" / "curves.json").read_text())
     assert len(curves["history"]) == 2 and [h["step"] for h in curves["heldout"]] == [0, 1, 2]

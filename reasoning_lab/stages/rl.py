@@ -158,10 +158,11 @@ def end_ids(model, tokenizer) -> tuple[int, ...]:
 
 @dataclass
 class HeldOut:
-    """The held-out evaluation between RL steps (its time kept apart from training's), recorded as a curve over the
-    steps and in `metrics["eval_history"]`. The evaluations before and after RL (those given an `out_dir`) also
-    draw `rl.final_k` samples a problem: maj@k, pass@k and the sampled answers' own accuracy (pass@1) beside greedy,
-    on the same problems."""
+    """The held-out evaluations (their time kept apart from training's), recorded as a curve over the steps and in
+    `metrics["eval_history"]`, every one with the reasoning prompt only. Between RL steps: greedy, on
+    `eval.during_training.limit` problems a set (cheap). Before and after RL (those given an `out_dir`): greedy on
+    `rl.eval_limit` problems a set, the same problems both times (paired), and `rl.final_k` samples a problem where
+    asked (maj@k, pass@k and the sampled answers' own accuracy beside greedy)."""
 
     cfg: DictConfig
     model: object
@@ -174,8 +175,8 @@ class HeldOut:
     def __call__(self, step: int, label: str, out_dir: Path | None = None) -> dict:
         cfg = self.cfg
         eval_sets = held_out_sets(cfg.rl, cfg.data)
-        budget = (OmegaConf.merge(cfg.eval.during_training, {"k": cfg.rl.final_k}) if out_dir is not None
-                  else cfg.eval.during_training)
+        budget = OmegaConf.merge(cfg.eval.during_training, {"k": 0, "direct_limit": 0} if out_dir is None else
+                                 {"k": cfg.rl.final_k, "limit": cfg.rl.eval_limit, "direct_limit": 0})
         with self.timer.excluded():
             results = evaluate(self.model, self.tokenizer, cfg, budget, label, out_dir, eval_sets)
         # a curve per metric over the steps

@@ -7,9 +7,11 @@ Part 1, the paths. Greedy answers to the same synthetic GSM8K prompts from the b
 - transformers `generate`, batched: left-padded batches in the prompts' order, every row until end of turn or
   the budget (what a TRL script does);
 - transformers continuous batching (`generate_batch`: paged KV cache, requests join and leave every step);
-- the project's loop as it was at commit `BEFORE` (batches sorted by budget and length; a batch ran until its
-  last row ended, rows that ended leaving every 16 steps; transformers' `DynamicCache`);
-- the project's loop now (`reasoning_lab.decoding.generate`: waiting prompts join as rows leave).
+- the project's loop as it was at commit `BEFORE` (transformers' `generate` in rounds of 16 steps on a
+  `DynamicCache`: between rounds the rows that ended left and waiting prompts joined, the cache concatenated,
+  re-padded and cut each time);
+- the project's loop now (`reasoning_lab.decoding.generate`: its own decode step on a `SlotCache` allocated once;
+  a waiting prompt's prefill is written into the row that ended, at once).
 Each path's wall time, generated tokens, tokens/s, its share of the decode step's matrix-product ceiling
 (`bench.decode_matmul_limit`: the model's own shapes at `eval.batch_size` rows) and how many of its answers equal
 the project loop's (its text begins with the loop's, which ends at the answer line). A profile of the project's
@@ -44,8 +46,8 @@ from transformers import GenerationConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
-# the project's loop before rows joined a running batch (issue #35): batches that waited for their longest row
-BEFORE = "da20716"
+# the project's loop before the slot cache (issue 48): transformers' generate in rounds on a DynamicCache
+BEFORE = "6d6a76a"
 
 
 @functools.cache
@@ -112,7 +114,7 @@ def profile_split(fn) -> dict:
     groups = {"matrix products": ("aten::mm", "aten::addmm", "aten::bmm"),
               "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu",
                             "aten::_scaled_dot_product_attention_math"),
-              "KV-cache copies (cat)": ("aten::cat",)}
+              "KV-cache copies (cat, index_select)": ("aten::cat", "aten::index_select")}
     seconds = {name: 0.0 for name in groups}
     for event in prof.key_averages():
         for name, ops in groups.items():
@@ -135,7 +137,7 @@ def bench_paths(cfg, tokenizer, model, problems: int, budget: int) -> dict:
         "transformers continuous batching (generate_batch)":
             lambda: continuous_batching(model, tokenizer, encoded, budget, batch),
         f"project loop at {BEFORE} (before)": lambda: project_loop(model, tokenizer, prompts, budget, batch, before),
-        "project loop, rows join (now)": lambda: project_loop(model, tokenizer, prompts, budget, batch),
+        "project loop, slot cache (now)": lambda: project_loop(model, tokenizer, prompts, budget, batch),
     }
     project_loop(model, tokenizer, prompts[:4], 8, batch)  # warm-up: allocator, kernels
     results = {}
@@ -148,10 +150,10 @@ def bench_paths(cfg, tokenizer, model, problems: int, budget: int) -> dict:
                          "texts": [text for _, text in out]}
         print(f"{name}: {seconds:.1f} s, {tokens} tokens, {tokens / seconds:.0f} tokens/s", flush=True)
     # the loop's text ends at the answer line; the other paths' go on to the end of turn or the budget
-    reference = results["project loop, rows join (now)"]["texts"]
+    reference = results["project loop, slot cache (now)"]["texts"]
     for r in results.values():
         r["same"] = sum(text.startswith(mine) for text, mine in zip(r.pop("texts"), reference))
-    results_split = profile_split(paths["project loop, rows join (now)"])
+    results_split = profile_split(paths["project loop, slot cache (now)"])
     shapes = decode_shapes(model)
     limit = {name: decode_matmul_limit(shapes, batch, dtype)
              for name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16))}
@@ -229,7 +231,7 @@ def main() -> None:
     part2 = bench_evaluation(cfg, tokenizer, checkpoint)
 
     limit = part1["limit"][cfg.eval.dtype]["tokens_per_s"]
-    now = part1["paths"]["project loop, rows join (now)"]
+    now = part1["paths"]["project loop, slot cache (now)"]
     lines = ["# Benchmark 7: generation", "", f"Machine: {machine()}",
              f"Command: python experiments/bench_generation.py{' --quick' if args.quick else ''}"
              + (f" --checkpoint {args.checkpoint}" if args.checkpoint else ""), "",

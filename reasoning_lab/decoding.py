@@ -1,14 +1,15 @@
-"""Decoding: batched generation from chat prompts, with rows joining and leaving as they go.
+"""Decoding: batched generation from chat prompts, rows joining and leaving as they go, in a KV cache allocated once.
 
-Prompts are encoded once and queued by token budget and length. Up to `batch_size` sequences generate at once
-(`Rows`); every `ROUND_STEPS` steps the rows that ended leave and waiting prompts join (`prefill`: the prompt
-run once, its KV cache repeated for its k samples, then left-padded to the batch's columns), so the batch stays
-full until the queue is empty instead of waiting for its longest answer (1.14x on the default final evaluation).
-Generation stops at the end-of-turn token, at the end of the answer line (the first line with text after
-`</think>`: the answer the format asks for is complete, and whatever follows is never read), or at the prompt's
-own budget; each completion records whether it hit that cap. transformers' own continuous batching
-(`generate_batch`) does the same with a paged KV cache, but on the CPU its attention runs over every request's
-keys at once: 0.3x this loop. Both measured in experiments/results/generation.md.
+Prompts are encoded once and queued by token budget and length. Up to `batch_size` sequences generate at once, each
+in a row of a `SlotCache`: every layer's keys and values for all rows, allocated at the start and written in place
+(a row's tokens at columns 0, 1, ...; each decode step writes one column per row and attends over the longest row's
+columns). A row that ends frees its place at once, and a waiting prompt takes it: the prompt is run once, its cache
+written into its k rows (`SlotCache.fill`), its first token chosen from its last logits. No tensor is concatenated
+or re-padded per step; once no prompt waits and at most half the rows write, the writing rows are copied into a
+smaller cache (`Decoder.shrink`). Generation stops at the end-of-turn token, at the end of the answer line (the first
+line with text after `</think>`: the answer the format asks for is complete, and whatever follows is never read), or
+at the prompt's own budget; each completion records whether it hit that cap. Measured against transformers'
+`generate` and the loop before it in experiments/results/generation.md.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import time
 from dataclasses import dataclass
 
 import torch
-from transformers import DynamicCache, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache
+from transformers.cache_utils import Cache, CacheLayerMixin
 
 from reasoning_lab.answers import extract_answer
 from reasoning_lab.problem import chat_prompt
@@ -59,29 +61,13 @@ def nucleus(scores: torch.Tensor, temperature: float, top_p: float, candidates: 
     return ids, top / top.sum(-1, keepdim=True)
 
 
-class NucleusSampler:
-    """Temperature + top-p sampling as a logits processor for greedy `generate`: it draws each row's token from
-    its `nucleus` and leaves only that token possible. Same distribution as transformers' sampling path, without
-    sorting and sampling over the whole 49k-token vocabulary every step (on the 2-core CPU, 186 ms for the sort and
-    117 ms for torch.multinomial per step at 64 sequences; make bench, benchmark 7, measures the whole pass).
-    Rows whose nucleus is wider than the candidates are sorted alone; rows that already ended (last token in
-    `ended`) are skipped, since generate pads them whatever is chosen."""
-
-    def __init__(self, temperature: float, top_p: float, ended: tuple[int, ...] = (), candidates: int = 64):
-        self.temperature, self.top_p, self.candidates = temperature, top_p, candidates
-        self.ended = torch.tensor(sorted(set(ended)), dtype=torch.long)
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        chosen = scores.argmax(-1, keepdim=True)
-        rows = (~torch.isin(input_ids[:, -1], self.ended.to(input_ids.device))).nonzero().squeeze(1)
-        if len(rows):
-            probs = (scores[rows].float() / self.temperature).softmax(-1)
-            wide = probs.topk(min(self.candidates, probs.shape[-1]), dim=-1).values.sum(-1) < self.top_p
-            for group in (rows[~wide], rows[wide]):
-                if len(group):
-                    ids, p = nucleus(scores[group], self.temperature, self.top_p, self.candidates)
-                    chosen[group] = ids.gather(1, torch.multinomial(p, 1))
-        return torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
+def choose(logits: torch.Tensor, sampling: tuple[float, float] | None) -> torch.Tensor:
+    """Each row's next token: the most likely (`sampling` None), or drawn from its `nucleus` at (temperature,
+    top_p): the distribution of transformers' sampling, without sorting the whole vocabulary every step."""
+    if sampling is None:
+        return logits.argmax(-1)
+    ids, probs = nucleus(logits, *sampling)
+    return ids.gather(1, torch.multinomial(probs, 1)).squeeze(1)
 
 
 def answer_line_complete(text: str) -> bool:
@@ -90,130 +76,175 @@ def answer_line_complete(text: str) -> bool:
     return close >= 0 and "\n" in text[close + len("</think>") :].lstrip()
 
 
-class AnswerLineEnd(StoppingCriteria):
-    """Stops each row of a `generate` call once `answer_line_complete` holds for its completion (the tokens from
-    its column in `starts`), and records how many tokens that completion then holds (`ends`: row -> tokens). Rows
-    are decoded only when their last token holds a line break, so the check costs little."""
+class SlotLayer(CacheLayerMixin):
+    """One layer's keys and values for `slots` rows of up to `columns` tokens, allocated once. A row's tokens sit at
+    columns 0, 1, ... in order (a token's position is its column); a decode step writes each row's new key and value
+    at the row's own column (`at`) and attends over the first `width` columns (the longest row's)."""
 
-    def __init__(self, tokenizer, starts: list[int]):
-        self.tokenizer, self.starts = tokenizer, starts
-        self.ends: dict[int, int] = {}
+    is_compileable, is_sliding = False, False
+
+    def __init__(self, slots: int, columns: int):
+        super().__init__()
+        self.slots, self.columns = slots, columns
+        self.at: torch.Tensor | None = None
+        self.width = 0
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        shape = (self.slots, key_states.shape[1], self.columns)
+        self.keys = key_states.new_zeros(*shape, key_states.shape[-1])
+        self.values = value_states.new_zeros(*shape, value_states.shape[-1])
+        self.is_initialized = True
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        rows = torch.arange(self.slots, device=self.keys.device)
+        self.keys[rows, :, self.at] = key_states[:, :, 0]
+        self.values[rows, :, self.at] = value_states[:, :, 0]
+        return self.keys[:, :, : self.width], self.values[:, :, : self.width]
+
+    def get_seq_length(self) -> int:
+        return self.width
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.width, 0
+
+    def get_max_length(self) -> int:
+        return self.columns
+
+
+class SlotCache(Cache):
+    """The KV cache of the decode loop: `slots` rows of `columns` tokens in every layer, allocated at the first
+    prompt and written in place. A prompt that joins writes its prefill into a free row (`fill`); a decode step
+    writes one token per row (`step_mask` sets where); no tensor is concatenated or copied per step."""
+
+    def __init__(self, slots: int, columns: int, layers: int):
+        super().__init__(layers=[SlotLayer(slots, columns) for _ in range(layers)])
+        self.slots, self.columns = slots, columns
+        self.lengths = torch.zeros(slots, dtype=torch.long)  # tokens each row holds
+
+    def fill(self, slot: int, prefill: DynamicCache, row: int, first: int) -> None:
+        """Row `slot` takes row `row` of a left-padded prefill, from its column `first` (its first real token)."""
+        for mine, theirs in zip(self.layers, prefill.layers):
+            if not mine.is_initialized:
+                mine.lazy_initialization(theirs.keys, theirs.values)
+            n = theirs.keys.shape[2] - first
+            mine.keys[slot, :, :n] = theirs.keys[row, :, first:]
+            mine.values[slot, :, :n] = theirs.values[row, :, first:]
+        self.lengths[slot] = theirs.keys.shape[2] - first
+
+    def step_mask(self) -> torch.Tensor:
+        """Before a decode step: each row writes at its length; the 4-D boolean mask of what each row attends to
+        (its own tokens and the one it writes)."""
+        device = self.layers[0].keys.device
+        at = self.lengths.to(device)
+        width = int(self.lengths.max()) + 1
+        for layer in self.layers:
+            layer.at, layer.width = at, width
+        return (torch.arange(width, device=device)[None, :] <= at[:, None])[:, None, None, :]
+
+    def keep(self, rows: list[int]) -> None:
+        """Only `rows`, in this order, from now on (one copy: the rows that ended leave for good)."""
+        index = torch.tensor(rows, dtype=torch.long)
+        for layer in self.layers:
+            if layer.is_initialized:
+                layer.keys = layer.keys.index_select(0, index.to(layer.keys.device))
+                layer.values = layer.values.index_select(0, index.to(layer.values.device))
+            layer.slots = len(rows)
+        self.slots, self.lengths = len(rows), self.lengths[index]
+
+
+@dataclass
+class Slot:
+    """What a cache row is writing: the (prompt, sample) it answers, its token budget, its tokens so far."""
+
+    owner: tuple[int, int]
+    budget: int
+    tokens: list[int]
+
+
+class Decoder:
+    """The decode loop's state: the cache rows (`slots`: None where free), the prompts still waiting, how tokens
+    are chosen (greedy, or `nucleus` sampling), and what ends a row (the end-of-turn token, the answer line, its
+    budget)."""
+
+    def __init__(self, model, tokenizer, encoded: list[list[int]], budgets: list[int], k: int, slots: int,
+                 sampling: tuple[float, float] | None):
+        self.model, self.tokenizer, self.encoded, self.budgets, self.k = model, tokenizer, encoded, budgets, k
+        self.eos = tokenizer.eos_token_id
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        self.sampling = sampling
+        self.device = next(model.parameters()).device
+        columns = max(len(e) + b for e, b in zip(encoded, budgets)) + 1
+        self.cache = SlotCache(slots, columns, model.config.num_hidden_layers)
+        self.slots: list[Slot | None] = [None] * slots
+        self.next_token = torch.full((slots,), self.pad, dtype=torch.long)
         self.breaks: dict[int, bool] = {}  # token id -> its text holds a line break
+
+    def join(self, prompts: list[int]) -> None:
+        """`prompts` take free rows, k rows each: each prompt run through the model once (batched, left-padded),
+        its cache written into its k rows, its first token chosen from its last position's logits."""
+        input_ids, attention = (t.to(self.device) for t in left_pad([self.encoded[i] for i in prompts], self.pad))
+        prefill = DynamicCache()
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions, cache=prefill,
+                            use_cache=True, logits_to_keep=1).logits[:, -1]
+        free = [i for i, slot in enumerate(self.slots) if slot is None]
+        for row, prompt in enumerate(prompts):
+            first = input_ids.shape[1] - len(self.encoded[prompt])
+            for sample in range(self.k):
+                slot = free.pop(0)
+                self.cache.fill(slot, prefill, row, first)
+                self.slots[slot] = Slot((prompt, sample), self.budgets[prompt], [])
+                self.next_token[slot] = choose(logits[row : row + 1], self.sampling).item()
+
+    def step(self) -> dict[int, tuple[list[int], bool]]:
+        """Every writing row takes its chosen token; the rows that ended are freed and returned (row -> its
+        completion's token ids, and whether it ended: False when cut at its budget). Then one decode step chooses
+        the next token of every row still writing."""
+        finished = {}
+        for i, slot in enumerate(self.slots):
+            if slot is None:
+                continue
+            token = int(self.next_token[i])
+            slot.tokens.append(token)
+            if token == self.eos or (self.has_break(token) and answer_line_complete(
+                    self.tokenizer.decode(slot.tokens, skip_special_tokens=True))):
+                finished[i] = (slot.tokens, True)
+            elif len(slot.tokens) >= slot.budget:
+                finished[i] = (slot.tokens, False)
+        writing = [i for i, slot in enumerate(self.slots) if slot is not None and i not in finished]
+        owners = {i: self.slots[i] for i in finished}
+        for i in finished:
+            self.slots[i] = None
+            self.cache.lengths[i] = 0  # a free row writes its padding at column 0 and reads only that
+        if writing:
+            mask = self.attention_mask(self.cache.step_mask())
+            logits = self.model(input_ids=self.next_token[:, None].to(self.device), attention_mask=mask,
+                                position_ids=self.cache.lengths[:, None].to(self.device), cache=self.cache,
+                                use_cache=True).logits[:, -1]
+            self.cache.lengths[writing] += 1
+            self.next_token[writing] = choose(logits[writing], self.sampling).to(self.next_token.device)
+        return {owners[i].owner: result for i, result in finished.items()}
+
+    def shrink(self) -> None:
+        """With no prompt left to join and at most half the rows writing: only the writing rows from now on."""
+        writing = [i for i, slot in enumerate(self.slots) if slot is not None]
+        if writing and len(writing) <= len(self.slots) // 2:
+            self.cache.keep(writing)
+            self.slots = [self.slots[i] for i in writing]
+            self.next_token = self.next_token[writing]
+
+    def attention_mask(self, allowed: torch.Tensor) -> torch.Tensor:
+        """The boolean mask as the model's attention takes it: sdpa as it is, eager as a float mask it adds."""
+        if self.model.config._attn_implementation != "eager":
+            return allowed
+        dtype = self.model.dtype
+        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed,
+                                                                                           torch.finfo(dtype).min)
 
     def has_break(self, token: int) -> bool:
         if token not in self.breaks:
             self.breaks[token] = "\n" in self.tokenizer.decode([token])
         return self.breaks[token]
-
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        for row, token in enumerate(input_ids[:, -1].tolist()):
-            if row in self.ends:
-                done[row] = True
-            elif self.has_break(token) and answer_line_complete(
-                    self.tokenizer.decode(input_ids[row, self.starts[row] :], skip_special_tokens=True)):
-                self.ends[row] = input_ids.shape[1] - self.starts[row]
-                done[row] = True
-        return done
-
-
-# steps per round: between rounds the rows that ended leave the batch and waiting prompts join it
-ROUND_STEPS = 16
-
-
-@dataclass
-class Rows:
-    """The sequences being generated: left-padded `input_ids` and `attention` (rows x columns), the KV cache of all
-    columns but the last, and per row the (prompt, sample) it answers, its token budget and the column its
-    completion starts at."""
-
-    input_ids: torch.Tensor
-    attention: torch.Tensor
-    cache: DynamicCache
-    owners: list[tuple[int, int]]
-    budgets: list[int]
-    starts: list[int]
-
-    def widen(self, columns: int, pad: int) -> None:
-        """Left-pads every row to `columns` columns: padding tokens, masked, zero keys and values."""
-        extra = columns - self.input_ids.shape[1]
-        if extra > 0:
-            self.input_ids = torch.nn.functional.pad(self.input_ids, (extra, 0), value=pad)
-            self.attention = torch.nn.functional.pad(self.attention, (extra, 0), value=0)
-            for layer in self.cache.layers:
-                layer.keys, layer.values = (torch.nn.functional.pad(t, (0, 0, extra, 0)) for t in (layer.keys, layer.values))
-            self.starts = [start + extra for start in self.starts]
-
-    def join(self, other: Rows, pad: int) -> None:
-        """Appends `other`'s rows (both widened to the wider one's columns)."""
-        columns = max(self.input_ids.shape[1], other.input_ids.shape[1])
-        self.widen(columns, pad)
-        other.widen(columns, pad)
-        self.input_ids = torch.cat([self.input_ids, other.input_ids])
-        self.attention = torch.cat([self.attention, other.attention])
-        for mine, theirs in zip(self.cache.layers, other.cache.layers):
-            mine.keys, mine.values = torch.cat([mine.keys, theirs.keys]), torch.cat([mine.values, theirs.values])
-        self.owners, self.budgets, self.starts = (self.owners + other.owners, self.budgets + other.budgets,
-                                                  self.starts + other.starts)
-
-    def keep(self, rows: list[int]) -> None:
-        """Keeps only `rows` (copying the cache only when some row leaves), then drops the leading columns that no
-        remaining row attends to."""
-        if len(rows) < len(self.owners):
-            index = torch.tensor(rows, device=self.input_ids.device)
-            self.cache.batch_select_indices(index)
-            self.input_ids, self.attention = self.input_ids[index], self.attention[index]
-            self.owners, self.budgets, self.starts = ([values[r] for r in rows]
-                                                      for values in (self.owners, self.budgets, self.starts))
-        first = int(self.attention.any(0).int().argmax())
-        if first:
-            self.input_ids, self.attention = self.input_ids[:, first:], self.attention[:, first:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[..., first:, :], layer.values[..., first:, :]
-            self.starts = [start - first for start in self.starts]
-
-
-def prefill(model, prompts: list[int], encoded: list[list[int]], budgets: list[int], k: int, pad: int) -> Rows:
-    """`k` rows for each of `prompts`: every prompt but its last token run through the model once, its KV cache
-    repeated k times (generate then runs the last prompt token of each row)."""
-    device = next(model.parameters()).device
-    input_ids, attention = (t.to(device) for t in left_pad([encoded[i] for i in prompts], pad))
-    cache = DynamicCache()
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    model(input_ids=input_ids[:, :-1], attention_mask=attention[:, :-1], position_ids=positions[:, :-1],
-          cache=cache, use_cache=True, logits_to_keep=1)
-    if k > 1:
-        cache.batch_repeat_interleave(k)
-        input_ids, attention = input_ids.repeat_interleave(k, 0), attention.repeat_interleave(k, 0)
-    owners = [(i, sample) for i in prompts for sample in range(k)]
-    return Rows(input_ids, attention, cache, owners, [budgets[i] for i, _ in owners], [input_ids.shape[1]] * len(owners))
-
-
-def generate_round(model, tokenizer, rows: Rows, eos: int, pad: int,
-                   sampling: dict) -> tuple[dict[int, tuple[list[int], bool]], list[int]]:
-    """Up to `ROUND_STEPS` new tokens for every row. Returns the rows that ended (row -> its completion's token ids,
-    and whether it ended: False when cut at its budget) and the rows still writing; `rows` then holds the new
-    tokens and their cache."""
-    width = rows.input_ids.shape[1]
-    steps = min(ROUND_STEPS, max(budget - (width - start) for budget, start in zip(rows.budgets, rows.starts)))
-    answer_end = AnswerLineEnd(tokenizer, rows.starts)
-    output = model.generate(input_ids=rows.input_ids, attention_mask=rows.attention, max_new_tokens=steps,
-                            eos_token_id=eos, pad_token_id=pad, return_dict_in_generate=True, cache=rows.cache,
-                            stopping_criteria=StoppingCriteriaList([answer_end]), **sampling)
-    sequences = output.sequences
-    finished, keep = {}, []
-    for i, (start, budget) in enumerate(zip(rows.starts, rows.budgets)):
-        ids = sequences[i, start:].tolist()
-        if eos in ids or i in answer_end.ends or len(ids) >= budget:
-            ids = ids[:budget]  # a row whose budget ends inside the round is cut there
-            ends = [e for e in (ids.index(eos) + 1 if eos in ids else None, answer_end.ends.get(i))
-                    if e is not None and e <= len(ids)]
-            finished[i] = (ids[: min(ends)], True) if ends else (ids, False)
-        else:
-            keep.append(i)
-    rows.input_ids, rows.cache = sequences, output.cache
-    rows.attention = torch.cat([rows.attention, rows.attention.new_ones(len(sequences), sequences.shape[1] - width)], 1)
-    return finished, keep
 
 
 @torch.no_grad()
@@ -228,55 +259,37 @@ def generate(
     top_p: float = 1.0,
     batch_size: int = 8,
     progress: str | None = None,
-    nucleus_sampler: bool = True,
 ) -> list[list[Completion]]:
     """`k` completions for each chat prompt, in the order of `prompts`. `max_new_tokens` is one budget or one
     per prompt (a completion is cut at its own prompt's budget and counts as capped there, exactly as if generated
-    alone with that budget). Up to `batch_size` sequences (prompts x k) generate at once; every `ROUND_STEPS` steps
-    the rows that ended leave and waiting prompts take their places, so the batch stays full until the queue is
-    empty. With `progress`, a log line each time another batch's worth of prompts is done (prompts done,
-    tokens/s). Sampling draws from `NucleusSampler` (`nucleus_sampler=False`: transformers' own sampling, the
-    same distribution, slower)."""
+    alone with that budget). Up to `batch_size` sequences (prompts x k) generate at once, each in a row of a KV
+    cache allocated once (`SlotCache`); a row that ends frees its place, and a waiting prompt's prefill is written
+    into it at the next step, so the batch stays full until the queue is empty. Sampling draws each token from its
+    `nucleus`. With `progress`, a log line each time another batch's worth of prompts is done (prompts done,
+    tokens/s)."""
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     encoded = [tokenizer.apply_chat_template(p, add_generation_prompt=True)["input_ids"] for p in prompts]
-    # by budget, then by length: the rows that join later need no more columns than those already writing
     waiting = sorted(range(len(prompts)), key=lambda i: (budgets[i], len(encoded[i])), reverse=True)
     results: list[list[Completion | None]] = [[None] * k for _ in prompts]
-    eos = tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     was_training = model.training
     model.eval()
-    if not do_sample:
-        sampling = dict(do_sample=False)
-    elif nucleus_sampler:
-        sampler = NucleusSampler(temperature, top_p, ended=(eos, pad))
-        sampling = dict(do_sample=False, logits_processor=LogitsProcessorList([sampler]))
-    else:
-        sampling = dict(do_sample=True, temperature=temperature, top_p=top_p)
     per_call = max(1, batch_size // k)  # prompts at once
+    decoder = Decoder(model, tokenizer, encoded, budgets, k, per_call * k,
+                      (temperature, top_p) if do_sample else None)
     began, generated, left, done, logged = time.perf_counter(), 0, [k] * len(prompts), 0, 0
-    rows = None
-    while waiting or rows is not None:
-        joining = (per_call * k - (len(rows.owners) if rows is not None else 0)) // k
+    while waiting or any(slot is not None for slot in decoder.slots):
+        joining = sum(slot is None for slot in decoder.slots) // k
         if waiting and joining > 0:
-            new = prefill(model, waiting[:joining], encoded, budgets, k, pad)
+            decoder.join(waiting[:joining])
             waiting = waiting[joining:]
-            if rows is None:
-                rows = new
-            else:
-                rows.join(new, pad)
-        finished, writing = generate_round(model, tokenizer, rows, eos, pad, sampling)
-        for i, (ids, ended) in finished.items():
-            prompt, sample = rows.owners[i]
+        elif not waiting:
+            decoder.shrink()
+        for (prompt, sample), (ids, ended) in decoder.step().items():
             results[prompt][sample] = Completion(text=tokenizer.decode(ids, skip_special_tokens=True),
                                                  tokens=len(ids), hit_cap=not ended)
             generated += len(ids)
             left[prompt] -= 1
             done += left[prompt] == 0
-        if writing:
-            rows.keep(writing)
-        else:
-            rows = None
         if progress and done > logged and (done - logged >= per_call or done == len(prompts)):
             logged = done
             log.info("%s: %d/%d prompts, %.0f tokens/s", progress, done, len(prompts),

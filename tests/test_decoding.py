@@ -67,16 +67,15 @@ def test_batched_greedy_equals_one_at_a_time(tiny):
 
 
 @pytest.mark.parametrize("k", [1, 2])
-def test_rows_that_join_a_running_batch_generate_what_they_generate_alone(monkeypatch, k):
-    """Six prompts with different budgets through two rows of room, leaving and joining every 2 steps (left-padded
-    to the running batch's columns, leading columns dropped when no row needs them): each completion is what the
-    prompt gives generated alone (greedy, k=1); with k=2 samples every prompt gets both, each within its own budget."""
-    from reasoning_lab import decoding
+def test_rows_that_join_a_running_batch_generate_what_they_generate_alone(k):
+    """Six prompts with different budgets through two rows of room: a row that ends frees its place and the next
+    prompt's prefill is written into it while the other row goes on, and the last row runs in a cache shrunk to
+    it: each completion is what the prompt gives generated alone (greedy, k=1, float32); with k=2 samples every
+    prompt gets both, each within its own budget."""
     from reasoning_lab.model import load_base_model
 
     cfg = make_config("model.dtype=float32")  # the embedded model: the tiny one writes the same token throughout
     model, tokenizer = load_base_model(cfg.model), load_tokenizer(cfg.model)
-    monkeypatch.setattr(decoding, "ROUND_STEPS", 2)
     questions = ["Hi", "What is 12 + 30 - 7?", "Is ice cold? Answer yes.", "a", "a b c d e f g h i j", "Why?"]
     prompts = [[{"role": "user", "content": q}] for q in questions]
     budgets = [9, 3, 14, 6, 11, 2]
@@ -125,17 +124,25 @@ def test_nucleus_keeps_what_transformers_keeps_with_the_same_probabilities(tempe
     assert ((ours > 0) == (expected > 0)).all()  # the same tokens kept, row by row
 
 
-def test_nucleus_sampler_draws_from_the_nucleus_in_proportion():
-    from reasoning_lab.decoding import NucleusSampler
+def test_sampled_tokens_come_from_the_nucleus_in_proportion():
+    from reasoning_lab.decoding import choose
 
     torch.manual_seed(0)
     scores = torch.tensor([[2.0, 1.0, 0.5, -3.0, -4.0]]).repeat(20000, 1)
-    out = NucleusSampler(temperature=1.0, top_p=0.9)(torch.zeros(20000, 1, dtype=torch.long), scores)
-    assert ((out == 0).sum(-1) == 1).all() and torch.isinf(out).sum() == out.numel() - 20000
-    counts = torch.bincount(out.argmax(-1), minlength=5).float() / 20000
+    counts = torch.bincount(choose(scores, (1.0, 0.9)), minlength=5).float() / 20000
     p = scores[0].softmax(-1)
     kept = p[:3] / p[:3].sum()  # 0.63 + 0.23 = 0.86 < 0.9, so the third token is in the nucleus, the rest are not
     assert torch.allclose(counts[:3], kept, atol=0.015) and counts[3:].sum() == 0
+    assert choose(scores[:3], None).tolist() == [0, 0, 0]  # greedy
+
+
+def test_a_row_whose_nucleus_is_wider_than_the_candidates_draws_from_all_of_it():
+    from reasoning_lab.decoding import choose
+
+    torch.manual_seed(0)
+    scores = torch.stack([torch.tensor([5.0, 1.0] + [-9.0] * 98), torch.zeros(100)])
+    draws = torch.stack([choose(scores, (1.0, 0.95)) for _ in range(400)])
+    assert set(draws[:, 0].tolist()) <= {0, 1} and len(set(draws[:, 1].tolist())) > 50
 
 
 def test_each_of_k_samples_continues_its_own_prompt():
@@ -154,20 +161,6 @@ def test_each_of_k_samples_continues_its_own_prompt():
     assert [[c.text for c in group] for group in sampled] == [[text] * 3 for text in greedy]
 
 
-def test_nucleus_sampler_skips_rows_that_ended_and_sorts_wide_rows_alone():
-    from reasoning_lab.decoding import NucleusSampler
-
-    torch.manual_seed(0)
-    scores = torch.stack([torch.tensor([5.0, 1.0] + [-9.0] * 98), torch.zeros(100), torch.zeros(100)])
-    scores[2, 7] = 1.0  # the ended row's argmax
-    last = torch.tensor([[3], [4], [99]])  # row 2 just emitted token 99, the end of its turn
-    out = NucleusSampler(temperature=1.0, top_p=0.95, ended=(99,), candidates=8)(last, scores)
-    tokens = out.argmax(-1).tolist()
-    assert tokens[0] in (0, 1) and tokens[2] == 7  # the flat row 1 drew from all 100 tokens (sorted alone)
-    draws = [NucleusSampler(1.0, 0.95, ended=(99,), candidates=8)(last, scores).argmax(-1)[1].item() for _ in range(400)]
-    assert len(set(draws)) > 50
-
-
 @pytest.mark.parametrize("text, complete", [
     ("<think>\n2 + 2 = 4\n</think>\n4\n", True),
     ("<think>\n2 + 2 = 4\n</think>\n4", False),  # the answer line may still go on
@@ -179,14 +172,10 @@ def test_answer_line_complete(text, complete):
     assert answer_line_complete(text) is complete
 
 
-@pytest.mark.parametrize("round_steps", [4, 1000])
-def test_generation_stops_at_the_end_of_the_answer_line(tiny, monkeypatch, round_steps):
+def test_generation_stops_at_the_end_of_the_answer_line(tiny):
     """Scripted completions through the real generate loop: a row that keeps writing after its answer line is cut
     right after that line (not capped), a row that ends its turn keeps its end, a row without </think> runs to
-    the cap, and the rows are not mixed up, whether ended rows leave the batch every 4 steps or never."""
-    from reasoning_lab import decoding
-
-    monkeypatch.setattr(decoding, "ROUND_STEPS", round_steps)
+    the cap, and the rows are not mixed up; once two rows have ended, the last one runs in a cache of one row."""
     model, tokenizer = tiny
     eos = tokenizer.eos_token_id
     scripts = ["<think>\n2 + 2 = 4\n</think>\n4\n</think>\n4\n</think>\n4 4 4 4 4 4 4 4",
@@ -196,22 +185,22 @@ def test_generation_stops_at_the_end_of_the_answer_line(tiny, monkeypatch, round
     questions = ["a a a a a a a a", "a a a a", "a"]
     prompts = [[{"role": "user", "content": q}] for q in questions]
     lengths = [len(tokenizer.apply_chat_template(p, add_generation_prompt=True)["input_ids"]) for p in prompts]
-    # a row's script: the one whose prompt length puts the row at the current decode step (all rows start together;
-    # a row's position id counts its real tokens, whatever padding and columns the batch has)
+    # a row's script: the one whose prompt length puts the row's last position at the current forward (the prefill
+    # chooses token 0 of every row, each decode step the next; a row's position id is its column)
     seen = {"positions": None, "step": -1, "rows": []}
 
     def remember_positions(module, args, kwargs):
         seen["positions"] = kwargs["position_ids"][:, -1].tolist()
-        if kwargs["input_ids"].shape[1] == 1:  # a decode step (the prefill passes the prompts but their last token)
-            seen["step"] += 1
-            seen["rows"].append(len(seen["positions"]))
+        seen["step"] += 1
+        seen["rows"].append(len(seen["positions"]))
 
-    def force(module, inputs, output):  # each decode step picks every row's next scripted token
+    def force(module, inputs, output):  # each forward picks every row's next scripted token
         logits = torch.full_like(output, -1e4)
         for row, position in enumerate(seen["positions"]):
-            (script,) = [i for i, n in enumerate(lengths) if position + 1 - n == seen["step"]]
-            ids = forced[script]
-            logits[row, -1, ids[min(seen["step"], len(ids) - 1)]] = 0.0
+            script = [i for i, n in enumerate(lengths) if position + 1 - n == seen["step"]]
+            if script:  # (a free row's position is 0)
+                ids = forced[script[0]]
+                logits[row, -1, ids[min(seen["step"], len(ids) - 1)]] = 0.0
         return logits
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -227,8 +216,7 @@ def test_generation_stops_at_the_end_of_the_answer_line(tiny, monkeypatch, round
     assert first.tokens == len(tokenizer(first.text, add_special_tokens=False)["input_ids"])
     assert second.text == "<think>\n3\n</think>\n7" and not second.hit_cap and second.tokens == len(forced[1])
     assert third.hit_cap and third.tokens == 24 and third.text.startswith("no think at all\nstill going")
-    # every 4 steps the rows that ended leave the batch: the last steps run the capped row alone
-    assert (seen["rows"][-1] == 1) == (round_steps == 4) and seen["rows"][0] == 3
+    assert seen["rows"][0] == 3 and seen["rows"][-1] == 1  # the capped row ends alone
 
 
 def test_progress_lines_count_prompts_done_up_to_all(tiny, caplog):

@@ -267,6 +267,8 @@ def generate(
     into it at the next step, so the batch stays full until the queue is empty. Sampling draws each token from its
     `nucleus`. With `progress`, a log line each time another batch's worth of prompts is done (prompts done,
     tokens/s)."""
+    if not prompts:
+        return []
     budgets = [max_new_tokens] * len(prompts) if isinstance(max_new_tokens, int) else list(max_new_tokens)
     encoded = [tokenizer.apply_chat_template(p, add_generation_prompt=True)["input_ids"] for p in prompts]
     waiting = sorted(range(len(prompts)), key=lambda i: (budgets[i], len(encoded[i])), reverse=True)

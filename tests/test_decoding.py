@@ -64,6 +64,7 @@ def test_batched_greedy_equals_one_at_a_time(tiny):
     single = [generate(model, tokenizer, [p], max_new_tokens=12)[0] for p in prompts]
     assert [b[0].text for b in batched] == [s[0].text for s in single]
     assert all(b[0].hit_cap == (b[0].tokens == 12) for b in batched)
+    assert generate(model, tokenizer, [], max_new_tokens=12) == []  # e.g. no problem asked without the prompt
 
 
 @pytest.mark.parametrize("k", [1, 2])

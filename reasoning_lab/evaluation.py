@@ -51,8 +51,9 @@ log = logging.getLogger(__name__)
 
 # part of the base model's cache key: raise it when generation, scoring or the generated data change what an
 # evaluation returns (2: generation stops at the end of the answer line; 3: waiting prompts join running batches,
-# which changes some bfloat16 greedy completions as a different batch size would)
-EVALUATION_VERSION = 3
+# which changes some bfloat16 greedy completions as a different batch size would; 4: the slot cache, whose rows
+# carry no padding, which changes some bfloat16 greedy completions likewise)
+EVALUATION_VERSION = 4
 
 
 def well_formed(text: str) -> bool:

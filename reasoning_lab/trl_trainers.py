@@ -20,6 +20,7 @@ from contextlib import contextmanager
 
 import torch
 from torch.utils.data import DataLoader
+from transformers import Trainer
 from trl import GRPOTrainer, RLOOTrainer, SFTTrainer
 
 from reasoning_lab.callbacks import CheckpointState
@@ -39,7 +40,10 @@ PRIVATE_STATE = {GRPOTrainer: ("_metrics",), RLOOTrainer: ("_metrics",), SFTTrai
 
 class OrderedSFTTrainer(SFTTrainer):
     """SFTTrainer whose training batches follow `sampler` (indices, e.g. reasoning_lab.curriculum.CurriculumSampler)
-    or `batches` (a batch sampler: lists of indices, one per step, of any size)."""
+    or `batches` (a batch sampler: lists of indices, one per step, of any size). On the CPU the loss is the model's
+    own over the full logits (the same mean over the completion tokens): TRL's fused head (the output layer in
+    tiles at the loss-bearing positions, with entropy and token accuracy) trains a step 1.41x slower there
+    (experiments/results/sft_batching.md); on a GPU it is TRL's."""
 
     def __init__(self, *args, sampler=None, batches=None, **kwargs):
         self.ordered_sampler, self.ordered_batches = sampler, batches
@@ -47,6 +51,11 @@ class OrderedSFTTrainer(SFTTrainer):
 
     def _get_train_sampler(self, train_dataset=None):
         return self.ordered_sampler or super()._get_train_sampler(train_dataset)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.args.device.type == "cpu":
+            return Trainer.compute_loss(self, model, {**inputs, "use_cache": False}, return_outputs, num_items_in_batch)
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def get_train_dataloader(self):
         if self.ordered_batches is None:

@@ -199,3 +199,31 @@ def test_filling_the_gpu_is_refused_on_a_machine_without_one():
         pytest.skip("this machine has a GPU")
     with pytest.raises(ReasoningLabError, match=r"warmup.max_tokens_per_batch=0 fills a GPU's memory"):
         validate(make_config("warmup.max_tokens_per_batch=0"))
+
+
+def test_on_the_cpu_the_trainer_takes_the_model_own_loss_equal_to_trl_fused_head():
+    """OrderedSFTTrainer's CPU loss (the model's own, full logits) is TRL's fused-head loss on the same batch: the
+    mean over the completion tokens, prompt and padding left out."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from reasoning_lab.sft import sft_arguments
+    from reasoning_lab.trl_trainers import OrderedSFTTrainer
+
+    _, model, tokenizer = tiny_model("model.dtype=float32")
+    rows = [{"input_ids": [5, 6 + i] + [7 + i] * n, "completion_mask": [0, 0] + [1] * n}
+            for i, n in enumerate((4, 11, 7, 2))]
+    args = sft_arguments("/tmp/unused", sft_settings(), max_steps=1, seed=0, report_to="none")
+    trainer = OrderedSFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                                processing_class=tokenizer)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()
+    fused, forward = [], model.forward
+    model.forward = lambda *a, **k: fused.append(k.get("fused_lm_head", False)) or forward(*a, **k)
+    with torch.no_grad():
+        ours = trainer.compute_loss(model, dict(batch))
+        assert fused == [False]  # the full logits, not TRL's fused head
+        theirs = SFTTrainer.compute_loss(trainer, model, dict(batch))
+        by_hand = torch.nn.functional.cross_entropy(model(input_ids=batch["input_ids"], attention_mask=batch[
+            "attention_mask"]).logits[:, :-1].transpose(1, 2), batch["labels"][:, 1:], ignore_index=-100)
+    assert torch.allclose(ours, theirs, atol=1e-5) and torch.allclose(ours, by_hand, atol=1e-5), (ours, theirs)

@@ -59,16 +59,23 @@ def example_losses(model, tokenizer, dataset, batch_size: int = 16) -> list[floa
     model.eval()
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    # batches of similar lengths (less padding), the losses returned in the dataset's order
+    order = sorted(range(len(dataset)), key=lambda i: len(dataset[i]["input_ids"]))
     values = []
     for start in range(0, len(dataset), batch_size):
-        rows = dataset[start : start + batch_size]
+        rows = dataset.select(order[start : start + batch_size])[:]
         width = max(len(ids) for ids in rows["input_ids"])
         ids = torch.tensor([x + [pad] * (width - len(x)) for x in rows["input_ids"]], device=device)
         mask = torch.tensor([m + [0] * (width - len(m)) for m in rows["completion_mask"]], device=device)
         attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows["input_ids"]], device=device)
-        logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
-        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:], reduction="none")
-        target = mask[:, 1:].float()
-        values += ((nll * target).sum(1) / target.sum(1).clamp(min=1)).tolist()
+        # no KV cache (nothing is generated), and the log-softmax only where a completion token is predicted
+        logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1]
+        target = mask[:, 1:].bool()
+        nll = torch.zeros(target.shape, device=device)
+        nll[target] = torch.nn.functional.cross_entropy(logits[target].float(), ids[:, 1:][target], reduction="none")
+        values += (nll.sum(1) / target.sum(1).clamp(min=1)).tolist()
     model.train(was_training)
-    return [round(v, 5) for v in values]
+    in_order = [0.0] * len(values)
+    for i, value in zip(order, values):
+        in_order[i] = round(value, 5)
+    return in_order

@@ -1,4 +1,4 @@
-"""The curriculum's validation signals (reasoning_lab.signals): per-example completion losses, batched with
+"""The curriculum's validation signals (reasoning_lab.signals): per-example completion losses, batched by length with
 padding, equal each example's loss computed alone; validation accuracy scores each set's own answers."""
 
 import pytest

@@ -301,9 +301,12 @@ class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
     temperature: float
     top_p: float = within(0.0, 1.0)
     epsilon: float = within(0.0, 1.0)
+    epsilon_high: float | None = at_least(0.0, "epsilon, symmetric")
     num_iterations: int = at_least(1)
+    steps_per_generation: int = at_least(1)
     prompt_sets: list[str]
     drop_uniform_groups: bool
+    uniform_by: str = one_of("reward", "correctness")
     eval_every: int = at_least(0)
     eval_limit: int = at_least(1)
     final_k: int = at_least(0)
@@ -527,6 +530,13 @@ def check_rl(r: DictConfig, model_cfg: DictConfig) -> None:
     if r.dynamic_sampling.enable and r.algorithm == "ppo":
         raise ReasoningLabError("rl.dynamic_sampling.enable=true needs rl=grpo or rl=rloo (PPO's advantages come from "
                                 "its value head, not from groups); set rl.dynamic_sampling.enable=false")
+    if (r.prompts_per_step * r.num_generations) % r.steps_per_generation:
+        raise ReasoningLabError(f"rl.steps_per_generation={r.steps_per_generation} does not divide the "
+                                f"{r.prompts_per_step * r.num_generations} completions of a generation "
+                                f"(rl.prompts_per_step x rl.num_generations); choose a divisor")
+    if r.uniform_by == "correctness" and "correctness" not in [spec.name for spec in r.rewards]:
+        raise ReasoningLabError("rl.uniform_by=correctness judges groups by the correctness reward, which rl.rewards "
+                                "lacks; add {name: correctness} to rl.rewards or set rl.uniform_by=reward")
     if r.algorithm in ("grpo", "rloo") and r.num_generations < 2:
         raise ReasoningLabError(f"rl.num_generations={r.num_generations}: {r.algorithm} compares "
                                 f"completions within a group, set rl.num_generations>=2")

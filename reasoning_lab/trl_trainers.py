@@ -3,7 +3,8 @@
 - `OrderedSFTTrainer`: SFTTrainer that draws its batches from a given sampler (the curriculum's), or from a batch
   sampler whose batches vary in size (token budgets: reasoning_lab.batching).
 - `GRPO` / `RLOO`: TRL's trainers drawing prompts from reasoning_lab.prompt_selection.PromptSampler, with the
-  option to leave completions with zero advantage (their group's rewards all equal: no signal) out of the loss,
+  option to judge a group uniform by correctness alone (`uniform_by`: zero advantage where all are right or all
+  wrong), to leave completions with zero advantage (their group's rewards all equal: no signal) out of the loss,
   and DAPO's dynamic sampling (Yu et al. 2025): such groups are replaced by groups of fresh prompts, generated
   in at most `max_refill_rounds` extra rounds, so the batch holds `batch_size` groups with signal.
   They and OrderedSFTTrainer override private methods of TRL's trainers (`OVERRIDDEN`); tests/test_trl_trainers.py fails with
@@ -85,8 +86,9 @@ class _Selection:
     sampling (groups whose rewards are all equal replaced by groups of fresh prompts)."""
 
     def __init__(self, *args, prompt_sampler: PromptSampler, drop_uniform_groups: bool = False,
-                 dynamic_sampling: bool = False, max_refill_rounds: int = 2, **kwargs):
+                 dynamic_sampling: bool = False, max_refill_rounds: int = 2, uniform_by: str = "reward", **kwargs):
         self.prompt_sampler, self.drop_uniform_groups = prompt_sampler, drop_uniform_groups
+        self.uniform_by = uniform_by
         self.dynamic_sampling, self.max_refill_rounds = dynamic_sampling, max_refill_rounds
         super().__init__(*args, **kwargs)
         self._fresh = fresh_prompts(prompt_sampler)
@@ -96,7 +98,7 @@ class _Selection:
 
     def _generate_and_score_completions(self, inputs):
         seen = len(self.prompt_sampler.observations)
-        output = super()._generate_and_score_completions(inputs)
+        output = self._scored(inputs)
         mode = "train" if self.model.training else "eval"
         if self.dynamic_sampling and mode == "train":
             output = self._refill(output, len(inputs) // self.num_generations, mode)
@@ -112,6 +114,20 @@ class _Selection:
             self._metrics[mode]["dropped_uniform_share"].append(zero.float().mean().item())
         return output
 
+    def _scored(self, inputs) -> dict:
+        """TRL's generation and scoring of `inputs`; with `uniform_by="correctness"`, the groups whose completions
+        the correctness reward judged all right or all wrong get zero advantage (whatever format and partial credit
+        said inside them)."""
+        seen = len(self.prompt_sampler.observations)
+        output = super()._generate_and_score_completions(inputs)
+        if self.uniform_by == "correctness":
+            correct = torch.tensor([c for _, _, values in self.prompt_sampler.observations[seen:] for c in values])
+            if len(correct) != len(output["advantages"]):
+                raise RuntimeError(f"rl.uniform_by=correctness: {len(correct)} correctness verdicts for "
+                                   f"{len(output['advantages'])} completions")
+            output["advantages"] = zero_uniform(output["advantages"], correct, self.num_generations)
+        return output
+
     def _refill(self, output: dict, groups: int, mode: str) -> dict:
         """Generate groups of fresh prompts until `groups` groups carry signal or `max_refill_rounds` extra
         rounds are spent; the batch keeps its size (uniform groups fill what is still missing)."""
@@ -120,7 +136,7 @@ class _Selection:
         found, rounds = int(keep[0].sum()), 0
         while found < groups and rounds < self.max_refill_rounds:
             rows = [self.train_dataset[next(self._fresh)] for _ in range(groups - found)]
-            more = super()._generate_and_score_completions([row for row in rows for _ in range(n)])
+            more = self._scored([row for row in rows for _ in range(n)])
             parts.append(more)
             keep.append(informative(more["advantages"], n))
             found, rounds = found + int(keep[-1].sum()), rounds + 1
@@ -139,6 +155,14 @@ def informative(advantages, n: int):
     if nonzero.dim() > 1:  # per-token advantages
         nonzero = nonzero.any(dim=-1)
     return nonzero.view(-1, n).any(dim=1)
+
+
+def zero_uniform(advantages: torch.Tensor, correct: torch.Tensor, n: int) -> torch.Tensor:
+    """`advantages` (per completion, or per token) with zeros for every group of `n` completions whose `correct`
+    values are all equal."""
+    groups = correct.view(-1, n)
+    uniform = (groups == groups[:, :1]).all(dim=1).repeat_interleave(n).to(advantages.device)
+    return advantages.masked_fill(uniform.view(-1, *[1] * (advantages.dim() - 1)), 0.0)
 
 
 def fresh_prompts(sampler: PromptSampler):

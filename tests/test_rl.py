@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from reasoning_lab.prompt_selection import PromptSampler
 from tests.helpers import TINY_RL, make_config, run_cli
@@ -97,6 +98,8 @@ def test_adarft_prompt_sampling_and_dropped_groups_in_grpo(tmp_path, tiny_warmup
     ("rl.num_generations=1", "rl.num_generations=1"),
     ("rl.grpo.loss_type=magic", "rl.grpo.loss_type='magic' is not one of"),
     ("rl.prompt_sampling=hardest", "rl.prompt_sampling='hardest' is not one of"),
+    ("rl.steps_per_generation=3", "rl.steps_per_generation=3 does not divide the 16 completions"),
+    ("rl.uniform_by=format", "rl.uniform_by='format' is not one of"),
 ])
 @pytest.mark.app
 def test_rl_config_mistakes_are_one_line(override, message):
@@ -158,6 +161,57 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     assert adapter_digest(trainer.model) != before
     shares = [h["dropped_uniform_share"] for h in trainer.state.log_history if "dropped_uniform_share" in h]
     assert shares and all(share == pytest.approx(0.5) for share in shares)  # one prompt of two is uniform
+
+
+def test_groups_uniform_in_correctness_get_zero_advantage_per_completion_and_per_token():
+    from reasoning_lab.trl_trainers import zero_uniform
+
+    correct = torch.tensor([0.0, 0.0, 1.0, 0.0, 1.0, 1.0])  # groups of 2: all wrong, mixed, all right
+    advantages = torch.tensor([0.7, -0.7, 1.0, -1.0, 0.2, -0.2])
+    assert zero_uniform(advantages, correct, 2).tolist() == [0.0, 0.0, 1.0, -1.0, 0.0, 0.0]
+    per_token = advantages[:, None].expand(6, 3)
+    assert zero_uniform(per_token, correct, 2).tolist() == [[v] * 3 for v in [0.0, 0.0, 1.0, -1.0, 0.0, 0.0]]
+    assert zero_uniform(advantages, correct, 3).tolist() == advantages.tolist()  # no group of 3 is uniform
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
+def test_uniform_by_correctness_two_steps_per_generation_and_clip_higher(tmp_path, algorithm):
+    """`rl.uniform_by=correctness`: a group the correctness reward judges all wrong carries no signal, even where a
+    second reward differs inside it (those completions leave the loss under rl.drop_uniform_groups). With
+    `rl.steps_per_generation=2`, one generation feeds two optimizer steps; `rl.epsilon_high` reaches TRL."""
+    from reasoning_lab.model import load_model, load_tokenizer
+    from reasoning_lab.prompt_selection import CorrectnessObserver
+    from reasoning_lab.stages.rl import Prompts, prompt_rows, prompt_sampler, trl_arguments, trl_trainer
+    from tests.helpers import make_config
+
+    cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=4",
+                      "rl.steps_per_generation=2", "rl.epsilon_high=0.28", "rl.uniform_by=correctness",
+                      "rl.drop_uniform_groups=true", "rl.temperature=1.5", "rl.beta=0.0",
+                      "rl.rewards=[{name: correctness, weight: 1.0}, {name: format, weight: 0.2}]")
+    model, tokenizer = load_model(cfg.model), load_tokenizer(cfg.model)
+    rows = prompt_rows(cfg)
+    wrong = {str(row["prompt"]) for row in rows[::2]}
+
+    def correctness(completions, prompts=None, **kwargs):  # every other prompt all wrong; the rest right, wrong, ...
+        return [0.0 if str(p) in wrong else float(i % 2 == 0) for i, p in enumerate(prompts)]
+
+    def varied(completions, completion_ids=None, **kwargs):  # differs inside every group
+        return [float(i) for i in range(len(completion_ids))]
+
+    sampler = prompt_sampler(cfg, rows)
+    args = trl_arguments(cfg, tmp_path, "none")
+    assert (args.steps_per_generation, args.per_device_train_batch_size, args.epsilon_high) == (2, 2, 0.28)
+    trainer = trl_trainer(cfg, model, tokenizer, Prompts(rows, [CorrectnessObserver(correctness, sampler), varied],
+                                                         sampler), args, [])
+    trainer.train()
+    generations = [correct for _, _, correct in sampler.observations]  # the correctness verdicts of each generation
+    assert len(generations) == 2 and all(len(g) == 4 for g in generations)  # 4 steps, a generation every 2
+    n = cfg.rl.num_generations
+    expected = [sum(len(set(g[i : i + n])) == 1 for i in range(0, len(g), n)) / (len(g) // n) for g in generations]
+    assert 0 < sum(expected) < len(expected)  # all-wrong groups were drawn, and groups with signal
+    shares = [h["dropped_uniform_share"] for h in trainer.state.log_history if "dropped_uniform_share" in h]
+    assert shares == pytest.approx(expected)
 
 
 @pytest.mark.slow

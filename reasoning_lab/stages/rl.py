@@ -147,7 +147,8 @@ def prompt_sampler(cfg: DictConfig, rows: list[dict]) -> PromptSampler:
                                       r.adarft.sensitivity, r.adarft.target_pass_rate, cfg.seed)
     elif r.prompt_sampling == "learnability":
         selector = Learnability([f"{row['set']}/{row['difficulty']}" for row in rows], r.learnability.prior, cfg.seed)
-    return PromptSampler(len(rows), r.prompts_per_step, r.num_generations, r.num_iterations, cfg.seed, selector)
+    repeat = r.num_iterations * (r.steps_per_generation if r.algorithm != "ppo" else 1)  # TRL's repeat_count
+    return PromptSampler(len(rows), r.prompts_per_step, r.num_generations, repeat, cfg.seed, selector)
 
 
 def end_ids(model, tokenizer) -> tuple[int, ...]:
@@ -233,10 +234,12 @@ def trl_arguments(cfg: DictConfig, stage_dir: Path, report_to: str):
     r = cfg.rl
     common = dict(
         output_dir=str(stage_dir / "trainer"), max_steps=r.max_steps,
-        per_device_train_batch_size=r.prompts_per_step * r.num_generations,  # completions per step
-        gradient_accumulation_steps=1, num_generations=r.num_generations,
+        # completions per optimizer step: a generation's, split into steps_per_generation minibatches
+        per_device_train_batch_size=r.prompts_per_step * r.num_generations // r.steps_per_generation,
+        steps_per_generation=r.steps_per_generation, gradient_accumulation_steps=1, num_generations=r.num_generations,
         max_completion_length=r.max_completion_length, learning_rate=r.learning_rate, beta=r.beta,
-        temperature=r.temperature, top_p=r.top_p, epsilon=r.epsilon, num_iterations=r.num_iterations,
+        temperature=r.temperature, top_p=r.top_p, epsilon=r.epsilon, epsilon_high=r.epsilon_high,
+        num_iterations=r.num_iterations,
         reward_weights=[spec.weight for spec in r.rewards], logging_steps=1,
         save_strategy="steps" if r.save_steps else "no", save_steps=r.save_steps or 500, save_total_limit=2,
         report_to=report_to, seed=cfg.seed, use_vllm=r.use_vllm, disable_dropout=True,
@@ -256,6 +259,7 @@ def trl_trainer(cfg: DictConfig, model, tokenizer, prompts: Prompts, args, callb
     return trainer_class(model=model, reward_funcs=prompts.rewards, args=args,
                          train_dataset=Dataset.from_list(prompts.rows), processing_class=tokenizer,
                          callbacks=callbacks, prompt_sampler=prompts.sampler, drop_uniform_groups=r.drop_uniform_groups,
+                         uniform_by=r.uniform_by,
                          dynamic_sampling=r.dynamic_sampling.enable,
                          max_refill_rounds=r.dynamic_sampling.max_refill_rounds)
 

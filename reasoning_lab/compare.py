@@ -158,7 +158,8 @@ def compare_arms(arms: dict[str, list[str | Path]], seed: int = 0) -> dict:
 
 
 def compare_voting(runs: list[str | Path], seed: int = 0) -> dict:
-    """maj@k against greedy within each run (the same problems), pooled over the runs; the samples' own accuracy."""
+    """maj@k, and wmaj@k (votes weighted by confidence) where every run has it, against greedy within each run (the
+    same problems), pooled over the runs; the samples' own accuracy and the mean samples a problem used."""
     folders = [evaluation_folder(r) for r in runs]
     predictions = [read_predictions(f) for f in folders]
     comparisons, refused = [], []
@@ -167,15 +168,21 @@ def compare_voting(runs: list[str | Path], seed: int = 0) -> dict:
         if any(row.get("vote_correct") is None for r in rows for row in r.values()):
             refused.append(f"{name}: evaluated without samples (eval.k=0) by some run; rerun stage=eval with eval.k >= 2")
             continue
-        pairs = [({q: {"correct": row["correct"]} for q, row in r.items()},
-                  {q: {"correct": row["vote_correct"]} for q, row in r.items()}) for r in rows]
         own = [sum(s["correct"] for row in r.values() for s in row["samples"]) /
                sum(len(row["samples"]) for row in r.values()) for r in rows]
-        comparisons.append({"dataset": name, "b": "maj@k", **pooled_pair(pairs, seed),
-                            "samples_accuracy": [round(x, 4) for x in own]})
+        samples = [sum(len(row["samples"]) for row in r.values()) / len(r) for r in rows]
+        votes = [("maj@k", "vote_correct")] + ([("wmaj@k", "weighted_vote_correct")] if all(
+            row.get("weighted_vote_correct") is not None for r in rows for row in r.values()) else [])
+        for label, key in votes:
+            pairs = [({q: {"correct": row["correct"]} for q, row in r.items()},
+                      {q: {"correct": row[key]} for q, row in r.items()}) for r in rows]
+            comparisons.append({"dataset": name, "b": label, **pooled_pair(pairs, seed),
+                                "samples_accuracy": [round(x, 4) for x in own],
+                                "mean_samples": [round(x, 2) for x in samples]})
     for c, p in zip(comparisons, holm([c["p_value"] for c in comparisons])):
         c["p_holm"] = p
-    return {"mode": "arms", "baseline": "greedy", "arms": {"greedy": [str(f) for f in folders], "maj@k": []},
+    return {"mode": "arms", "baseline": "greedy", "arms": {"greedy": [str(f) for f in folders],
+                                                           **{c["b"]: [] for c in comparisons}},
             "comparisons": comparisons, "not_compared": refused}
 
 
@@ -236,8 +243,9 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
                  *[f"- arm {name}: {', '.join(runs)}" for name, runs in result["arms"].items() if runs], "",
                  *pooled_table(result)]
         lines += [f"\n{c['dataset']}: the samples' own accuracy (pass@1), per run: "
-                  f"{' / '.join(f'{x:.3f}' for x in c['samples_accuracy'])}"
-                  for c in result["comparisons"] if "samples_accuracy" in c]
+                  f"{' / '.join(f'{x:.3f}' for x in c['samples_accuracy'])}; samples a problem, per run: "
+                  f"{' / '.join(f'{x:.2f}' for x in c['mean_samples'])}"
+                  for c in result["comparisons"] if "samples_accuracy" in c and c["b"] == "maj@k"]
     else:
         lines = pairs_table(result)
     for line in result["not_compared"]:

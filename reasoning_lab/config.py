@@ -328,6 +328,8 @@ class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
 class EvalBudget:
     limit: int | None = at_least(1, null="no limit")
     k: int = at_least(0)
+    vote: str = one_of("majority", "confidence")
+    adaptive_k: bool
     temperature: float = within(0.0, 10.0)
     top_p: float = within(0.0, 1.0)
     max_new_tokens: int | None = at_least(1, null="from the data")

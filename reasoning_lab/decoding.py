@@ -15,6 +15,7 @@ at the prompt's own budget; each completion records whether it hit that cap. Mea
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,9 @@ class Completion:
     tokens: int
     # stopped by max_new_tokens rather than by the end-of-turn token
     hit_cap: bool
+    # sampled completions: the mean log-probability of its tokens under the model (temperature 1, no nucleus),
+    # the confidence a weighted vote reads; None for greedy ones
+    logprob: float | None = None
 
 
 def left_pad(sequences: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,6 +72,11 @@ def choose(logits: torch.Tensor, sampling: tuple[float, float] | None) -> torch.
         return logits.argmax(-1)
     ids, probs = nucleus(logits, *sampling)
     return ids.gather(1, torch.multinomial(probs, 1)).squeeze(1)
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Each row's log-probability of its token under the model's own distribution (temperature 1)."""
+    return logits.float().log_softmax(-1).gather(1, tokens.view(-1, 1).to(logits.device)).squeeze(1).cpu()
 
 
 def answer_line_complete(text: str) -> bool:
@@ -159,6 +168,10 @@ class Slot:
     owner: tuple[int, int]
     budget: int
     tokens: list[int]
+    # the summed log-probabilities of its tokens (sampling only)
+    logprob: float = 0.0
+    # cut at its budget
+    hit_cap: bool = False
 
 
 class Decoder:
@@ -177,6 +190,7 @@ class Decoder:
         self.cache = SlotCache(slots, columns, model.config.num_hidden_layers)
         self.slots: list[Slot | None] = [None] * slots
         self.next_token = torch.full((slots,), self.pad, dtype=torch.long)
+        self.next_logprob = torch.zeros(slots)  # sampling: each row's chosen token's log-probability
         self.breaks: dict[int, bool] = {}  # token id -> its text holds a line break
 
     def join(self, prompts: list[int]) -> None:
@@ -195,24 +209,27 @@ class Decoder:
                 self.cache.fill(slot, prefill, row, first)
                 self.slots[slot] = Slot((prompt, sample), self.budgets[prompt], [])
                 self.next_token[slot] = choose(logits[row : row + 1], self.sampling).item()
+                if self.sampling is not None:
+                    self.next_logprob[slot] = token_logprobs(logits[row : row + 1], self.next_token[slot])[0]
 
-    def step(self) -> dict[int, tuple[list[int], bool]]:
-        """Every writing row takes its chosen token; the rows that ended are freed and returned (row -> its
-        completion's token ids, and whether it ended: False when cut at its budget). Then one decode step chooses
-        the next token of every row still writing."""
+    def step(self) -> dict[tuple[int, int], Slot]:
+        """Every writing row takes its chosen token; the rows that ended are freed and returned ((prompt, sample) ->
+        its slot: token ids, summed log-probability, and `hit_cap`: True when cut at its budget). Then one decode
+        step chooses the next token of every row still writing."""
         finished = {}
         for i, slot in enumerate(self.slots):
             if slot is None:
                 continue
             token = int(self.next_token[i])
             slot.tokens.append(token)
+            slot.logprob += float(self.next_logprob[i])
             if token == self.eos or (self.has_break(token) and answer_line_complete(
                     self.tokenizer.decode(slot.tokens, skip_special_tokens=True))):
-                finished[i] = (slot.tokens, True)
+                finished[i] = slot
             elif len(slot.tokens) >= slot.budget:
-                finished[i] = (slot.tokens, False)
+                slot.hit_cap = True
+                finished[i] = slot
         writing = [i for i, slot in enumerate(self.slots) if slot is not None and i not in finished]
-        owners = {i: self.slots[i] for i in finished}
         for i in finished:
             self.slots[i] = None
             self.cache.lengths[i] = 0  # a free row writes its padding at column 0 and reads only that
@@ -223,7 +240,9 @@ class Decoder:
                                 use_cache=True).logits[:, -1]
             self.cache.lengths[writing] += 1
             self.next_token[writing] = choose(logits[writing], self.sampling).to(self.next_token.device)
-        return {owners[i].owner: result for i, result in finished.items()}
+            if self.sampling is not None:
+                self.next_logprob[writing] = token_logprobs(logits[writing], self.next_token[writing])
+        return {slot.owner: slot for slot in finished.values()}
 
     def shrink(self) -> None:
         """With no prompt left to join and at most half the rows writing: only the writing rows from now on."""
@@ -231,7 +250,7 @@ class Decoder:
         if writing and len(writing) <= len(self.slots) // 2:
             self.cache.keep(writing)
             self.slots = [self.slots[i] for i in writing]
-            self.next_token = self.next_token[writing]
+            self.next_token, self.next_logprob = self.next_token[writing], self.next_logprob[writing]
 
     def attention_mask(self, allowed: torch.Tensor) -> torch.Tensor:
         """The boolean mask as the model's attention takes it: sdpa as it is, eager as a float mask it adds."""
@@ -286,9 +305,11 @@ def generate(
             waiting = waiting[joining:]
         elif not waiting:
             decoder.shrink()
-        for (prompt, sample), (ids, ended) in decoder.step().items():
+        for (prompt, sample), slot in decoder.step().items():
+            ids = slot.tokens
             results[prompt][sample] = Completion(text=tokenizer.decode(ids, skip_special_tokens=True),
-                                                 tokens=len(ids), hit_cap=not ended)
+                                                 tokens=len(ids), hit_cap=slot.hit_cap,
+                                                 logprob=slot.logprob / len(ids) if do_sample else None)
             generated += len(ids)
             left[prompt] -= 1
             done += left[prompt] == 0
@@ -310,6 +331,36 @@ def majority_vote(answers: list[str | None]) -> str | None:
         return None
     best = max(counts.values())
     return next(answer for answer, count in counts.items() if count == best)
+
+
+def weighted_vote(answers: list[str | None], weights: list[float]) -> str | None:
+    """The canonical answer with the largest summed weight; ties go to the one seen first; None only if all are
+    None. With every weight 1 it is `majority_vote`."""
+    totals: dict[str, float] = {}
+    for answer, weight in zip(answers, weights):
+        if answer is not None:
+            totals[answer] = totals.get(answer, 0.0) + weight
+    if not totals:
+        return None
+    best = max(totals.values())
+    return next(answer for answer, total in totals.items() if total == best)
+
+
+def confidence(completion: Completion) -> float:
+    """A sampled path's vote weight in `eval.vote=confidence`: exp of its mean token log-probability (the geometric
+    mean of its tokens' probabilities, in (0, 1])."""
+    return math.exp(completion.logprob) if completion.logprob is not None else 1.0
+
+
+def settled(answers: list[str | None], weights: list[float], left: int) -> bool:
+    """Whether more samples, `left` of them of weight at most 1 each, can no longer change the vote: the leader's
+    weight is above the runner-up's (0 without one) plus `left`."""
+    totals: dict[str, float] = {}
+    for answer, weight in zip(answers, weights):
+        if answer is not None:
+            totals[answer] = totals.get(answer, 0.0) + weight
+    ranked = sorted(totals.values(), reverse=True) + [0.0, 0.0]
+    return ranked[0] > ranked[1] + left
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -350,20 +401,25 @@ def self_consistency(
     top_p: float = 0.95,
     max_new_tokens: int = 256,
     options: list[str] | None = None,
+    vote: str = "majority",
 ) -> dict:
-    """Sample k answers to one question and vote: {"answer", "votes", "paths", "kind"}.
+    """Sample k answers to one question and vote: {"answer", "votes", "paths", "kind", "vote"}.
 
-    `paths` holds every sampled completion with its extracted canonical answer; `votes` counts each
-    distinct answer (None = no answer found) in the order first seen.
+    `paths` holds every sampled completion with its extracted canonical answer and its mean token log-probability;
+    `votes` counts each distinct answer (None = no answer found) in the order first seen. `vote`: majority (each path
+    one vote) or confidence (each path's vote weighted by `confidence`).
     """
     kind = kind or guess_kind(question)
     prompt = chat_prompt(question, system_prompt if reason else None)
     (completions,) = generate(model, tokenizer, [prompt], max_new_tokens, k=k, do_sample=True,
                               temperature=temperature, top_p=top_p)
     paths = [{"completion": c.text, "answer": extract_answer(c.text, kind, options), "tokens": c.tokens,
-              "hit_cap": c.hit_cap} for c in completions]
+              "hit_cap": c.hit_cap, "logprob": round(c.logprob, 5)} for c in completions]
     votes: dict[str, int] = {}
     for path in paths:
         key = str(path["answer"]) if path["answer"] is not None else "None"
         votes[key] = votes.get(key, 0) + 1
-    return {"answer": majority_vote([p["answer"] for p in paths]), "votes": votes, "paths": paths, "kind": kind}
+    answers = [p["answer"] for p in paths]
+    answer = (weighted_vote(answers, [confidence(c) for c in completions]) if vote == "confidence"
+              else majority_vote(answers))
+    return {"answer": answer, "votes": votes, "paths": paths, "kind": kind, "vote": vote}

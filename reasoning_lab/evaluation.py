@@ -6,9 +6,13 @@ without the prompt. Token budgets come from the data when not set: the 99th perc
 reference completions, tokenized, plus a quarter (`reasoning_lab.data.answer_token_cap`). Generation runs on a merged copy of
 the model in `eval.dtype` (bfloat16 uses the CPU's bf16 matrix units: about 2x float32). Per dataset:
 - accuracy: greedy, strict extraction (reasoning_lab.answers); accuracy_lenient: last candidate anywhere
-- maj@k: majority vote over the k sampled canonical answers (reasoning_lab.decoding.majority_vote)
+- maj@k: majority vote over the k sampled canonical answers (reasoning_lab.decoding.majority_vote); wmaj@k: each
+  sample's vote weighted by its confidence (`decoding.confidence`); both are reported, and `eval.vote` names the
+  one that answers in `stage=answer` and decides when `eval.adaptive_k` stops sampling
 - pass@1, pass@k: the unbiased estimator of Chen et al. (2021) from the k samples
-  (k=0: greedy only; no samples are drawn and these three are left out)
+  (k=0: greedy only; no samples are drawn and these are left out). With `eval.adaptive_k` a problem is sampled
+  only until its vote is settled (`sample_paths`): pass@1 from the samples it has, pass@k left out, and
+  mean_samples reported
 - format_rate: greedy answers with a complete <think>...</think> followed by an answer
 - think_rate_with_prompt
 - without the reasoning prompt, on the same problems (left out when eval.direct_limit is 0): accuracy_direct
@@ -36,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.answers import extract_answer, final_region, same_answer
 from reasoning_lab.data import answer_token_cap, source_rows
-from reasoning_lab.decoding import generate, majority_vote, pass_at_k
+from reasoning_lab.decoding import confidence, generate, majority_vote, pass_at_k, settled, weighted_vote
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import write_json
@@ -84,9 +88,8 @@ def evaluate_sets(model, tokenizer, sets: dict[str, list[Problem]], budget: Dict
     budgets = [max_new[n] for n, _ in flat]
     greedy = generate(model, tokenizer, with_prompt, budgets, batch_size=budget.batch_size,
                       progress=f"{label} greedy")
-    sampled = generate(model, tokenizer, with_prompt, budgets, k=k, do_sample=True,
-                       temperature=budget.temperature, top_p=budget.top_p, batch_size=budget.batch_size,
-                       progress=f"{label} {k} samples each") if k else [[] for _ in flat]
+    sampled = sample_paths(model, tokenizer, with_prompt, budgets, [p for _, p in flat], budget,
+                           label) if k else [[] for _ in flat]
     direct = generate(model, tokenizer, [chat_prompt(p.question, None) for _, p in direct_flat],
                       [direct_max_new[n] for n, _ in direct_flat], batch_size=budget.batch_size,
                       progress=f"{label} without the prompt")
@@ -100,6 +103,27 @@ def evaluate_sets(model, tokenizer, sets: dict[str, list[Problem]], budget: Dict
     return results
 
 
+def sample_paths(model, tokenizer, prompts: list[list[dict]], budgets: list[int], problems: list[Problem],
+                 budget: DictConfig, label: str) -> list[list]:
+    """`budget.k` sampled completions a prompt; with `budget.adaptive_k`, a majority's worth (k // 2 + 1) first,
+    then one more at a time for the prompts whose vote (`budget.vote`) is not yet `settled`."""
+    k, weight = budget.k, confidence if budget.vote == "confidence" else (lambda completion: 1.0)
+    sampling = dict(do_sample=True, temperature=budget.temperature, top_p=budget.top_p, batch_size=budget.batch_size)
+    first = min(k, k // 2 + 1) if budget.adaptive_k else k
+    paths = generate(model, tokenizer, prompts, budgets, k=first, progress=f"{label} {first} samples each", **sampling)
+
+    def unsettled(i: int) -> bool:
+        answers = [extract_answer(c.text, problems[i].kind, problems[i].options) for c in paths[i]]
+        return len(paths[i]) < k and not settled(answers, [weight(c) for c in paths[i]], k - len(paths[i]))
+
+    while waiting := [i for i in range(len(prompts)) if unsettled(i)]:
+        more = generate(model, tokenizer, [prompts[i] for i in waiting], [budgets[i] for i in waiting],
+                        progress=f"{label} one more sample for {len(waiting)} unsettled", **sampling)
+        for i, (completion,) in zip(waiting, more):
+            paths[i].append(completion)
+    return paths
+
+
 def score(problems: list[Problem], greedy, sampled, direct_problems: list[Problem], direct, budget: DictConfig,
           seed: int, max_new: int, direct_max_new: int) -> tuple[dict, list[dict]]:
     """The metrics and per-problem predictions of one set from its completions."""
@@ -107,27 +131,33 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
     direct_correct = [float(same_answer(extract_answer(d.text, p.kind, p.options), p.answer, p.kind))
                       for p, (d,) in zip(direct_problems, direct)]
 
-    predictions, strict, lenient, majority, pass1, passk, formatted = [], [], [], [], [], [], []
+    predictions, strict, lenient, majority, weighted, pass1, passk, formatted = [], [], [], [], [], [], [], []
     for i, (problem, (g,), samples) in enumerate(zip(problems, greedy, sampled)):
         options = problem.options
         answer = extract_answer(g.text, problem.kind, options)
         answer_lenient = extract_answer(g.text, problem.kind, options, lenient=True)
         sample_answers = [extract_answer(s.text, problem.kind, options) for s in samples]
-        vote = majority_vote(sample_answers)
+        votes = {"majority": majority_vote(sample_answers),
+                 "confidence": weighted_vote(sample_answers, [confidence(s) for s in samples])}
         correct = [same_answer(a, problem.answer, problem.kind) for a in sample_answers]
         strict.append(float(same_answer(answer, problem.answer, problem.kind)))
         lenient.append(float(same_answer(answer_lenient, problem.answer, problem.kind)))
-        majority.append(float(same_answer(vote, problem.answer, problem.kind)))
+        majority.append(float(same_answer(votes["majority"], problem.answer, problem.kind)))
+        weighted.append(float(same_answer(votes["confidence"], problem.answer, problem.kind)))
         if k:
-            pass1.append(pass_at_k(k, sum(correct), 1))
-            passk.append(pass_at_k(k, sum(correct), k))
+            pass1.append(pass_at_k(len(samples), sum(correct), 1))
+            if not budget.adaptive_k:
+                passk.append(pass_at_k(k, sum(correct), k))
         formatted.append(float(well_formed(g.text)))
         row = {"id": i, "question": problem.question, "gold": problem.answer, "kind": problem.kind,
                "greedy": g.text, "greedy_tokens": g.tokens, "greedy_hit_cap": g.hit_cap, "extracted": answer,
                "extracted_lenient": answer_lenient, "correct": bool(strict[-1]),
-               "samples": [{"completion": s.text, "answer": a, "correct": c, "tokens": s.tokens, "hit_cap": s.hit_cap}
+               "samples": [{"completion": s.text, "answer": a, "correct": c, "tokens": s.tokens, "hit_cap": s.hit_cap,
+                            "logprob": None if s.logprob is None else round(s.logprob, 5)}
                            for s, a, c in zip(samples, sample_answers, correct)],
-               "vote": vote, "vote_correct": bool(majority[-1]) if k else None}
+               "vote": votes["majority"], "vote_correct": bool(majority[-1]) if k else None,
+               "weighted_vote": votes["confidence"],
+               "weighted_vote_correct": bool(weighted[-1]) if k else None}
         if options:
             row["options"] = options
         if i < len(direct):
@@ -142,7 +172,9 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
         "n": len(problems),
         "accuracy": rounded_mean(strict),
         "accuracy_lenient": rounded_mean(lenient),
-        **({f"maj@{k}": rounded_mean(majority), "pass@1": rounded_mean(pass1), f"pass@{k}": rounded_mean(passk)} if k else {}),
+        **({f"maj@{k}": rounded_mean(majority), f"wmaj@{k}": rounded_mean(weighted), "pass@1": rounded_mean(pass1),
+            **({f"pass@{k}": rounded_mean(passk)} if passk else {}),
+            "mean_samples": rounded_mean([len(s) for s in sampled])} if k else {}),
         "format_rate": rounded_mean(formatted),
         "think_rate_with_prompt": rounded_mean([float("<think>" in g.text) for (g,) in greedy]),
         "direct_n": len(direct),
@@ -155,7 +187,8 @@ def score(problems: list[Problem], greedy, sampled, direct_problems: list[Proble
         "direct_max_new_tokens": direct_max_new,
         "ci95": bootstrap_ci(strict, budget.bootstrap_samples, seed),
     }
-    counts = {"accuracy": (sum(strict), n), **({f"maj@{k}": (sum(majority), n)} if k else {}),
+    counts = {"accuracy": (sum(strict), n), **({f"maj@{k}": (sum(majority), n), f"wmaj@{k}": (sum(weighted), n)}
+                                               if k else {}),
               "format_rate": (sum(formatted), n),
               **({"accuracy_direct": (sum(direct_correct), len(direct)),
                   "think_rate_without_prompt": (sum(direct_think), len(direct))} if direct else {}),

@@ -82,10 +82,12 @@ def test_voting_pools_maj_against_greedy_within_each_run(tmp_path, capsys):
         rows = [json.loads(line) for line in (folder / "predictions" / "generic.jsonl").read_text().splitlines()]
         for row, g in zip(rows, greedy):  # five samples a problem: 2 right where greedy is right, else 1
             row["samples"] = [{"correct": i < (2 if g else 1)} for i in range(5)]
+            row["weighted_vote_correct"] = g  # the weighted vote: greedy's answers exactly
         (folder / "predictions" / "generic.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
         runs.append(folder)
     assert main(["--voting", *map(str, runs), "--out", str(tmp_path / "out")]) == 0
-    (c,) = json.loads((tmp_path / "out" / "compare.json").read_text())["comparisons"]
+    c, weighted = json.loads((tmp_path / "out" / "compare.json").read_text())["comparisons"]
+    assert (c["b"], weighted["b"]) == ("maj@k", "wmaj@k") and weighted["delta"] == 0 and c["mean_samples"] == [5.0] * 3
     assert c["seeds"] == 3 and c["per_seed_delta"] == [pytest.approx(18 / 120)] * 3
     assert c["p_value"] < 0.001 and c["ci95"][0] > 0.1
     assert all(0.2 < x < 0.3 for x in c["samples_accuracy"])

@@ -230,3 +230,41 @@ def test_progress_lines_count_prompts_done_up_to_all(tiny, caplog):
     done = [int(line.split()[1].split("/")[0]) for line in lines]
     assert lines and all(line.endswith("tokens/s") and "/6 prompts, " in line for line in lines)
     assert done == sorted(done) and done[-1] == 6 and all(b - a >= 2 for a, b in zip(done, done[1:-1]))
+
+
+def test_weighted_vote_and_when_a_vote_is_settled():
+    from reasoning_lab.decoding import settled, weighted_vote
+
+    answers = ["7", "8", "7", None]
+    assert weighted_vote(answers, [1, 1, 1, 1]) == majority_vote(answers) == "7"
+    assert weighted_vote(answers, [0.2, 0.9, 0.3, 1.0]) == "8"  # one confident path outweighs two unsure ones
+    assert weighted_vote(["7", "8"], [0.5, 0.5]) == "7" and weighted_vote([None, None], [1, 1]) is None
+    assert settled(["7", "7", "7"], [1, 1, 1], left=2)  # 3 > 0 + 2: two more votes cannot change it
+    assert not settled(["7", "7", "8"], [1, 1, 1], left=2)  # 2 > 1 + 2 fails: 8 could still win
+    assert settled(["7", "7", "7", "8"], [1, 1, 1, 1], left=1) and not settled([None, None], [1, 1], left=1)
+    assert not settled(["7", "7"], [0.4, 0.4], left=1)  # weights under 1: one more path could outweigh 0.8
+
+
+def test_a_sampled_path_carries_the_mean_log_probability_of_its_tokens(tiny):
+    """What the decode loop returns as `logprob` is the model's own mean log-probability of the sampled tokens
+    (temperature 1), recomputed here by one forward pass over prompt + completion; greedy paths carry none."""
+    from reasoning_lab.decoding import confidence
+
+    model, tokenizer = tiny
+    torch.manual_seed(0)
+    prompt = [{"role": "user", "content": "What is 12 + 30 - 7?"}]
+    (paths,) = generate(model, tokenizer, [prompt], max_new_tokens=6, k=3, do_sample=True, temperature=0.7)
+    ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"]
+    checked = 0
+    for path in paths:
+        completion = tokenizer(path.text, add_special_tokens=False)["input_ids"]
+        if tokenizer.decode(completion) != path.text or len(completion) != path.tokens:
+            continue  # a path whose text does not re-tokenize to its own tokens (or that ended on the end token)
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids + completion])).logits[0, len(ids) - 1 : -1].float()
+        expected = logits.log_softmax(-1).gather(1, torch.tensor(completion)[:, None]).mean().item()
+        assert path.logprob == pytest.approx(expected, abs=1e-3)
+        assert 0 < confidence(path) <= 1
+        checked += 1
+    assert checked >= 2
+    assert generate(model, tokenizer, [prompt], max_new_tokens=6)[0][0].logprob is None

@@ -126,3 +126,41 @@ def test_the_base_models_cache_entry_changes_with_the_problems_themselves(monkey
 
     monkeypatch.setattr(evaluation, "eval_problems", one_reasoning_changed)
     assert evaluation.base_cache_key(cfg, cfg.eval) != key
+
+
+def test_adaptive_k_samples_until_the_vote_is_settled_and_reports_both_votes(monkeypatch):
+    """eval.adaptive_k with k=5: three samples a problem first; a problem whose three agree stops there, the others
+    get one more at a time until the vote cannot change (or five). Both votes are reported; pass@5 is not."""
+    from reasoning_lab import evaluation
+    from reasoning_lab.decoding import Completion
+
+    problems = [Problem(q, "", a, "number", 1, "t") for q, a in (("2+2?", "4"), ("3+3?", "6"), ("1+1?", "2"))]
+    scripts = {"2+2?": ["4", "4", "4", "9", "9"], "3+3?": ["6", "7", "7", "7", "6"], "1+1?": ["2", "3", "2", "2", "3"]}
+    confidences = {"6": -0.1, "7": -2.0}  # the wrong 7s are unsure, the right 6 is sure (mean log-probabilities)
+    drawn = {q: 0 for q in scripts}
+    calls = []
+
+    def fake_generate(model, tokenizer, prompts, budgets, k=1, do_sample=False, **kwargs):
+        calls.append((len(prompts), k, do_sample))
+        out = []
+        for prompt in prompts:
+            question = prompt[-1]["content"]
+            if not do_sample:
+                out.append([Completion("0", 1, False)])
+                continue
+            texts = scripts[question][drawn[question] : drawn[question] + k]
+            drawn[question] += k
+            out.append([Completion(t, 1, False, confidences.get(t, -0.5)) for t in texts])
+        return out
+
+    monkeypatch.setattr(evaluation, "generate", fake_generate)
+    budget = make_config("eval.k=5", "eval.adaptive_k=true", "eval.direct_limit=0", "eval.max_new_tokens=16",
+                         "eval.direct_max_new_tokens=8").eval
+    metrics, predictions = evaluate_problems(None, None, problems, budget, "sys", seed=0)
+    # 4,4,4 settles at 3; 6,7,7 then 7 settles at 4 (3 > 1 + 1); 2,3,2 then 2 settles at 4
+    assert [len(p["samples"]) for p in predictions] == [3, 4, 4] and metrics["mean_samples"] == pytest.approx(11 / 3, abs=1e-4)
+    assert [c[:2] for c in calls if c[2]] == [(3, 3), (2, 1)]
+    assert [p["vote"] for p in predictions] == ["4", "7", "2"] and metrics["maj@5"] == pytest.approx(2 / 3, abs=1e-4)
+    assert predictions[1]["weighted_vote"] == "6" and metrics["wmaj@5"] == 1.0  # exp(-0.1) > 3 exp(-2)
+    assert "pass@5" not in metrics and metrics["pass@1"] == pytest.approx((3 / 3 + 1 / 4 + 3 / 4) / 3, abs=1e-4)
+    assert metrics["intervals"]["wmaj@5"] == pytest.approx([0.4385, 1.0], abs=1e-3)

@@ -76,7 +76,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             result = self_consistency(
                 model, tokenizer, question, k=cfg.eval.k, kind=cfg.answer.kind, reason=cfg.answer.reason,
                 system_prompt=cfg.data.system_prompt, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
-                max_new_tokens=cfg.eval.max_new_tokens or 256,
+                max_new_tokens=cfg.eval.max_new_tokens or 256, vote=cfg.eval.vote,
             )
             handle.write(json.dumps({"question": question, "checkpoint": str(checkpoint or "base"),
                                      "reason": cfg.answer.reason, **result}) + "\n")

@@ -199,9 +199,9 @@ def trainer_loss(model, batch) -> torch.Tensor:
 
 def bench_sft(model, batches, fused: bool = False) -> dict:
     """Loss-bearing and real tokens per second of LoRA training steps (forward, backward, AdamW) on `batches`
-    (model inputs; without a KV cache, as TRL's SFTTrainer calls the model). `fused`: the loss as our stages' Trainer
-    takes it (`trainer_loss`; the model must have passed through an SFTTrainer), else the model's own loss over the
-    full logits (the design sketch's)."""
+    (model inputs; without a KV cache, as TRL's SFTTrainer calls the model). `fused`: TRL's fused head (`trainer_loss`,
+    the stages' loss on a GPU; the model must have passed through an SFTTrainer), else the model's own loss over the
+    full logits (the design sketch's, and the stages' on the CPU)."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5)
     model.train()
@@ -391,22 +391,28 @@ def main() -> None:
             "curriculum, per-step batches (before)": (curriculum_steps, dict(sampler=curriculum(1))),
             f"curriculum, length_window={window} (now the default)": (curriculum_steps, dict(sampler=curriculum(window))),
         }
+        # the loss as the stages take it (OrderedSFTTrainer.compute_loss): TRL's fused head on a GPU, the model's own
+        # over the full logits on the CPU
+        stages_fused = torch.cuda.is_available()
         results, drawn = {}, {}
         for label, (n, how) in variants.items():
             drawn[label] = stage_batches(model, tokenizer, dataset, n, batch, **how)
-            results[label] = bench_sft(model, drawn[label], fused=True)
+            results[label] = bench_sft(model, drawn[label], fused=stages_fused)
             ratio = results[label]["loss_tokens_per_s"] / base
             size = "of 8" if "max_tokens" not in how else f"of up to {budget} tokens, one epoch"
             row(f"2. SFT loss-bearing tokens/s, {label}", f"{base:.0f}", f"{results[label]['loss_tokens_per_s']:.0f}",
                 f"{ratio:.2f}x", ">= 1.5x, 0 truncated", ratio >= 1.5,
                 f"{len(drawn[label])} batches {size}; the sketch (padded to 256) truncated {truncated} of {len(dataset)} "
                 "examples, ours none")
-        # the same grouped batches with the model's own loss over the full logits (what the fused head saves)
+        # the same grouped batches with the other loss path (on the CPU: TRL's fused head, the stages' path before)
         grouped = "warm-up, grouped by length (now the default)"
-        plain = bench_sft(model, drawn[grouped])
-        row("2. SFT loss-bearing tokens/s, grouped by length, the model's own loss (full logits)", f"{base:.0f}",
-            f"{plain['loss_tokens_per_s']:.0f}", f"{plain['loss_tokens_per_s'] / base:.2f}x", "recorded", True,
-            "the rows above take the loss as TRL's SFTTrainer does: its fused head, at loss-bearing positions only")
+        other = bench_sft(model, drawn[grouped], fused=not stages_fused)
+        plain = results[grouped]
+        paths = ("TRL's fused head", "the model's own loss (full logits)")
+        row(f"2. SFT loss-bearing tokens/s, grouped by length, {paths[not stages_fused]}", f"{base:.0f}",
+            f"{other['loss_tokens_per_s']:.0f}", f"{other['loss_tokens_per_s'] / base:.2f}x", "recorded", True,
+            f"the rows above take the loss as the stages do here: {paths[stages_fused]} "
+            f"(OrderedSFTTrainer.compute_loss)")
         # the same grouped batches on the model in float32 with sdpa attention (the CPU default before)
         float32 = load_model(float32_sdpa(cfg.model))
         before = bench_sft(float32, drawn[grouped])["step_s"]

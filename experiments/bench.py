@@ -409,9 +409,9 @@ def main() -> None:
         other = bench_sft(model, drawn[grouped], fused=not stages_fused)
         plain = results[grouped]
         paths = ("TRL's fused head", "the model's own loss (full logits)")
-        row(f"2. SFT loss-bearing tokens/s, grouped by length, {paths[not stages_fused]}", f"{base:.0f}",
+        row(f"2. SFT loss-bearing tokens/s, grouped by length, {paths[stages_fused]}", f"{base:.0f}",
             f"{other['loss_tokens_per_s']:.0f}", f"{other['loss_tokens_per_s'] / base:.2f}x", "recorded", True,
-            f"the rows above take the loss as the stages do here: {paths[stages_fused]} "
+            f"the rows above take the loss as the stages do here: {paths[not stages_fused]} "
             f"(OrderedSFTTrainer.compute_loss)")
         # the same grouped batches on the model in float32 with sdpa attention (the CPU default before)
         float32 = load_model(float32_sdpa(cfg.model))

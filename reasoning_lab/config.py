@@ -31,8 +31,9 @@ def one_of(*choices: str):
     return field(metadata={"one_of": choices})
 
 
-def within(low: float, high: float):
-    return field(metadata={"within": (low, high)})
+def within(low: float, high: float, *words: str):
+    """Between `low` and `high`, or one of `words` (e.g. "auto")."""
+    return field(metadata={"within": (low, high), "words": words})
 
 
 def at_least(low: int, null: str | None = None):
@@ -330,7 +331,7 @@ class EvalBudget:
     k: int = at_least(0)
     vote: str = one_of("majority", "confidence")
     adaptive_k: bool
-    temperature: float = within(0.0, 10.0)
+    temperature: typing.Any = within(0.0, 10.0, "auto")  # a number, or "auto"
     top_p: float = within(0.0, 1.0)
     max_new_tokens: int | None = at_least(1, null="from the data")
     direct_limit: int | None = at_least(0, null="all")
@@ -341,8 +342,17 @@ class EvalBudget:
 
 
 @dataclass
+class AutoTemperature:  # eval.auto_temperature (eval.temperature=auto)
+    grid: list[float]
+    limit: int = at_least(1)
+    samples: int = at_least(1)
+    min_ratio: float = within(0.0, 1.0)
+
+
+@dataclass
 class EvalConfig(EvalBudget):  # conf/eval/
     datasets: list[str]
+    auto_temperature: AutoTemperature
     during_training: EvalBudget
     attn_implementation: str = one_of(*ATTENTION)
     with_base: bool
@@ -423,10 +433,11 @@ def check_field(key: str, value, rule: dict) -> None:
     """One field's constraint (the metadata of one_of / within / at_least / steps_or)."""
     if "one_of" in rule and value is not None and value not in rule["one_of"]:
         raise ReasoningLabError(f"{key}={value!r} is not one of {', '.join(rule['one_of'])}; set {key}=<one of them>")
-    if "within" in rule:
+    if "within" in rule and value not in rule["words"]:
         low, high = rule["within"]
-        if not low <= value <= high:
-            raise ReasoningLabError(f"{key}={value} is outside [{low}, {high}]; set {key}=<a value in that range>")
+        words = "".join(f" or {word}" for word in rule["words"])
+        if isinstance(value, str) or not low <= value <= high:
+            raise ReasoningLabError(f"{key}={value} is outside [{low}, {high}]; set {key}=<a value in that range>{words}")
     if "at_least" in rule and value is not None and value < rule["at_least"]:
         raise ReasoningLabError(f"{key}={value} must be at least {rule['at_least']}"
                                 + (f" (or null: {rule['null']})" if rule["null"] else ""))
@@ -462,6 +473,9 @@ def validate(cfg: DictConfig) -> None:
                                     f"{', '.join(keys_of(SetSpec))} and fields.{{{', '.join(keys_of(FieldNames))}}}")
         check_fields(spec, SetSpec, f"data.sets.{name}.")
     check_own_sets(cfg.data)
+    grid = list(cfg.eval.auto_temperature.grid)
+    if not grid or any(not isinstance(t, (int, float)) or not 0 < t <= 10 for t in grid):
+        raise ReasoningLabError(f"eval.auto_temperature.grid={grid}: list the temperatures to try, each in (0, 10]")
     stages = stages_to_run(cfg.stage)
     if "rl" in stages:
         check_rl(cfg.rl, cfg.model)

@@ -205,6 +205,49 @@ def eval_problems(data_cfg: DictConfig, source: str, limit: int | None) -> list[
     return problems
 
 
+def choose_temperature(model, tokenizer, sets: dict[str, list[Problem]], budget: DictConfig, auto: DictConfig,
+                       system_prompt: str, label: str = "") -> dict:
+    """`eval.temperature=auto`: on `sets` (validation problems, never the test ones), greedy and `auto.samples`
+    samples a problem at each temperature of `auto.grid`, each set at its own token budget; the highest temperature
+    whose samples' own accuracy (pooled over the sets) is at least `auto.min_ratio` x greedy's (the lowest of the grid
+    if none). Returns the choice with every number."""
+    problems = [p for ps in sets.values() for p in ps]
+    prompts = [chat_prompt(p.question, system_prompt) for p in problems]
+    budgets = [budget.max_new_tokens or answer_token_cap(tokenizer, ps, reason=True) for ps in sets.values() for _ in ps]
+
+    def accuracy(completions: list[list]) -> float:
+        right = [same_answer(extract_answer(c.text, p.kind, p.options), p.answer, p.kind)
+                 for p, group in zip(problems, completions) for c in group]
+        return sum(right) / len(right)
+
+    greedy = accuracy(generate(model, tokenizer, prompts, budgets, batch_size=budget.batch_size,
+                               progress=f"{label} temperature choice, greedy"))
+    grid = {float(t): round(accuracy(generate(model, tokenizer, prompts, budgets, k=auto.samples, do_sample=True,
+                                              temperature=float(t), top_p=budget.top_p, batch_size=budget.batch_size,
+                                              progress=f"{label} temperature choice, T={t}")), 4)
+            for t in sorted(auto.grid)}
+    passing = [t for t, samples in grid.items() if samples >= auto.min_ratio * greedy]
+    chosen = max(passing) if passing else min(grid)
+    log.info("[%s] temperature %s chosen on %d validation problems: greedy %.3f, samples %s", label, chosen,
+             len(problems), greedy, grid)
+    return {"chosen": chosen, "greedy_accuracy": round(greedy, 4), "samples_accuracy": grid, "n": len(problems),
+            "samples": auto.samples, "min_ratio": auto.min_ratio,
+            "rule": "the highest temperature whose samples' own accuracy is at least min_ratio x greedy's"}
+
+
+def validation_problems(data_cfg: DictConfig, sources: list[str], limit: int) -> dict[str, list[Problem]]:
+    """A seeded `limit` subset of each source's validation problems (sources without one are left out)."""
+    problems = {}
+    for source in sources:
+        try:
+            rows = source_rows(source, "val", data_cfg)
+        except ReasoningLabError:
+            continue
+        if rows:
+            problems[source] = random.Random(data_cfg.seed).sample(rows, min(limit, len(rows)))
+    return problems
+
+
 @phase("evaluation")
 def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, out_dir: Path | None = None,
              datasets: list[str] | None = None) -> dict:
@@ -228,6 +271,13 @@ def evaluate(model, tokenizer, cfg: DictConfig, budget: DictConfig, label: str, 
     log.info("[%s] evaluating %s", label, ", ".join(f"{name} ({len(ps)} problems)" for name, ps in sets.items()))
     with torch.random.fork_rng():  # its own seeded samples; a training run's random stream is left as it was
         torch.manual_seed(cfg.seed)
+        if budget.k and budget.temperature == "auto":  # chosen for this checkpoint on validation problems
+            choice = choose_temperature(model, tokenizer, validation_problems(cfg.data, list(sets),
+                                                                              cfg.eval.auto_temperature.limit),
+                                        budget, cfg.eval.auto_temperature, cfg.data.system_prompt, f"[{label}]")
+            budget = OmegaConf.merge(OmegaConf.to_container(budget, resolve=True), {"temperature": choice["chosen"]})
+            results["temperature_choice"] = choice
+            results["decoding"]["temperature"] = choice["chosen"]
         evaluated = evaluate_sets(model, tokenizer, sets, budget, cfg.data.system_prompt, cfg.seed, f"[{label}]")
     for source, (metrics, predictions) in evaluated.items():
         results["datasets"][source] = metrics

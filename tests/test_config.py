@@ -188,3 +188,19 @@ def test_every_renamed_key_points_at_a_key_that_exists():
 def test_a_test_without_the_app_marker_cannot_start_the_app():
     with pytest.raises(RuntimeError, match="mark it @pytest.mark.app"):
         run_cli("--help")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("eval.temperature", "hot", r"eval.temperature=hot is outside \[0.0, 10.0\]; set eval.temperature=<a value in "
+                                r"that range> or auto"),
+    ("eval.temperature", 12.0, r"eval.temperature=12.0 is outside"),
+    ("eval.auto_temperature.grid", [0.5, 0.0], r"eval.auto_temperature.grid=\[0.5, 0.0\]: list the temperatures"),
+])
+def test_the_temperature_is_a_number_or_auto(key, value, message):
+    cfg = make_config()
+    node, name = (cfg.eval, key.split(".")[1]) if key == "eval.temperature" else (cfg.eval.auto_temperature, "grid")
+    node[name] = value
+    with pytest.raises(ReasoningLabError, match=message):
+        validate(cfg)
+    node[name] = "auto" if key == "eval.temperature" else [0.3, 1.0]
+    validate(cfg)

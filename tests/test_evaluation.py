@@ -164,3 +164,36 @@ def test_adaptive_k_samples_until_the_vote_is_settled_and_reports_both_votes(mon
     assert predictions[1]["weighted_vote"] == "6" and metrics["wmaj@5"] == 1.0  # exp(-0.1) > 3 exp(-2)
     assert "pass@5" not in metrics and metrics["pass@1"] == pytest.approx((3 / 3 + 1 / 4 + 3 / 4) / 3, abs=1e-4)
     assert metrics["intervals"]["wmaj@5"] == pytest.approx([0.4385, 1.0], abs=1e-3)
+
+
+def test_auto_temperature_is_chosen_on_validation_problems_only(monkeypatch):
+    """eval.temperature=auto on fabricated problems: on the validation split the samples stay right up to T=0.5 and
+    go wrong above it, on the test split they are right at every temperature (so the test problems would choose
+    1.0). The choice is 0.5: made on validation problems only, recorded with the grid's numbers, and the test
+    problems are then sampled at it."""
+    from reasoning_lab import evaluation
+    from reasoning_lab.decoding import Completion
+
+    val = [Problem(f"val {i}?", "", "1", "number", 1, "generic") for i in range(4)]
+    test = [Problem(f"test {i}?", "", "1", "number", 1, "generic") for i in range(3)]
+    monkeypatch.setattr(evaluation, "source_rows", lambda source, split, data_cfg: {"val": val, "test": test}[split])
+    monkeypatch.setattr(evaluation, "inference_model", lambda model, *args: model)
+    sampled_at = []
+
+    def fake_generate(model, tokenizer, prompts, budgets, k=1, do_sample=False, temperature=1.0, **kwargs):
+        questions = [p[-1]["content"] for p in prompts]
+        if do_sample:
+            sampled_at.append((questions[0].split()[0], temperature))
+        right = lambda q: not do_sample or q.startswith("test") or temperature <= 0.5  # noqa: E731
+        return [[Completion("1" if right(q) else "2", 1, False) for _ in range(k)] for q in questions]
+
+    monkeypatch.setattr(evaluation, "generate", fake_generate)
+    cfg = make_config("eval.temperature=auto", "eval.k=2", "eval.direct_limit=0", "eval.max_new_tokens=8",
+                      "eval.direct_max_new_tokens=8",
+                      "eval.datasets=[generic]", "eval.auto_temperature.grid=[0.3,0.5,0.7,1.0]")
+    results = evaluation.evaluate(None, None, cfg, cfg.eval, "t")
+    choice = results["temperature_choice"]
+    assert choice["chosen"] == 0.5 and results["decoding"]["temperature"] == 0.5
+    assert choice["samples_accuracy"] == {0.3: 1.0, 0.5: 1.0, 0.7: 0.0, 1.0: 0.0} and choice["greedy_accuracy"] == 1.0
+    assert choice["n"] == len(val) and {split for split, _ in sampled_at[:-1]} == {"val"}
+    assert sampled_at[-1] == ("test", 0.5) and results["datasets"]["generic"]["maj@2"] == 1.0

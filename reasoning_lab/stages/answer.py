@@ -20,6 +20,7 @@ from transformers import set_seed
 from reasoning_lab.checkpoints import resolve_checkpoint
 from reasoning_lab.decoding import self_consistency
 from reasoning_lab.errors import ReasoningLabError
+from reasoning_lab.evaluation import choose_temperature, validation_problems
 from reasoning_lab.model import load_base_model, load_model, load_tokenizer
 
 
@@ -69,13 +70,21 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     tokenizer = load_tokenizer(cfg.model)
     model = load_base_model(cfg.model) if checkpoint is None else load_model(cfg.model, str(checkpoint), trainable=False)
     print(f"model: {cfg.model.name} + {checkpoint or 'no adapter (base model)'}", flush=True)
+    temperature = cfg.eval.temperature
+    if temperature == "auto":  # chosen for this checkpoint on the evaluation sets' validation problems
+        choice = choose_temperature(model, tokenizer, validation_problems(cfg.data, list(cfg.eval.datasets),
+                                                                          cfg.eval.auto_temperature.limit),
+                                    cfg.eval, cfg.eval.auto_temperature, cfg.data.system_prompt, "answer")
+        temperature = choice["chosen"]
+        print(f"temperature: {temperature} (eval.temperature=auto: samples' accuracy {choice['samples_accuracy']} "
+              f"against greedy {choice['greedy_accuracy']} on {choice['n']} validation problems)", flush=True)
     out = Path(run_dir) / "answers.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w") as handle:
         for question in questions:
             result = self_consistency(
                 model, tokenizer, question, k=cfg.eval.k, kind=cfg.answer.kind, reason=cfg.answer.reason,
-                system_prompt=cfg.data.system_prompt, temperature=cfg.eval.temperature, top_p=cfg.eval.top_p,
+                system_prompt=cfg.data.system_prompt, temperature=temperature, top_p=cfg.eval.top_p,
                 max_new_tokens=cfg.eval.max_new_tokens or 256, vote=cfg.eval.vote,
             )
             handle.write(json.dumps({"question": question, "checkpoint": str(checkpoint or "base"),

@@ -369,3 +369,29 @@ def test_an_extension_that_raised_the_loss_is_undone_and_forgetting_judged_on_th
     # an extension that lowered the loss is kept
     assert not decide(kept, raised, True, earlier_kept, earlier_before, 0.2, Settings, extended_round=0,
                       earlier_previous=earlier_kept).revert
+
+
+@pytest.mark.parametrize("with_base", [True, False])
+def test_the_final_evaluation_reports_the_base_model_unless_told_not_to(tmp_path, monkeypatch, with_base):
+    """eval.with_base=false leaves the base model's evaluation out of the curriculum's final evaluation (an
+    ablation that compares adapters does not need it); by default it is beside the final numbers."""
+    from types import SimpleNamespace
+
+    from reasoning_lab.stages import curriculum as stage
+
+    cfg = make_config(f"eval.with_base={str(with_base).lower()}")
+    asked = []
+    monkeypatch.setattr(stage, "base_results", lambda *a, **k: asked.append("base") or {"datasets": {"g": {}}})
+
+    def evaluate(model, tokenizer, cfg, budget, label, out_dir):
+        (out_dir / "eval_results.json").parent.mkdir(parents=True, exist_ok=True)
+        (out_dir / "eval_results.json").write_text(json.dumps({"datasets": {"g": {"accuracy": 0.5}}}))
+        return {"datasets": {"g": {"accuracy": 0.5}}}
+
+    monkeypatch.setattr(stage, "evaluate", evaluate)
+    monkeypatch.setattr(stage, "record_evaluation", lambda *a, **k: None)
+    cur = SimpleNamespace(cfg=cfg, tokenizer=None, cur_dir=tmp_path, wandb_run=None)
+    metrics = {}
+    stage.final_evaluation(cur, object(), "adapter", str(tmp_path), metrics)
+    assert metrics["final_eval"] == {"g": {"accuracy": 0.5}}
+    assert (asked == ["base"] and "base_eval" in metrics) if with_base else (asked == [] and "base_eval" not in metrics)

@@ -263,9 +263,10 @@ def train_round(cur: Curriculum, model, data: StageData, r: int, replay: float) 
 
 def final_evaluation(cur: Curriculum, model, adapter: str, run_dir: str, metrics: dict) -> None:
     """The full `eval` budget on the last adapter (`curriculum/final/`), beside the base model's numbers under the
-    same settings (`curriculum/base/`, cached)."""
+    same settings (`curriculum/base/`, cached; left out with `eval.with_base=false`)."""
     cfg = cur.cfg
-    metrics["base_eval"] = base_results(cfg, cur.tokenizer, cfg.eval, cur.cur_dir / "base")["datasets"]
+    if cfg.eval.with_base:
+        metrics["base_eval"] = base_results(cfg, cur.tokenizer, cfg.eval, cur.cur_dir / "base")["datasets"]
     final_dir = cur.cur_dir / "final"
     if not (final_dir / EVAL_RESULTS).exists():
         model = model if model is not None else load_model(cfg.model, init_from=adapter, trainable=False)

@@ -9,7 +9,9 @@ as it learns. What transformers, TRL and peft do not provide.
               being forgotten draws weight back)
     loss:     s <- L_now                                                   (the buckets the model is worst at)
   and the weights become w = (1 - explore) * softmax(s / (temperature * mean(s))) + explore / K. The explore floor
-  is the replay: every bucket keeps at least explore / K of each batch.
+  is the replay: every bucket keeps at least explore / K of each batch. Stratified (`adaptive.stratified`), each set
+  keeps a fixed share of the weight (its share of the stage's training examples, as in the shuffled mix) and the
+  same rule runs over the set's own buckets (its difficulty levels) within that share: no set can be starved.
 - `BucketSampler`: batches for the Trainer, each example's bucket drawn by the current weights, the examples of a
   bucket in seeded shuffled epochs. A new set of weights applies from the next batch not yet drawn; the schedule
   (which weights from which batch) is saved with every trainer checkpoint, so a resumed run draws the same batches.
@@ -56,15 +58,28 @@ def held_back_split(buckets: list[int], per_bucket: int, seed: int) -> tuple[lis
 
 
 class BucketBandit:
-    def __init__(self, names: list[str], signal: str, smoothing: float, temperature: float, explore: float):
+    def __init__(self, names: list[str], signal: str, smoothing: float, temperature: float, explore: float,
+                 shares: dict[str, float] | None = None):
+        """`shares`: each set's fixed share of the weight (stratified; None: one pool over every bucket)."""
         if signal not in SIGNALS:
             raise ValueError(f"signal must be one of {SIGNALS}, not {signal!r}")
-        self.names, self.signal = names, signal
+        self.names, self.signal, self.shares = names, signal, shares
         self.smoothing, self.temperature, self.explore = smoothing, temperature, explore
         self.scores = [0.0] * len(names)
         self.last: list[float] | None = None
-        self.weights = [1 / len(names)] * len(names)
+        self.weights = self.weigh(self.scores)
         self.history: list[dict] = []
+
+    def weigh(self, scores: list[float]) -> list[float]:
+        """`mixed` over every bucket, or (stratified) over each set's buckets within the set's share."""
+        if self.shares is None:
+            return mixed(scores, self.temperature, self.explore)
+        weights = [0.0] * len(scores)
+        for name, share in self.shares.items():
+            mine = [k for k, bucket in enumerate(self.names) if bucket_set(bucket) == name]
+            for k, w in zip(mine, mixed([scores[k] for k in mine], self.temperature, self.explore)):
+                weights[k] = share * w
+        return weights
 
     def update(self, step: int, losses: list[float]) -> list[float]:
         """New weights from each bucket's mean held-back loss at `step`."""
@@ -75,7 +90,7 @@ class BucketBandit:
                            for s, before, now in zip(self.scores, self.last, losses)]
         self.last = list(losses)
         if self.signal == "loss" or len(self.history) > 0:  # progress needs two measurements
-            self.weights = mixed(self.scores, self.temperature, self.explore)
+            self.weights = self.weigh(self.scores)
         self.history.append({"step": step, "loss": rounded(losses), "score": rounded(self.scores),
                              "weights": rounded(self.weights)})
         return self.weights
@@ -97,6 +112,20 @@ def mixed(scores: list[float], temperature: float, explore: float) -> list[float
     exps = [math.exp((s - top) / scale) for s in scores]
     total = sum(exps)
     return [(1 - explore) * e / total + explore / len(scores) for e in exps]
+
+
+def bucket_set(bucket: str) -> str:
+    """The set of a bucket named `<set>/<difficulty>`."""
+    return bucket.rsplit("/", 1)[0]
+
+
+def mix_shares(names: list[str], buckets: list[int]) -> dict[str, float]:
+    """Each set's share of the training examples (`buckets`: each example's bucket index into `names`), as the
+    shuffled mix draws them."""
+    counts: dict[str, int] = {}
+    for b in buckets:
+        counts[bucket_set(names[b])] = counts.get(bucket_set(names[b]), 0) + 1
+    return {name: count / len(buckets) for name, count in counts.items()}
 
 
 def rounded(values: list[float]) -> list[float]:
@@ -233,9 +262,12 @@ class AdaptiveSchedule:
     def round(self, data: StageData, steps: int, seed: int, replay: float, batching: dict, wandb_run=None,
               extending: bool = False) -> Round:
         c, a = self.c, self.c.adaptive
-        bandit = BucketBandit(self.held_back.names, a.signal, a.smoothing, a.temperature, a.explore)
-        sampler = BucketSampler(self.buckets, len(self.held_back.names), c.batch_size, steps * c.grad_accum, seed,
-                                **batching)
+        names = self.held_back.names
+        bandit = BucketBandit(names, a.signal, a.smoothing, a.temperature, a.explore,
+                              mix_shares(names, self.buckets) if a.stratified else None)
+        sampler = BucketSampler(self.buckets, len(names), c.batch_size, steps * c.grad_accum, seed, **batching)
+        if a.stratified:  # from the first batch: the sets' shares, uniform over each set's buckets
+            sampler.schedule = [[0, bandit.weights]]
         updates = BanditUpdates(bandit, sampler, a.update_every * c.grad_accum, self.held_back, self.log, wandb_run)
         return Round(sampler, "adaptive", [updates], updates.summary)
 

@@ -202,6 +202,7 @@ class AdaptiveCurriculumSettings:  # curriculum.adaptive (schedule: adaptive)
     smoothing: float = within(0.0, 1.0)
     temperature: float = within(0.0, 100.0)
     explore: float = within(0.0, 1.0)
+    stratified: bool
 
 
 @dataclass

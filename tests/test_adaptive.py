@@ -5,7 +5,14 @@ import json
 
 import pytest
 
-from reasoning_lab.adaptive import BucketBandit, BucketSampler, bucket_names, held_back_split, mixed
+from reasoning_lab.adaptive import (
+    BucketBandit,
+    BucketSampler,
+    bucket_names,
+    held_back_split,
+    mix_shares,
+    mixed,
+)
 from tests.helpers import TINY_CURRICULUM, finished, run_cli, with_overrides
 
 
@@ -27,6 +34,40 @@ def test_loss_signal_weights_the_buckets_the_model_is_worst_at():
     bandit = BucketBandit(["easy", "hard"], "loss", smoothing=0.5, temperature=0.5, explore=0.0)
     weights = bandit.update(0, [0.5, 1.5])
     assert weights[1] > 0.8 and weights == pytest.approx(mixed([0.5, 1.5], 0.5, 0.0))
+
+
+def test_a_stratified_bandit_keeps_each_sets_share_and_moves_only_within_a_set():
+    """gsm8k/2 makes all the progress: unstratified it takes most of the weight from every set; stratified, each set
+    keeps its share of the mix (its share of the examples) and the progress moves weight only between gsm8k's
+    levels."""
+    names = ["gsm8k/1", "gsm8k/2", "strategyqa/1", "strategyqa/2", "generic/1"]
+    shares = mix_shares(names, [0] * 20 + [1] * 20 + [2] * 15 + [3] * 15 + [4] * 30)
+    assert shares == {"gsm8k": 0.4, "strategyqa": 0.3, "generic": 0.3}
+    plain = BucketBandit(names, "progress", smoothing=0.5, temperature=0.5, explore=0.2)
+    stratified = BucketBandit(names, "progress", smoothing=0.5, temperature=0.5, explore=0.2, shares=shares)
+    assert stratified.weights == pytest.approx([0.2, 0.2, 0.15, 0.15, 0.3])  # uniform within each set from the start
+    for step, loss in enumerate([2.0, 1.6, 1.2, 0.8]):
+        losses = [2.0, loss, 2.0, 2.0 + 0.001 * step, 2.0]
+        weights, strata = plain.update(step, losses), stratified.update(step, losses)
+    assert weights[1] > 0.8 and weights[2] + weights[3] < 0.1  # strategyqa starved without strata
+    per_set = {name: sum(w for n, w in zip(names, strata) if n.startswith(name + "/")) for name in shares}
+    assert per_set == pytest.approx(shares) and sum(strata) == pytest.approx(1)
+    assert strata[1] > 0.85 * 0.4 and strata[0] >= 0.4 * 0.2 / 2 - 1e-9  # within gsm8k: progress, with its floor
+
+
+@pytest.mark.parametrize("stratified", [False, True])
+def test_the_schedule_draws_its_first_batches_by_the_sets_shares_when_stratified(stratified):
+    import logging
+
+    from reasoning_lab.adaptive import AdaptiveSchedule, HeldBack
+    from tests.helpers import make_config
+
+    cfg = make_config("curriculum=adaptive", f"curriculum.adaptive.stratified={str(stratified).lower()}")
+    schedule = AdaptiveSchedule(cfg.curriculum, None, logging.getLogger(__name__))
+    schedule.held_back = HeldBack(["a/1", "a/2", "b/1"], None, [], None)
+    schedule.buckets = [0] * 6 + [1] * 2 + [2] * 2  # set a: 80% of the examples, b: 20%
+    sampler = schedule.round(None, steps=4, seed=0, replay=0.0, batching={}).sampler
+    assert sampler.weights_at(0) == pytest.approx([0.4, 0.4, 0.2] if stratified else [1 / 3] * 3)
 
 
 def test_buckets_and_held_back_examples():

@@ -36,15 +36,16 @@ OVERRIDDEN = {GRPOTrainer: ("_get_train_sampler", "_generate_and_score_completio
 # the other private names of TRL's trainers that ours use: the per-step metrics TRL logs (written to), the Trainer's
 # column filter (called); tests/test_trl_trainers.py fails when TRL drops one, and when this module touches a
 # private name listed in neither table
-PRIVATE_STATE = {GRPOTrainer: ("_metrics",), RLOOTrainer: ("_metrics",), SFTTrainer: ("_remove_unused_columns",)}
+PRIVATE_STATE = {GRPOTrainer: ("_metrics",), RLOOTrainer: ("_metrics",),
+                 SFTTrainer: ("_remove_unused_columns", "_metrics", "_total_train_tokens")}
 
 
 class OrderedSFTTrainer(SFTTrainer):
     """SFTTrainer whose training batches follow `sampler` (indices, e.g. reasoning_lab.curriculum.CurriculumSampler)
     or `batches` (a batch sampler: lists of indices, one per step, of any size). On the CPU the loss is the model's
-    own over the full logits (the same mean over the completion tokens): TRL's fused head (the output layer in
-    tiles at the loss-bearing positions, with entropy and token accuracy) trains a step 1.41x slower there
-    (experiments/results/sft_batching.md); on a GPU it is TRL's."""
+    own over the full logits (the same mean over the completion tokens; TRL's `mean_token_accuracy` and
+    `num_tokens` logged as TRL logs them, its `entropy` left out): TRL's fused head (the output layer in tiles at
+    the loss-bearing positions) trains slower there (experiments/results/sft_batching.md); on a GPU it is TRL's."""
 
     def __init__(self, *args, sampler=None, batches=None, **kwargs):
         self.ordered_sampler, self.ordered_batches = sampler, batches
@@ -54,9 +55,21 @@ class OrderedSFTTrainer(SFTTrainer):
         return self.ordered_sampler or super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.args.device.type == "cpu":
-            return Trainer.compute_loss(self, model, {**inputs, "use_cache": False}, return_outputs, num_items_in_batch)
-        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.args.device.type != "cpu":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss, outputs = Trainer.compute_loss(self, model, {**inputs, "use_cache": False}, True, num_items_in_batch)
+        # TRL's per-step numbers, but entropy (a second softmax over the vocabulary): token accuracy and tokens seen
+        mode = "train" if self.model.training else "eval"
+        with torch.no_grad():
+            labels = inputs["labels"][:, 1:]
+            mask = labels != -100
+            right = (outputs.logits[:, :-1][mask].argmax(-1) == labels[mask]).sum().item()
+            self._metrics[mode]["mean_token_accuracy"].append(right / max(1, int(mask.sum())))
+        if mode == "train":
+            self._total_train_tokens += int(inputs["attention_mask"].sum() if "attention_mask" in inputs
+                                            else inputs["position_ids"].size(1))
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        return (loss, outputs) if return_outputs else loss
 
     def get_train_dataloader(self):
         if self.ordered_batches is None:

@@ -223,6 +223,12 @@ def test_on_the_cpu_the_trainer_takes_the_model_own_loss_equal_to_trl_fused_head
     with torch.no_grad():
         ours = trainer.compute_loss(model, dict(batch))
         assert fused == [False]  # the full logits, not TRL's fused head
+        mode = "train" if trainer.model.training else "eval"
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+        mask = batch["labels"][:, 1:] != -100
+        accuracy = (logits[mask].argmax(-1) == batch["labels"][:, 1:][mask]).float().mean().item()
+        assert trainer._metrics[mode]["mean_token_accuracy"] == [pytest.approx(accuracy)]  # TRL's numbers, kept
+        assert trainer._metrics[mode]["num_tokens"] == [int(batch["attention_mask"].sum()) if mode == "train" else 0]
         theirs = SFTTrainer.compute_loss(trainer, model, dict(batch))
         by_hand = torch.nn.functional.cross_entropy(model(input_ids=batch["input_ids"], attention_mask=batch[
             "attention_mask"]).logits[:, :-1].transpose(1, 2), batch["labels"][:, 1:], ignore_index=-100)

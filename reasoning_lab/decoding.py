@@ -321,29 +321,28 @@ def generate(
     return results
 
 
-def majority_vote(answers: list[str | None]) -> str | None:
-    """The most common canonical answer; ties go to the one seen first; None only if all are None."""
-    counts: dict[str, int] = {}
-    for answer in answers:
-        if answer is not None:
-            counts[answer] = counts.get(answer, 0) + 1
-    if not counts:
-        return None
-    best = max(counts.values())
-    return next(answer for answer, count in counts.items() if count == best)
-
-
-def weighted_vote(answers: list[str | None], weights: list[float]) -> str | None:
-    """The canonical answer with the largest summed weight; ties go to the one seen first; None only if all are
-    None. With every weight 1 it is `majority_vote`."""
+def vote_totals(answers: list[str | None], weights: list[float]) -> dict[str, float]:
+    """Each canonical answer's summed weight, in the order first seen (None is no answer and gets none)."""
     totals: dict[str, float] = {}
     for answer, weight in zip(answers, weights):
         if answer is not None:
             totals[answer] = totals.get(answer, 0.0) + weight
+    return totals
+
+
+def weighted_vote(answers: list[str | None], weights: list[float]) -> str | None:
+    """The canonical answer with the largest summed weight; ties go to the one seen first; None only if all are
+    None."""
+    totals = vote_totals(answers, weights)
     if not totals:
         return None
     best = max(totals.values())
     return next(answer for answer, total in totals.items() if total == best)
+
+
+def majority_vote(answers: list[str | None]) -> str | None:
+    """The most common canonical answer; ties go to the one seen first; None only if all are None."""
+    return weighted_vote(answers, [1.0] * len(answers))
 
 
 def confidence(completion: Completion) -> float:
@@ -355,11 +354,7 @@ def confidence(completion: Completion) -> float:
 def settled(answers: list[str | None], weights: list[float], left: int) -> bool:
     """Whether more samples, `left` of them of weight at most 1 each, can no longer change the vote: the leader's
     weight is above the runner-up's (0 without one) plus `left`."""
-    totals: dict[str, float] = {}
-    for answer, weight in zip(answers, weights):
-        if answer is not None:
-            totals[answer] = totals.get(answer, 0.0) + weight
-    ranked = sorted(totals.values(), reverse=True) + [0.0, 0.0]
+    ranked = sorted(vote_totals(answers, weights).values(), reverse=True) + [0.0, 0.0]
     return ranked[0] > ranked[1] + left
 
 

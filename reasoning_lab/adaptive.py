@@ -1,15 +1,19 @@
 """The adaptive curriculum (`curriculum=adaptive`): sampling weights over buckets of examples, read from the model
 as it learns. What transformers, TRL and peft do not provide.
 
-- Buckets: a stage's examples grouped by (set, difficulty level). A few examples of each bucket are held back from
-  training (`held_back_split`); their per-example completion loss is the bucket's signal.
+- Buckets: a stage's examples grouped by (set, difficulty level). A bucket's signal is a completion loss, from one of
+  two sources (`adaptive.source`): `held_back`, a few examples of each bucket held back from training
+  (`held_back_split`) and measured by a no-grad forward pass at each update (`HeldBack`); or `training`, the losses
+  of the bucket's examples in the training batches since the last update, read from the training step's own
+  logits (`TrainingLosses`: no extra forward pass, nothing held back, but other examples at each update).
 - `BucketBandit`: a non-stationary bandit over the buckets (Graves et al. 2017; Matiisen et al., "Teacher-Student
   Curriculum Learning"). Every `update_every` steps each bucket's score is updated from its held-back losses:
     progress: s <- smoothing * s + (1 - smoothing) * |L_prev - L_now|   (learning progress, either way: a bucket
               being forgotten draws weight back)
     loss:     s <- L_now                                                   (the buckets the model is worst at)
   and the weights become w = (1 - explore) * softmax(s / (temperature * mean(s))) + explore / K. The explore floor
-  is the replay: every bucket keeps at least explore / K of each batch. Stratified (`adaptive.stratified`), each set
+  is the replay: every bucket keeps at least explore / K of each batch. A bucket with no loss at an update (no
+  example of it trained since the last) keeps its score. Stratified (`adaptive.stratified`), each set
   keeps a fixed share of the weight (its share of the stage's training examples, as in the shuffled mix) and the
   same rule runs over the set's own buckets (its difficulty levels) within that share: no set can be starved.
 - `BucketSampler`: batches for the Trainer, each example's bucket drawn by the current weights, the examples of a
@@ -33,7 +37,8 @@ from torch.utils.data import Sampler
 from reasoning_lab.batching import Filler
 from reasoning_lab.callbacks import CheckpointState
 from reasoning_lab.schedules import Round, StageData
-from reasoning_lab.signals import example_losses
+from reasoning_lab.signals import completion_nll, example_losses
+from reasoning_lab.timing import phase
 
 SIGNALS = ("progress", "loss")
 STATE = "adaptive_curriculum.json"  # in every trainer checkpoint: the bandit and the sampler's schedule
@@ -81,14 +86,16 @@ class BucketBandit:
                 weights[k] = share * w
         return weights
 
-    def update(self, step: int, losses: list[float]) -> list[float]:
-        """New weights from each bucket's mean held-back loss at `step`."""
+    def update(self, step: int, losses: list[float | None]) -> list[float]:
+        """New weights from each bucket's mean loss at `step` (None: not measured; the bucket keeps its score)."""
+        last = self.last or [None] * len(losses)
         if self.signal == "loss":
-            self.scores = list(losses)
-        elif self.last is not None:
-            self.scores = [self.smoothing * s + (1 - self.smoothing) * abs(before - now)
-                           for s, before, now in zip(self.scores, self.last, losses)]
-        self.last = list(losses)
+            self.scores = [s if now is None else now for s, now in zip(self.scores, losses)]
+        else:
+            self.scores = [s if now is None or before is None else
+                           self.smoothing * s + (1 - self.smoothing) * abs(before - now)
+                           for s, before, now in zip(self.scores, last, losses)]
+        self.last = [before if now is None else now for before, now in zip(last, losses)]
         if self.signal == "loss" or len(self.history) > 0:  # progress needs two measurements
             self.weights = self.weigh(self.scores)
         self.history.append({"step": step, "loss": rounded(losses), "score": rounded(self.scores),
@@ -128,8 +135,8 @@ def mix_shares(names: list[str], buckets: list[int]) -> dict[str, float]:
     return {name: count / len(buckets) for name, count in counts.items()}
 
 
-def rounded(values: list[float]) -> list[float]:
-    return [round(v, 5) for v in values]
+def rounded(values: list[float | None]) -> list[float | None]:
+    return [None if v is None else round(v, 5) for v in values]
 
 
 class BucketSampler(Sampler[int]):
@@ -180,13 +187,13 @@ class BucketSampler(Sampler[int]):
 
 
 class BanditUpdates(CheckpointState):
-    """Every `every` steps: each bucket's mean completion loss on its held-back examples, new weights for the
-    sampler, a log line and W&B scalars; the bandit and the schedule saved with every trainer checkpoint and put
-    back when the Trainer resumes from one."""
+    """Every `every` steps (and before the first, when the source can measure then): each bucket's mean completion
+    loss from `source` (HeldBack or TrainingLosses), new weights for the sampler, a log line and W&B scalars; the
+    bandit and the schedule saved with every trainer checkpoint and put back when the Trainer resumes from one."""
 
-    def __init__(self, bandit: BucketBandit, sampler: BucketSampler, every: int, held_back: HeldBack, log,
-                 wandb_run=None):
-        self.bandit, self.sampler, self.every, self.held_back = bandit, sampler, every, held_back
+    def __init__(self, bandit: BucketBandit, sampler: BucketSampler, every: int, source: HeldBack | TrainingLosses,
+                 log, wandb_run=None):
+        self.bandit, self.sampler, self.every, self.source = bandit, sampler, every, source
         self.log, self.wandb_run = log, wandb_run
 
     filename = STATE
@@ -203,7 +210,7 @@ class BanditUpdates(CheckpointState):
         return {"buckets": self.bandit.names, "history": self.bandit.history, "schedule": self.sampler.schedule}
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        if not self.bandit.history:  # the first measurement, before any step
+        if not self.bandit.history and self.source.before_training:  # the first measurement, before any step
             self.update(0, model)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
@@ -211,7 +218,7 @@ class BanditUpdates(CheckpointState):
             self.update(state.global_step, model)
 
     def update(self, step: int, model) -> None:
-        losses = self.held_back.bucket_losses(model)  # example_losses puts the model's mode back
+        losses = self.source.bucket_losses(model)  # example_losses puts the model's mode back
         weights = self.bandit.update(step, losses)
         self.sampler.set_weights(weights)
         top = sorted(zip(weights, self.bandit.names), reverse=True)[:3]
@@ -219,7 +226,8 @@ class BanditUpdates(CheckpointState):
                       ", ".join(f"{name} {w:.2f}" for w, name in top) + " (largest three)")
         if self.wandb_run is not None:
             self.wandb_run.log({**{f"curriculum/weight/{n}": w for n, w in zip(self.bandit.names, weights)},
-                                **{f"curriculum/heldback_loss/{n}": v for n, v in zip(self.bandit.names, losses)},
+                                **{f"curriculum/bucket_loss/{n}": v for n, v in zip(self.bandit.names, losses)
+                                   if v is not None},
                                 "curriculum/adaptive_step": step})
 
 
@@ -231,6 +239,7 @@ class HeldBack:
     examples: object
     buckets: list[int]
     tokenizer: object
+    before_training = True
 
     def bucket_losses(self, model) -> list[float]:
         """Each bucket's mean completion loss on its held-back examples."""
@@ -239,22 +248,58 @@ class HeldBack:
         return [sum(values) / len(values) if values else 0.0 for values in per_bucket]
 
 
+class TrainingLosses:
+    """The training batches as the bandit's signal: `observe` (OrderedSFTTrainer's hook) takes each trained row's
+    completion loss from the step's own logits and files it under the row's bucket, found by its tokens;
+    `bucket_losses` gives each bucket's mean since the last call (None where no example of it was trained) and
+    starts anew. The window is not saved with trainer checkpoints: after a resume it starts empty."""
+
+    before_training = False
+
+    def __init__(self, names: list[str], input_ids: list[list[int]], buckets: list[int]):
+        self.names = names
+        self.bucket_of = {tuple(ids): b for ids, b in zip(input_ids, buckets)}
+        self.window: list[list[float]] = [[] for _ in names]
+
+    @phase("signal")
+    def observe(self, inputs: dict, logits) -> None:
+        losses = completion_nll(logits, inputs["labels"]).tolist()
+        attention = inputs.get("attention_mask")
+        for r, (ids, loss) in enumerate(zip(inputs["input_ids"], losses)):
+            tokens = tuple((ids if attention is None else ids[attention[r].bool()]).tolist())
+            if tokens not in self.bucket_of:
+                raise KeyError(f"a trained row of {len(tokens)} tokens is no example of the stage; the training "
+                               "signal needs the stage's examples unchanged (curriculum.adaptive.source=held_back "
+                               "does not)")
+            self.window[self.bucket_of[tokens]].append(loss)
+
+    def bucket_losses(self, model=None) -> list[float | None]:
+        means = [sum(values) / len(values) if values else None for values in self.window]
+        self.window = [[] for _ in self.names]
+        return means
+
+
 class AdaptiveSchedule:
     """`curriculum=adaptive`: every round draws its batches over buckets (set x difficulty) by a bandit that follows
-    the held-back examples' losses (settings: `curriculum.adaptive`). No extension rounds."""
+    the buckets' losses (settings: `curriculum.adaptive`). No extension rounds."""
 
     name, extends = "adaptive", False
 
     def __init__(self, settings, tokenizer, log):
         self.c, self.tokenizer, self.log = settings, tokenizer, log
         self.held_back: HeldBack | None = None
+        self.names: list[str] = []
         self.buckets: list[int] = []
 
     def training_examples(self, examples, seed: int):
-        """The stage's examples less `adaptive.held_back` of each bucket, and the count held back."""
-        names, buckets = bucket_names(examples["set"], examples["difficulty"])
+        """The stage's examples less `adaptive.held_back` of each bucket (source held_back), and the count held
+        back."""
+        self.names, buckets = bucket_names(examples["set"], examples["difficulty"])
+        if self.c.adaptive.source == "training":
+            self.buckets = buckets
+            return examples, {"held_back": 0}
         kept, held = held_back_split(buckets, self.c.adaptive.held_back, seed)
-        self.held_back = HeldBack(names, examples.select(held).remove_columns(["difficulty", "set"]),
+        self.held_back = HeldBack(self.names, examples.select(held).remove_columns(["difficulty", "set"]),
                                   [buckets[i] for i in held], self.tokenizer)
         self.buckets = [buckets[i] for i in kept]
         return examples.select(kept), {"held_back": len(held)}
@@ -262,14 +307,16 @@ class AdaptiveSchedule:
     def round(self, data: StageData, steps: int, seed: int, replay: float, batching: dict, wandb_run=None,
               extending: bool = False) -> Round:
         c, a = self.c, self.c.adaptive
-        names = self.held_back.names
+        names = self.names
+        source = self.held_back or TrainingLosses(names, data.dataset["input_ids"][:len(self.buckets)], self.buckets)
         bandit = BucketBandit(names, a.signal, a.smoothing, a.temperature, a.explore,
                               mix_shares(names, self.buckets) if a.stratified else None)
         sampler = BucketSampler(self.buckets, len(names), c.batch_size, steps * c.grad_accum, seed, **batching)
         if a.stratified:  # from the first batch: the sets' shares, uniform over each set's buckets
             sampler.schedule = [[0, bandit.weights]]
-        updates = BanditUpdates(bandit, sampler, a.update_every * c.grad_accum, self.held_back, self.log, wandb_run)
-        return Round(sampler, "adaptive", [updates], updates.summary)
+        updates = BanditUpdates(bandit, sampler, a.update_every * c.grad_accum, source, self.log, wandb_run)
+        return Round(sampler, "adaptive", [updates], updates.summary,
+                     observe=source.observe if isinstance(source, TrainingLosses) else None)
 
     def chart(self, summary: dict, target: Path) -> Path:
         """The weights over the steps, as a stacked area chart."""

@@ -51,3 +51,5 @@ class Round:
     pacing: str
     callbacks: list = field(default_factory=list)
     summary: Callable[[], dict] | None = None
+    # sees every training batch with its logits (reasoning_lab.trl_trainers.OrderedSFTTrainer's `observe`)
+    observe: Callable | None = None

@@ -68,14 +68,22 @@ def example_losses(model, tokenizer, dataset, batch_size: int = 16) -> list[floa
         ids = torch.tensor([x + [pad] * (width - len(x)) for x in rows["input_ids"]], device=device)
         mask = torch.tensor([m + [0] * (width - len(m)) for m in rows["completion_mask"]], device=device)
         attention = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows["input_ids"]], device=device)
-        # no KV cache (nothing is generated), and the log-softmax only where a completion token is predicted
-        logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits[:, :-1]
-        target = mask[:, 1:].bool()
-        nll = torch.zeros(target.shape, device=device)
-        nll[target] = torch.nn.functional.cross_entropy(logits[target].float(), ids[:, 1:][target], reduction="none")
-        values += (nll.sum(1) / target.sum(1).clamp(min=1)).tolist()
+        # no KV cache (nothing is generated)
+        logits = model(input_ids=ids, attention_mask=attention, use_cache=False).logits
+        values += completion_nll(logits, ids.masked_fill(mask == 0, -100)).tolist()
     model.train(was_training)
     in_order = [0.0] * len(values)
     for i, value in zip(order, values):
         in_order[i] = round(value, 5)
     return in_order
+
+
+@torch.no_grad()
+def completion_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean NLL per completion token of each row. `labels` as the Trainer's: the tokens, -100 where no completion
+    token is (the prompt, padding). The log-softmax only where a completion token is predicted."""
+    logits, labels = logits[:, :-1], labels[:, 1:]
+    target = labels != -100
+    nll = torch.zeros(target.shape, device=logits.device)
+    nll[target] = torch.nn.functional.cross_entropy(logits[target].float(), labels[target], reduction="none")
+    return nll.sum(1) / target.sum(1).clamp(min=1)

@@ -45,19 +45,23 @@ class OrderedSFTTrainer(SFTTrainer):
     or `batches` (a batch sampler: lists of indices, one per step, of any size). On the CPU the loss is the model's
     own over the full logits (the same mean over the completion tokens; TRL's `mean_token_accuracy` and
     `num_tokens` logged as TRL logs them, its `entropy` left out): TRL's fused head (the output layer in tiles at
-    the loss-bearing positions) trains slower there (experiments/results/sft_batching.md); on a GPU it is TRL's."""
+    the loss-bearing positions) trains slower there (experiments/results/sft_batching.md); on a GPU it is TRL's.
+    `observe(inputs, logits)`, if given, sees every training batch with its logits (the adaptive curriculum's
+    training-loss signal); the loss is then the model's own on every device."""
 
-    def __init__(self, *args, sampler=None, batches=None, **kwargs):
-        self.ordered_sampler, self.ordered_batches = sampler, batches
+    def __init__(self, *args, sampler=None, batches=None, observe=None, **kwargs):
+        self.ordered_sampler, self.ordered_batches, self.observe = sampler, batches, observe
         super().__init__(*args, **kwargs)
 
     def _get_train_sampler(self, train_dataset=None):
         return self.ordered_sampler or super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.args.device.type != "cpu":
+        if self.args.device.type != "cpu" and self.observe is None:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss, outputs = Trainer.compute_loss(self, model, {**inputs, "use_cache": False}, True, num_items_in_batch)
+        if self.observe is not None and self.model.training:
+            self.observe(inputs, outputs.logits.detach())
         # TRL's per-step numbers, but entropy (a second softmax over the vocabulary): token accuracy and tokens seen
         mode = "train" if self.model.training else "eval"
         with torch.no_grad():

@@ -64,10 +64,73 @@ def test_the_schedule_draws_its_first_batches_by_the_sets_shares_when_stratified
 
     cfg = make_config("curriculum=adaptive", f"curriculum.adaptive.stratified={str(stratified).lower()}")
     schedule = AdaptiveSchedule(cfg.curriculum, None, logging.getLogger(__name__))
-    schedule.held_back = HeldBack(["a/1", "a/2", "b/1"], None, [], None)
+    schedule.names = ["a/1", "a/2", "b/1"]
+    schedule.held_back = HeldBack(schedule.names, None, [], None)
     schedule.buckets = [0] * 6 + [1] * 2 + [2] * 2  # set a: 80% of the examples, b: 20%
     sampler = schedule.round(None, steps=4, seed=0, replay=0.0, batching={}).sampler
     assert sampler.weights_at(0) == pytest.approx([0.4, 0.4, 0.2] if stratified else [1 / 3] * 3)
+
+
+def test_a_bucket_without_a_loss_at_an_update_keeps_its_score():
+    """The training source measures only the buckets trained since the last update: the others keep score and
+    last loss, so a rarely drawn bucket is not taken for one that stopped improving."""
+    bandit = BucketBandit(["a", "b", "c"], "progress", smoothing=0.5, temperature=0.5, explore=0.2)
+    bandit.update(8, [2.0, None, 2.0])
+    bandit.update(16, [1.6, 2.0, 2.0])  # b's first loss: nothing to compare with yet
+    assert bandit.scores == pytest.approx([0.2, 0.0, 0.0]) and bandit.last == [1.6, 2.0, 2.0]
+    bandit.update(24, [None, 1.0, 2.0])
+    assert bandit.scores == pytest.approx([0.2, 0.5, 0.0]) and bandit.last == [1.6, 1.0, 2.0]
+    assert bandit.history[0]["loss"] == [2.0, None, 2.0]
+    loss = BucketBandit(["a", "b"], "loss", smoothing=0.5, temperature=0.5, explore=0.0)
+    loss.update(8, [1.0, 3.0])
+    assert loss.update(16, [None, 0.5]) == pytest.approx(mixed([1.0, 0.5], 0.5, 0.0))
+
+
+def test_training_losses_file_each_trained_rows_loss_under_its_bucket():
+    """The training source reads the loss of each row of a padded training batch from the step's logits: the same
+    per-example loss that the held-back source's forward pass gives, filed under the row's bucket by its tokens."""
+    import torch
+    from datasets import Dataset
+
+    from reasoning_lab.adaptive import TrainingLosses
+    from reasoning_lab.signals import example_losses
+    from tests.helpers import tiny_model
+
+    _, model, tokenizer = tiny_model("model.dtype=float32")
+    rows = [{"input_ids": [5, 6 + i] + [7 + i] * n, "completion_mask": [0, 0] + [1] * n}
+            for i, n in enumerate((4, 11, 7, 2))]
+    source = TrainingLosses(["x/1", "y/1"], [r["input_ids"] for r in rows], [0, 1, 1, 0])
+    width = max(len(r["input_ids"]) for r in rows)
+    ids = torch.tensor([r["input_ids"] + [0] * (width - len(r["input_ids"])) for r in rows])
+    attention = torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows])
+    labels = ids.masked_fill(torch.tensor([r["completion_mask"] + [0] * (width - len(r["input_ids"]))
+                                           for r in rows]) == 0, -100)
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=attention).logits
+    source.observe({"input_ids": ids, "attention_mask": attention, "labels": labels}, logits)
+    alone = example_losses(model, tokenizer, Dataset.from_list(rows))
+    assert source.bucket_losses() == pytest.approx([(alone[0] + alone[3]) / 2, (alone[1] + alone[2]) / 2], abs=1e-4)
+    assert source.bucket_losses() == [None, None]  # each call starts a new window
+    with pytest.raises(KeyError, match="no example of the stage"):
+        source.observe({"input_ids": ids[:, :3], "labels": labels[:, :3]}, logits[:, :3])
+
+
+@pytest.mark.app
+@pytest.mark.slow
+def test_the_training_source_steers_the_bandit_without_holding_examples_back(tmp_path):
+    """curriculum.adaptive.source=training: nothing held back, no measurement before the first step, and every
+    update after it weighs the buckets by the losses of the batches just trained."""
+    args = with_overrides(TINY_CURRICULUM, "curriculum=adaptive", "curriculum.max_steps=6",
+                          "curriculum.adaptive.update_every=2", "curriculum.adaptive.source=training",
+                          "curriculum.final_eval=false", "curriculum.stage_evals=false", f"hydra.run.dir={tmp_path}")
+    finished(tmp_path, run_cli(*args), "curriculum")
+    stage = json.loads((tmp_path / "curriculum" / "metrics.json").read_text())["stages"][0]
+    history = stage["adaptive"]["history"]
+    assert [h["step"] for h in history] == [2, 4]
+    assert stage["examples"]["held_back"] == 0
+    assert all(sum(v is not None for v in h["loss"]) >= 1 for h in history)
+    assert all(v is None or 0 < v < 20 for h in history for v in h["loss"])
 
 
 def test_buckets_and_held_back_examples():

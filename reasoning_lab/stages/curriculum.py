@@ -251,6 +251,7 @@ def train_round(cur: Curriculum, model, data: StageData, r: int, replay: float) 
         processing_class=cur.tokenizer,
         sampler=None if batches else drawn.sampler,
         batches=batches,
+        observe=drawn.observe,
         callbacks=drawn.callbacks + [MarkComplete()],
     )
     result, resume = train_resuming(trainer, work / "trainer")

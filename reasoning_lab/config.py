@@ -314,6 +314,7 @@ class RLConfig:  # conf/rl/ (common.yaml, extended by grpo, rloo and ppo)
     eval_limit: int = at_least(1)
     final_k: int = at_least(0)
     save_steps: int = at_least(0)
+    log_rollouts_every: int = at_least(0)
     eval_sets: list[str] | None
     use_vllm: bool
     continuous_batching: bool

@@ -23,7 +23,8 @@ The value head is a linear layer on the last hidden state of the shared backbone
 The reference policy is the policy as RL found it: a frozen copy of the starting adapter (the same
 as the adapters disabled when they are fresh). Logs per step: reward, KL to the reference and its coefficient,
 ratio mean and max, clip fractions, value loss, explained variance, entropy, minibatches run, and the seconds
-spent generating vs updating.
+spent generating vs updating; the rollouts, a row each (`rollout_rows`: the advantage before whitening, the
+critic's value of the prompt), every `rl.log_rollouts_every` steps (reasoning_lab.rollouts).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from trl.trainer.utils import use_adapter
 from reasoning_lab.decoding import left_pad
 from reasoning_lab.files import build_once, read_json, stop_if_asked, write_json
 from reasoning_lab.prompt_selection import PromptSampler, step_numbers
+from reasoning_lab.rollouts import RolloutLog, as_text
 from reasoning_lab.timing import phase
 
 log = logging.getLogger(__name__)
@@ -169,6 +171,7 @@ class PPO:
         self.kl = AdaptiveKL(settings.ppo.kl_coef, settings.ppo.kl_target)
         self.generator = torch.Generator().manual_seed(seed)
         self.step_count = 0
+        self.rows: list[dict] = []  # the last step's rollouts (rollout_rows)
 
     # -- rollout ---------------------------------------------------------------------------------
     def encode(self, prompt) -> list[int]:
@@ -225,6 +228,7 @@ class PPO:
         batch = {"input_ids": full_ids, "attention_mask": full_mask, "mask": mask, "prompt_width": width,
                  "old_logprobs": old_logprobs, "hidden": hidden, "token_kl": kl, "scores": scores,
                  "per_func": per_func, "kl": kl.sum(1), "texts": texts, "lengths": mask.sum(1), "ended": ended,
+                 "prompts": [as_text(r["prompt"]) for r in repeated],
                  "generate_seconds": generate_seconds}
         return self.estimate(batch)
 
@@ -326,6 +330,7 @@ class PPO:
             batch = self.warm_up_critic(batch)
             warmup = {f"critic_warmup/{k}": v for k, v in batch["critic_warmup"].items()}
         kl_coef = self.kl.coef
+        self.rows = rollout_rows(batch)
         stats = self.update(batch)
         self.kl.update(batch["kl"].mean().item())
         self.step_count += 1
@@ -391,6 +396,18 @@ class PPO:
                   str(Path(folder) / VALUE_HEAD_FILE))
 
 
+def rollout_rows(batch: dict) -> list[dict]:
+    """A batch's rollouts as rows of reasoning_lab.rollouts: prompt, completion, each reward component, the reward
+    (weighted), the advantage (GAE's, before whitening: the mean over the completion's tokens) and the critic's
+    value at its first token (the value of the prompt)."""
+    mask = batch["mask"]
+    advantages = ((batch["advantages"] * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist()
+    values = batch["old_values"][:, 0].tolist()
+    return [{"prompt": prompt, "completion": text, **{name: v[i].item() for name, v in batch["per_func"].items()},
+             "reward": batch["scores"][i].item(), "advantage": advantages[i], "value": values[i]}
+            for i, (prompt, text) in enumerate(zip(batch["prompts"], batch["texts"]))]
+
+
 def load_value_head(folder: str | Path, hidden_size: int) -> ValueHead:
     head = ValueHead(hidden_size)
     head.load_state_dict(load_file(str(Path(folder) / VALUE_HEAD_FILE)))
@@ -406,7 +423,7 @@ def prompt_batches(rows: list[dict], sampler: PromptSampler):
 
 @phase("training")
 def train(ppo: PPO, rows: list[dict], sampler: PromptSampler, state_dir: Path, held_out=None,
-          wandb_run=None) -> list[dict]:
+          wandb_run=None, rollout_log: RolloutLog | None = None) -> list[dict]:
     """`settings.max_steps` PPO steps on prompt batches drawn by `sampler`, a log line (and W&B scalars) each;
     `held_out(step, label)` every `settings.eval_every` steps; every `settings.save_steps` the whole training state
     goes to `state_dir` (atomically), and a killed run continues from there: same weights, optimizer, random states
@@ -418,12 +435,17 @@ def train(ppo: PPO, rows: list[dict], sampler: PromptSampler, state_dir: Path, h
         next(batches)
     if history:
         log.info("resuming PPO at step %d from %s", len(history) + 1, state_dir)
+    if rollout_log is not None:
+        rollout_log.start(len(history))
     for step in range(len(history) + 1, r.max_steps + 1):
         seen = len(sampler.observations)
         logs = ppo.step(next(batches))
         if len(sampler.observations) > seen:
             logs.update(step_numbers(sampler.observations[seen:]))
         history.append(logs)
+        if rollout_log is not None:
+            rollout_log.add(ppo.rows)
+            rollout_log.flush(step)
         log.info("ppo step %d: reward %.3f, kl %.4f (coef %.3f), ratio max %.2f, clipfrac %.2f, value loss %.4f, "
                  "explained variance %.2f, %d minibatches%s", step, logs["reward"], logs["kl"], logs["kl_coef"],
                  logs["ratio_max"], logs["clipfrac"], logs["value_loss"], logs["explained_variance"],

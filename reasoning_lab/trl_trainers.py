@@ -6,7 +6,9 @@
   option to judge a group uniform by correctness alone (`uniform_by`: zero advantage where all are right or all
   wrong), to leave completions with zero advantage (their group's rewards all equal: no signal) out of the loss,
   and DAPO's dynamic sampling (Yu et al. 2025): such groups are replaced by groups of fresh prompts, generated
-  in at most `max_refill_rounds` extra rounds, so the batch holds `batch_size` groups with signal.
+  in at most `max_refill_rounds` extra rounds, so the batch holds `batch_size` groups with signal. Every scored
+  completion goes to a `rollout_log` as a row (TRL's `_logs`: its `log_completions` table, kept to the steps
+  `rl.log_rollouts_every` names).
   They and OrderedSFTTrainer override private methods of TRL's trainers (`OVERRIDDEN`); tests/test_trl_trainers.py fails with
   a clear message when an upgrade of TRL removes one.
 - `PromptFeedback`: the prompt sampler's state in every checkpoint (reasoning_lab.callbacks.CheckpointState).
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager
 
@@ -26,6 +29,7 @@ from trl import GRPOTrainer, RLOOTrainer, SFTTrainer
 
 from reasoning_lab.callbacks import CheckpointState
 from reasoning_lab.prompt_selection import PromptSampler, step_numbers
+from reasoning_lab.rollouts import RolloutLog, as_text
 
 SAMPLER_STATE = "prompt_sampler.json"  # in every RL trainer checkpoint: the prompt sampler's observations
 
@@ -33,10 +37,10 @@ SAMPLER_STATE = "prompt_sampler.json"  # in every RL trainer checkpoint: the pro
 OVERRIDDEN = {GRPOTrainer: ("_get_train_sampler", "_generate_and_score_completions"),
               RLOOTrainer: ("_get_train_sampler", "_generate_and_score_completions"),
               SFTTrainer: ("_get_train_sampler",)}
-# the other private names of TRL's trainers that ours use: the per-step metrics TRL logs (written to), the Trainer's
-# column filter (called); tests/test_trl_trainers.py fails when TRL drops one, and when this module touches a
+# the other private names of TRL's trainers that ours use: the per-step metrics TRL logs (written to), the scored
+# completions it keeps for its table (read), the Trainer's column filter (called); tests/test_trl_trainers.py fails when TRL drops one, and when this module touches a
 # private name listed in neither table
-PRIVATE_STATE = {GRPOTrainer: ("_metrics",), RLOOTrainer: ("_metrics",),
+PRIVATE_STATE = {GRPOTrainer: ("_metrics", "_logs"), RLOOTrainer: ("_metrics", "_logs"),
                  SFTTrainer: ("_remove_unused_columns", "_metrics", "_total_train_tokens")}
 
 
@@ -100,12 +104,14 @@ class PromptFeedback(CheckpointState):
 
 class _Selection:
     """Mixin: our prompt sampler; completions with zero advantage left out of the loss; DAPO's dynamic
-    sampling (groups whose rewards are all equal replaced by groups of fresh prompts)."""
+    sampling (groups whose rewards are all equal replaced by groups of fresh prompts); every scored completion
+    handed to `rollout_log` (reasoning_lab.rollouts) as a row."""
 
     def __init__(self, *args, prompt_sampler: PromptSampler, drop_uniform_groups: bool = False,
-                 dynamic_sampling: bool = False, max_refill_rounds: int = 2, uniform_by: str = "reward", **kwargs):
+                 dynamic_sampling: bool = False, max_refill_rounds: int = 2, uniform_by: str = "reward",
+                 rollout_log: RolloutLog | None = None, **kwargs):
         self.prompt_sampler, self.drop_uniform_groups = prompt_sampler, drop_uniform_groups
-        self.uniform_by = uniform_by
+        self.uniform_by, self.rollout_log, self._scored_rows = uniform_by, rollout_log, []
         self.dynamic_sampling, self.max_refill_rounds = dynamic_sampling, max_refill_rounds
         super().__init__(*args, **kwargs)
         self._fresh = fresh_prompts(prompt_sampler)
@@ -115,10 +121,17 @@ class _Selection:
 
     def _generate_and_score_completions(self, inputs):
         seen = len(self.prompt_sampler.observations)
+        self._scored_rows = []
         output = self._scored(inputs)
         mode = "train" if self.model.training else "eval"
+        chosen = None
         if self.dynamic_sampling and mode == "train":
-            output = self._refill(output, len(inputs) // self.num_generations, mode)
+            output, chosen = self._refill(output, len(inputs) // self.num_generations, mode)
+        if self.rollout_log is not None and mode == "train":
+            for p, rows in enumerate(self._scored_rows):
+                for i, row in enumerate(rows):
+                    row["kept"] = chosen is None or (p, i // self.num_generations) in chosen
+                self.rollout_log.add(rows)
         if len(self.prompt_sampler.observations) > seen:  # the correctness reward's verdicts on these groups
             for key, value in step_numbers(self.prompt_sampler.observations[seen:]).items():
                 self._metrics[mode][key].append(value)
@@ -143,7 +156,26 @@ class _Selection:
                 raise RuntimeError(f"rl.uniform_by=correctness: {len(correct)} correctness verdicts for "
                                    f"{len(output['advantages'])} completions")
             output["advantages"] = zero_uniform(output["advantages"], correct, self.num_generations)
+        if self.rollout_log is not None:
+            self._scored_rows.append(self._rows(output["advantages"]))
         return output
+
+    def _rows(self, advantages: torch.Tensor) -> list[dict]:
+        """The rollout rows of the completions TRL just scored (the newest in its `_logs`): prompt, completion, each
+        reward component, the weighted total and the advantage they train with (per-token advantages: their mean)."""
+        n = len(advantages)
+        if advantages.dim() > 1:
+            advantages = advantages.float().mean(dim=-1)
+        rewards = {name: list(self._logs["rewards"][name])[-n:] for name in self.reward_func_names}
+        weights = self.reward_weights.tolist()
+        rows = []
+        for i, (prompt, completion) in enumerate(zip(list(self._logs["prompt"])[-n:],
+                                                     list(self._logs["completion"])[-n:])):
+            parts = {name: None if math.isnan(values[i]) else values[i] for name, values in rewards.items()}
+            total = sum(w * v for w, v in zip(weights, parts.values()) if v is not None)
+            rows.append({"prompt": as_text(prompt), "completion": as_text(completion), **parts, "reward": total,
+                         "advantage": advantages[i].item()})
+        return rows
 
     def _refill(self, output: dict, groups: int, mode: str) -> dict:
         """Generate groups of fresh prompts until `groups` groups carry signal or `max_refill_rounds` extra
@@ -163,7 +195,7 @@ class _Selection:
         self._metrics[mode]["dynamic_sampling/filtered_share"].append(1 - found / generated)
         self._metrics[mode]["dynamic_sampling/extra_rounds"].append(rounds)
         self._metrics[mode]["dynamic_sampling/generations"].append(generated * n)
-        return merge_groups(parts, chosen, n, self.processing_class.pad_token_id)
+        return merge_groups(parts, chosen, n, self.processing_class.pad_token_id), set(chosen)
 
 
 def informative(advantages, n: int):

@@ -58,6 +58,14 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
     assert "| format |" in (run_dir / "rl" / "rewards.md").read_text()
     curves = json.loads((run_dir / "rl" / "curves.json").read_text())
     assert len(curves["history"]) == 2 and [h["step"] for h in curves["heldout"]] == [0, 1, 2]
+    rollouts = [json.loads(line) for line in (run_dir / "rl" / "rollouts.jsonl").read_text().splitlines()]
+    per_step = metrics["settings"]["prompts_per_step"] * metrics["settings"]["num_generations"]
+    assert [row["step"] for row in rollouts] == [1] * per_step + [2] * per_step  # rl.log_rollouts_every=1
+    columns = {"step", "prompt", "completion", "reward", "advantage"} | {s["name"] for s in metrics["settings"]["rewards"]}
+    assert set(rollouts[0]) == columns | ({"value"} if algorithm == "ppo" else {"kept"})
+    weights = {s["name"]: s["weight"] for s in metrics["settings"]["rewards"]}
+    assert all(row["reward"] == pytest.approx(sum(w * row[name] for name, w in weights.items())) for row in rollouts)
+    assert all("user:" in row["prompt"] and isinstance(row["completion"], str) for row in rollouts)
 
     (wandb_file,) = find_wandb_files(run_dir)
     logged = read_wandb_file(wandb_file)
@@ -66,6 +74,10 @@ def test_rl_stage_trains_logs_saves_and_evaluates(tmp_path, algorithm, tiny_warm
     heldout = [h for h in logged["history"] if "rl/heldout/synthetic_gsm8k/accuracy" in h]
     assert [h["train/global_step"] for h in heldout] == [0, 1, 2]  # one curve over the steps
     assert logged["summary"]["rl/status"] == "completed"
+    tables = sorted((wandb_file.parent / "files" / "media" / "table" / "rl").glob("rollouts_*.table.json"))
+    assert len(tables) == 2  # the W&B table of each step: the same rows as rollouts.jsonl
+    table = json.loads(tables[0].read_text())
+    assert set(table["columns"]) == set(rollouts[0]) and len(table["data"]) == per_step
 
     eval_dir = tmp_path / "eval"
     result = run_cli("stage=eval", "model=tiny_random", f"checkpoint.eval={checkpoint}", "eval.limit=2", "eval.k=2",
@@ -139,6 +151,7 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     reward on the sampled token ids differs within a group, so the policy must move. A reward that is uniform in the groups
     of every other prompt checks `rl.drop_uniform_groups`: those completions leave the loss, and are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
+    from reasoning_lab.rollouts import RolloutLog
     from reasoning_lab.stages.rl import Prompts, prompt_rows, trl_arguments, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from tests.helpers import make_config
@@ -182,6 +195,7 @@ def test_uniform_by_correctness_two_steps_per_generation_and_clip_higher(tmp_pat
     `rl.steps_per_generation=2`, one generation feeds two optimizer steps; `rl.epsilon_high` reaches TRL."""
     from reasoning_lab.model import load_model, load_tokenizer
     from reasoning_lab.prompt_selection import CorrectnessObserver
+    from reasoning_lab.rollouts import RolloutLog
     from reasoning_lab.stages.rl import Prompts, prompt_rows, prompt_sampler, trl_arguments, trl_trainer
     from tests.helpers import make_config
 
@@ -202,9 +216,20 @@ def test_uniform_by_correctness_two_steps_per_generation_and_clip_higher(tmp_pat
     sampler = prompt_sampler(cfg, rows)
     args = trl_arguments(cfg, tmp_path, "none")
     assert (args.steps_per_generation, args.per_device_train_batch_size, args.epsilon_high) == (2, 2, 0.28)
+    log = RolloutLog(1, tmp_path / "rollouts.jsonl")
     trainer = trl_trainer(cfg, model, tokenizer, Prompts(rows, [CorrectnessObserver(correctness, sampler), varied],
-                                                         sampler), args, [])
+                                                         sampler), args, [log], log)
     trainer.train()
+    # the rollout table shows the gate: an all-wrong group trains with advantage 0 though `varied` differs in it
+    rollouts = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rollouts] == [1] * 4 + [3] * 4  # a generation every 2 steps
+    for start in range(0, len(rollouts), cfg.rl.num_generations):
+        group = rollouts[start : start + cfg.rl.num_generations]
+        assert len({row["varied"] for row in group}) > 1
+        if len({row["correctness"] for row in group}) == 1:
+            assert all(row["advantage"] == 0 for row in group)
+        else:
+            assert any(row["advantage"] != 0 for row in group)
     generations = [correct for _, _, correct in sampler.observations]  # the correctness verdicts of each generation
     assert len(generations) == 2 and all(len(g) == 4 for g in generations)  # 4 steps, a generation every 2
     n = cfg.rl.num_generations
@@ -220,6 +245,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     """A reward that is uniform for every other training prompt: with rl.dynamic_sampling those groups are
     replaced by fresh prompts, so every group the loss sees carries signal, and the refills are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
+    from reasoning_lab.rollouts import RolloutLog
     from reasoning_lab.stages.rl import Prompts, prompt_rows, trl_arguments, trl_trainer
     from tests.helpers import make_config
 
@@ -236,9 +262,15 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
         return [1.0 if str(p) in uniform else float(sum(ids) % 997) for ids, p in zip(completion_ids, prompts)]
 
     sampler = PromptSampler(len(rows), cfg.rl.prompts_per_step, cfg.rl.num_generations, 1, cfg.seed, None)
+    log = RolloutLog(2, tmp_path / "rollouts.jsonl")
     trainer = trl_trainer(cfg, model, tokenizer, Prompts(rows, [half_uniform], sampler),
-                          trl_arguments(cfg, tmp_path, "none"), [])
+                          trl_arguments(cfg, tmp_path, "none"), [log], log)
     trainer.train()
+    rollouts = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
+    assert {row["step"] for row in rollouts} == {2}  # rl.log_rollouts_every=2 of 3 steps
+    kept = [row for row in rollouts if row["kept"]]  # what the loss saw, beside the groups replaced
+    assert len(kept) == cfg.rl.prompts_per_step * cfg.rl.num_generations < len(rollouts)
+    assert all(row["half_uniform"] == 1.0 for row in rollouts if not row["kept"])
     logs = [h for h in trainer.state.log_history if "dynamic_sampling/filtered_share" in h]
     assert len(logs) == 3
     assert all(h["dropped_uniform_share"] == 0 for h in logs)  # the batch the loss saw: only groups with signal
@@ -287,6 +319,7 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     from reasoning_lab.checkpoints import latest_complete_checkpoint, train_resuming
     from reasoning_lab.model import load_model, load_tokenizer
     from reasoning_lab.prompt_selection import CorrectnessObserver
+    from reasoning_lab.rollouts import RolloutLog
     from reasoning_lab.stages.rl import Prompts, prompt_rows, prompt_sampler, trl_arguments, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from reasoning_lab.trl_trainers import PromptFeedback
@@ -339,3 +372,16 @@ def test_rl_evaluates_the_held_out_problems_of_what_it_trains_on():
     assert held_out_sets(real.rl, real.data) == ["gsm8k", "aqua"]  # a subset of a source is its source, once
     chosen = make_config("stage=rl", "rl.eval_sets=[generic]")
     assert held_out_sets(chosen.rl, chosen.data) == ["generic"]
+
+
+def test_a_resumed_run_drops_the_rollouts_of_the_steps_it_trains_again(tmp_path):
+    from reasoning_lab.rollouts import RolloutLog, as_text
+
+    log = RolloutLog(2, tmp_path / "rollouts.jsonl")
+    for step in range(1, 7):
+        log.add([{"completion": f"step {step}"}])
+        log.flush(step)
+    log.start(4)  # the newest checkpoint is step 4: steps 5 and 6 are trained again
+    rows = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
+    assert [(row["step"], row["completion"]) for row in rows] == [(2, "step 2"), (4, "step 4")]
+    assert as_text([{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]) == "system: s\nuser: q"

@@ -11,7 +11,8 @@ difference, bootstrap interval, McNemar p) -> `rl/metrics.json`, `rl/eval_result
 Resume: every `rl.save_steps` the training state is saved (TRL's checkpoints under `rl/trainer/`, PPO's in
 `rl/ppo_state/`); re-running the same hydra.run.dir continues from the newest complete one (weights,
 optimizer, random states, prompt order: the prompt sampler replays what it observed), the "before" evaluation
-is read back, and a finished stage is not trained again.
+is read back, and a finished stage is not trained again. The rollouts: `rl/rollouts.jsonl` and W&B `rl/rollouts`
+every `rl.log_rollouts_every` steps (reasoning_lab.rollouts).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from reasoning_lab.prompt_selection import (
 )
 from reasoning_lab.report import EVAL_RESULTS, publish_report, reward_markdown
 from reasoning_lab.rewards import reward_functions, reward_table
+from reasoning_lab.rollouts import ROLLOUTS, RolloutLog
 from reasoning_lab.tracking import finished_stage, stage_run
 from reasoning_lab.trl_trainers import GRPO, RLOO, GenerationTimer, PromptFeedback
 
@@ -86,12 +88,14 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         # train
         timer.excluded_seconds = 0.0
         began = time.perf_counter()
+        rollouts = RolloutLog(r.log_rollouts_every, stage_dir / ROLLOUTS, wandb_run)
         if r.algorithm == "ppo":
             ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], r, seed=cfg.seed)
-            history = ppo_train(ppo, rows, sampler, stage_dir / "ppo_state", held_out, wandb_run)
+            history = ppo_train(ppo, rows, sampler, stage_dir / "ppo_state", held_out, wandb_run, rollouts)
             policy, also = model, ppo.save_value_head
         else:
-            history, policy = train_trl(cfg, model, tokenizer, Prompts(rows, rewards, sampler), held_out, stage_dir)
+            history, policy = train_trl(cfg, model, tokenizer, Prompts(rows, rewards, sampler), held_out, stage_dir,
+                                        rollouts)
             also = None
         metrics["train"] = train_summary(history, time.perf_counter() - began, timer, sampler)
 
@@ -218,13 +222,14 @@ class Prompts:
     sampler: PromptSampler
 
 
-def train_trl(cfg: DictConfig, model, tokenizer, prompts: Prompts, held_out: HeldOut,
-              stage_dir: Path) -> tuple[list[dict], object]:
+def train_trl(cfg: DictConfig, model, tokenizer, prompts: Prompts, held_out: HeldOut, stage_dir: Path,
+              rollouts: RolloutLog | None = None) -> tuple[list[dict], object]:
     """GRPO or RLOO with TRL, resumed from the newest complete trainer checkpoint; returns the logged steps and
     the trained policy."""
     callbacks = [AtSteps(cfg.rl.eval_every, held_out.at_step), PromptFeedback(prompts.sampler), MarkComplete()]
     args = trl_arguments(cfg, stage_dir, "wandb" if held_out.wandb_run is not None else "none")
-    trainer = trl_trainer(cfg, model, tokenizer, prompts, args, callbacks)
+    trainer = trl_trainer(cfg, model, tokenizer, prompts, args, callbacks + ([rollouts] if rollouts else []),
+                          rollouts)
     train_resuming(trainer, stage_dir / "trainer")
     return [h for h in trainer.state.log_history if "reward" in h], trainer.model
 
@@ -252,14 +257,15 @@ def trl_arguments(cfg: DictConfig, stage_dir: Path, report_to: str):
     return RLOOConfig(**common, normalize_advantages=r.rloo.normalize_advantages)
 
 
-def trl_trainer(cfg: DictConfig, model, tokenizer, prompts: Prompts, args, callbacks: list):
+def trl_trainer(cfg: DictConfig, model, tokenizer, prompts: Prompts, args, callbacks: list,
+                rollout_log: RolloutLog | None = None):
     """Our GRPO or RLOO (reasoning_lab.trl_trainers) over the prompts, in the sampler's order."""
     r = cfg.rl
     trainer_class = GRPO if r.algorithm == "grpo" else RLOO
     return trainer_class(model=model, reward_funcs=prompts.rewards, args=args,
                          train_dataset=Dataset.from_list(prompts.rows), processing_class=tokenizer,
                          callbacks=callbacks, prompt_sampler=prompts.sampler, drop_uniform_groups=r.drop_uniform_groups,
-                         uniform_by=r.uniform_by,
+                         uniform_by=r.uniform_by, rollout_log=rollout_log,
                          dynamic_sampling=r.dynamic_sampling.enable,
                          max_refill_rounds=r.dynamic_sampling.max_refill_rounds)
 

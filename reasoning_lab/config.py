@@ -370,6 +370,7 @@ class LoggerConfig:  # conf/logger/
     group: str | None
     mode: str = one_of("auto", "online", "offline")
     tags: list[str]
+    log_adapters: bool
 
 
 @dataclass

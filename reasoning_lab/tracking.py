@@ -3,6 +3,13 @@
 `logger.mode=auto` logs online when WANDB_API_KEY is set (an explicit WANDB_MODE wins) and otherwise writes an
 offline run inside the run directory (`wandb sync <run_dir>/wandb/offline-run-*` uploads it later); when the
 server cannot be reached the run goes on offline and says so in one line.
+
+Adapters as artifacts (`logger.log_adapters`): the adapter a stage leaves as its result is logged as a W&B artifact
+of type `lora-adapter` (aliases `latest` and the stage), and the adapter it started from (or evaluated) is declared
+used, so W&B's lineage graph shows warm-up -> curriculum -> RL -> evaluation. An adapter's artifact is named by its
+stage and the digest of its weights (`adapter_artifact_name`), so the stage that uses it names the very version the
+stage before logged. Offline, the use is recorded as `use_artifact` records it online for a draft artifact (the
+artifact logged with use-after-commit), and `wandb sync` uploads both edges. Trainer checkpoints stay on disk.
 """
 
 from __future__ import annotations
@@ -191,6 +198,75 @@ def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
         return wandb.init(mode="offline", **settings)
 
 
+ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
+
+
+def adapter_artifact_name(folder: str | Path) -> str:
+    """`adapter-<stage>-<first 12 hex of the weights' sha256>`: the same name wherever the same adapter is logged."""
+    import hashlib
+
+    folder = Path(folder)
+    stage = read_json(folder / "reasoning_lab.json", {}).get("stage", "adapter")
+    digest = hashlib.sha256((folder / ADAPTER_FILES[0]).read_bytes()).hexdigest()[:12]
+    return "adapter-" + "".join(c if c.isalnum() or c in "-_." else "-" for c in stage) + f"-{digest}"
+
+
+def adapter_artifact(cfg: DictConfig, folder: str | Path, metadata: dict | None = None):
+    """A draft `lora-adapter` artifact of the adapter in `folder`: its files, the base model, the LoRA settings,
+    what it was trained on (the adapter's own record) and `metadata`."""
+    import wandb
+
+    folder = Path(folder)
+    record = read_json(folder / "reasoning_lab.json", {})
+    artifact = wandb.Artifact(adapter_artifact_name(folder), type="lora-adapter", metadata={
+        "base_model": cfg.model.name, "base_model_source": cfg.model.source,
+        "lora": OmegaConf.to_container(cfg.model.lora, resolve=True), "stage": record.get("stage"),
+        "trained_on": record.get("trained_on"), **(metadata or {})})
+    for name in sorted(p.name for p in folder.iterdir() if p.is_file()):
+        artifact.add_file(str(folder / name), name=name)
+    return artifact
+
+
+def record_adapters(run, cfg: DictConfig, stage: str, metrics: dict) -> None:
+    """Lineage: the adapter this stage started from or evaluated, declared used; the adapter it trained, logged
+    (aliases `latest` and the stage) with its steps and evaluation summary."""
+    from reasoning_lab.stages import STAGES
+
+    if run is None or not cfg.logger.get("log_adapters", True):
+        return
+    trains = STAGES[stage].trains if stage in STAGES else False
+    used = metrics.get("init_from") if trains else metrics.get("checkpoint")
+    if used and (Path(used) / ADAPTER_FILES[0]).exists():
+        artifact = adapter_artifact(cfg, used)
+        if run.settings._offline:  # what use_artifact does online for a draft artifact, which offline it refuses
+            run._log_artifact(artifact, is_user_created=True, use_after_commit=True)
+        else:
+            run.use_artifact(artifact)
+    made = metrics.get("checkpoint") if trains else None
+    if made and (Path(made) / ADAPTER_FILES[0]).exists():
+        run.log_artifact(adapter_artifact(cfg, made, {"steps": stage_steps(metrics),
+                                                      "evaluation": evaluation_summary(metrics)}),
+                         aliases=["latest", stage])
+
+
+def stage_steps(metrics: dict):
+    """The optimizer steps a training stage's metrics record."""
+    for key in ("steps", "max_steps"):
+        if isinstance(metrics.get(key), int):
+            return metrics[key]
+    train = metrics.get("train")
+    return train.get("steps") if isinstance(train, dict) else None
+
+
+def evaluation_summary(metrics: dict) -> dict:
+    """Accuracy per set of the stage's last evaluation (`final_eval`, RL's `after`, `eval`), with its n."""
+    for key in ("final_eval", "after", "eval"):
+        sets = metrics.get(key)
+        if isinstance(sets, dict) and sets and all(isinstance(v, dict) and "accuracy" in v for v in sets.values()):
+            return {name: {"accuracy": v["accuracy"], "n": v.get("n")} for name, v in sets.items()}
+    return {}
+
+
 def log_summary(run, metrics: dict, prefix: str) -> None:
     """Final metrics of a stage into the W&B summary, flattened as `<prefix>/<key>`."""
     if run is None:
@@ -249,6 +325,7 @@ def stage_run(cfg: DictConfig, run_dir: str | Path, stage: str):
             wandb_run = start_run(cfg, run_dir, stage)
             yield stage_dir, metrics, wandb_run
             metrics["status"] = "completed"
+            record_adapters(wandb_run, cfg, stage, metrics)
         except KeyboardInterrupt:
             metrics["status"] = "interrupted"
             raise

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from reasoning_lab.curriculum import CurriculumSampler, competence, decide
 from tests.helpers import TINY_CURRICULUM, make_config, run_cli, sft_settings, tiny_model, with_overrides
-from tests.wandb_files import find_wandb_files, read_wandb_file
+from tests.wandb_files import find_wandb_files, read_wandb_file, wandb_records
 
 
 @pytest.mark.parametrize(
@@ -261,6 +261,25 @@ def test_the_llama32_3b_preset_chains_warmup_curriculum_rl_and_eval(tmp_path, sh
     assert sorted(runs) == ["curriculum", "eval", "rl", "warmup"] and len({r["id"] for r in runs.values()}) == 4
     assert len({r["group"] for r in runs.values()}) == 1 and tmp_path.name in runs["eval"]["group"]
     assert {"report/accuracy", "report/plot"} <= set(runs["eval"]["summary"])
+    # the adapters as artifacts, with lineage: each stage logs what it trained and declares what it started from
+    logged, used = {}, {}
+    runs_by_id = {run["id"]: job for job, run in runs.items()}
+    for file in find_wandb_files(tmp_path):
+        for record in wandb_records(file):
+            if record.WhichOneof("record_type") == "artifact" and record.artifact.type == "lora-adapter":
+                artifact = record.artifact
+                (used if artifact.use_after_commit else logged).setdefault(runs_by_id[artifact.run_id], []).append(
+                    artifact)
+    assert sorted(logged) == ["curriculum", "rl", "warmup"] and sorted(used) == ["curriculum", "eval", "rl"]
+    for made, user in (("warmup", "curriculum"), ("curriculum", "rl"), ("rl", "eval")):
+        (out,), (into,) = logged[made], used[user]
+        assert out.type == into.type == "lora-adapter" and out.name == into.name and out.digest == into.digest
+        assert set(out.aliases) == {"latest", made}
+        meta = json.loads(out.metadata)
+        assert meta["base_model"] == "tiny_random" and meta["lora"]["r"] > 0 and meta["trained_on"]
+        assert {entry.path for entry in out.manifest.contents} >= {"adapter_model.safetensors", "adapter_config.json"}
+    assert json.loads(logged["rl"][0].metadata)["steps"] == 1
+    assert set(json.loads(logged["curriculum"][0].metadata)["evaluation"]) == {"gsm8k", "generic"}
     # the model card: what the adapter is, every stage, the evaluation table with n, contamination, the command
     card = (tmp_path / "model_card.md").read_text()
     assert card.startswith("---\nlibrary_name: peft\n") and "tags: [reasoning_lab, lora, reasoning, warmup, curriculum, rl]" in card

@@ -26,13 +26,16 @@ from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import write_text
 from reasoning_lab.stages import STAGES, runner
-from reasoning_lab.tracking import own_run_dir
+from reasoning_lab.tracking import download_adapter, own_run_dir
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def run(cfg: DictConfig) -> dict:
     try:
         validate(cfg)
+        for key in ("init_from", "eval"):  # wandb:<entity>/<project>/<name>:<alias> -> the downloaded adapter
+            if str(cfg.checkpoint[key] or "").startswith("wandb:"):
+                cfg.checkpoint[key] = download_adapter(cfg.checkpoint[key], cfg)
         name = cfg.stage.name
         carded = STAGES[name].model_card
         if carded:

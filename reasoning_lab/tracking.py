@@ -249,6 +249,22 @@ def record_adapters(run, cfg: DictConfig, stage: str, metrics: dict) -> None:
                          aliases=["latest", stage])
 
 
+def download_adapter(reference: str, cfg: DictConfig) -> str:
+    """`wandb:<entity>/<project>/<name>:<alias>` (a `lora-adapter` artifact) downloaded; returns its folder."""
+    name = reference.removeprefix("wandb:")
+    if not os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") in ("offline", "disabled"):
+        raise ReasoningLabError(f"{reference} names a W&B artifact, and W&B is not reachable here (no WANDB_API_KEY, "
+                                "or WANDB_MODE offline); set WANDB_API_KEY, or point at the adapter's folder")
+    import wandb
+
+    try:
+        artifact = wandb.Api().artifact(name, type="lora-adapter")
+    except Exception as error:  # not found, no access, no network: one line
+        raise ReasoningLabError(f"{reference}: W&B could not give that lora-adapter artifact ({error}); check the "
+                                "name as <entity>/<project>/<name>:<alias>") from None
+    return artifact.download(root=str(Path(cfg.paths.log_dir) / "artifacts" / artifact.name))
+
+
 def stage_steps(metrics: dict):
     """The optimizer steps a training stage's metrics record."""
     for key in ("steps", "max_steps"):

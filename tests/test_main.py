@@ -22,7 +22,10 @@ from tests.helpers import run_cli
      (["stage=curriculum", "curriculum.lr_scheduler=abc"], "curriculum.lr_scheduler='abc' is not one of linear"),
      (["stage=eval", "+data.sets.gsm8k.fields.difficulty_typo=abc"],
       "data.sets.gsm8k.fields.difficulty_typo: no such key of a data set"),
-     (["stage=eval", "data.sets.strategyqa.id=${nope}"], "data.sets.strategyqa.id: Interpolation key 'nope' not found")],
+     (["stage=eval", "data.sets.strategyqa.id=${nope}"], "data.sets.strategyqa.id: Interpolation key 'nope' not found"),
+     # an adapter named as a W&B artifact needs W&B
+     (["stage=curriculum", "checkpoint.init_from=wandb:me/proj/adapter-warmup:latest"],
+      "names a W&B artifact, and W&B is not reachable here")],
 )
 @pytest.mark.app
 def test_cli_errors_are_one_line_and_come_before_the_heavy_imports(args, expected):

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import read_json, write_json
+from reasoning_lab.stages import STAGES
 from reasoning_lab.timing import measure, summary
 
 log = logging.getLogger(__name__)
@@ -230,8 +231,6 @@ def adapter_artifact(cfg: DictConfig, folder: str | Path, metadata: dict | None 
 def record_adapters(run, cfg: DictConfig, stage: str, metrics: dict) -> None:
     """Lineage: the adapter this stage started from or evaluated, declared used; the adapter it trained, logged
     (aliases `latest` and the stage) with its steps and evaluation summary."""
-    from reasoning_lab.stages import STAGES
-
     if run is None or not cfg.logger.get("log_adapters", True):
         return
     trains = STAGES[stage].trains if stage in STAGES else False

@@ -98,7 +98,7 @@ def test_a_stage_module_reads_at_one_level():
 LAYERS = [
     {"errors", "problem", "distributed", "stats", "answers", "batching", "stages", "schedules", "prompt_selection",
      "timing"},
-    {"files", "rewards", "synthetic", "decoding"},
+    {"files", "rewards", "synthetic", "decoding", "rollouts"},
     {"checkpoints", "config", "readers"},
     {"model", "data"},
     {"contamination"},

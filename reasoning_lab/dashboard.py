@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import os
 import sys
 from pathlib import Path
 
+from reasoning_lab.config import register_configs
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import read_json, write_json, write_text
+from reasoning_lab.report import collect_results
 from reasoning_lab.sweep_report import job_rows
 from reasoning_lab.timing import PHASES
 
@@ -111,8 +112,6 @@ def composed(overrides: list[str]):
     """The app's config with these overrides, as `python -m reasoning_lab` composes it."""
     from hydra import compose, initialize_config_dir
 
-    from reasoning_lab.config import register_configs
-
     register_configs()
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
         return compose("config", overrides=overrides)
@@ -153,8 +152,6 @@ def report_content(sweep_dir: Path) -> dict:
 
 
 def latest_results(job: Path) -> dict:
-    from reasoning_lab.report import collect_results
-
     results = collect_results(job)
     return results[-1]["datasets"] if results else {}
 
@@ -298,12 +295,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         if args.command == "workspace":
-            print(workspace(args.overrides, args.out))
+            made = workspace(args.overrides, args.out)
         else:
             if not args.sweep_dir.is_dir():
                 raise ReasoningLabError(f"{args.sweep_dir} is not a directory; point at a multirun directory "
                                         "(logs/<stage>/multiruns/<time>)")
-            print(report(args.sweep_dir, args.entity, args.project))
+            made = report(args.sweep_dir, args.entity, args.project)
+        if isinstance(made, str):  # online: the saved view's URL
+            print(made)
     except ReasoningLabError as error:
         print(f"reasoning_lab.dashboard: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -106,7 +106,7 @@ LAYERS = [
     {"report", "compare", "tracking"},
     {"sweep_report", "evaluation", "card", "lm_eval"},
     {"stages.warmup", "stages.curriculum", "stages.rl", "stages.eval", "stages.answer", "stages.pipeline"},
-    {"__main__", ""},
+    {"__main__", "", "dashboard"},
 ]
 
 

@@ -151,7 +151,6 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     reward on the sampled token ids differs within a group, so the policy must move. A reward that is uniform in the groups
     of every other prompt checks `rl.drop_uniform_groups`: those completions leave the loss, and are counted."""
     from reasoning_lab.model import load_model, load_tokenizer
-    from reasoning_lab.rollouts import RolloutLog
     from reasoning_lab.stages.rl import Prompts, prompt_rows, trl_arguments, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from tests.helpers import make_config
@@ -319,7 +318,6 @@ def test_grpo_interrupted_after_a_checkpoint_resumes_to_the_same_adapter(tmp_pat
     from reasoning_lab.checkpoints import latest_complete_checkpoint, train_resuming
     from reasoning_lab.model import load_model, load_tokenizer
     from reasoning_lab.prompt_selection import CorrectnessObserver
-    from reasoning_lab.rollouts import RolloutLog
     from reasoning_lab.stages.rl import Prompts, prompt_rows, prompt_sampler, trl_arguments, trl_trainer
     from reasoning_lab.tracking import adapter_digest
     from reasoning_lab.trl_trainers import PromptFeedback

@@ -32,6 +32,7 @@ from reasoning_lab.config import register_configs
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import read_json, write_json, write_text
 from reasoning_lab.report import collect_results
+from reasoning_lab.stages.rl import held_out_sets
 from reasoning_lab.sweep_report import job_rows
 from reasoning_lab.timing import PHASES
 
@@ -71,7 +72,8 @@ def workspace_sections(cfg) -> list[tuple[str, list[dict]]]:
             {"kind": "line", "title": "reward", "x": step, "y": ["train/reward"]},
             {"kind": "line", "title": "reward components", "x": step, "y": [f"train/rewards/{r}/mean" for r in rewards]},
             {"kind": "line", "title": "KL to the reference", "x": step, "y": ["train/kl"]},
-            {"kind": "line", "title": "held-out accuracy", "x": step, "y": [f"rl/heldout/{s}/accuracy" for s in sets]},
+            {"kind": "line", "title": "held-out accuracy", "x": step,
+             "y": [f"rl/heldout/{s}/accuracy" for s in held_out_sets(cfg.rl, cfg.data)]},
             {"kind": "bar", "title": "share of training time spent generating", "metrics": ["rl/train/generate_share"]}]),
         ("Tables", [
             {"kind": "table", "title": "predictions (evaluation stage)", "table": "eval/predictions"},

@@ -35,11 +35,14 @@ def dashboard(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.app
 @pytest.mark.slow
-def test_the_workspace_names_only_keys_that_a_pipeline_run_logs(tmp_path):
+def test_the_workspace_names_only_keys_that_a_pipeline_run_logs(tmp_path, shared_data):
+    """With the real sets present (every set of eval.datasets evaluated) and a bandit update every step (the tiny
+    curriculum is shorter than the default 8 steps between updates)."""
     from reasoning_lab.dashboard import build_workspace, workspace_keys, workspace_sections
 
     run = tmp_path / "run"
-    result = run_cli("debug=tiny", "stage=pipeline", "logger=wandb", f"hydra.run.dir={run}")
+    result = run_cli("debug=tiny", "stage=pipeline", "logger=wandb", f"data.root={shared_data}",
+                     "curriculum.adaptive.update_every=1", f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-3000:]
     logged = logged_keys(run)
     sections = workspace_sections(make_config("debug=tiny"))
@@ -77,26 +80,46 @@ def test_a_two_seed_sweep_report_is_a_spec_and_a_page_a_browser_draws(tmp_path):
     page = (sweep / "dashboard" / "index.html").read_text()
     assert "pooled delta" in page and page.count("<rect") == 4 and content["command"] in page.replace("&quot;", '"')
 
+    console, _ = screenshot(sweep / "dashboard" / "index.html", tmp_path / "page.png")
+    assert console == [], console  # the real sweep's page: no console message, errors included
+
+
+@pytest.mark.app
+def test_the_page_draws_each_jobs_bar_to_its_accuracy(tmp_path):
+    """A page of known accuracies (the tiny sweep's are all 0): each job's bar is drawn, its height follows its
+    accuracy, and the page logs nothing to the console."""
+    from reasoning_lab.dashboard import PALETTE, html_page
+
+    accuracies = [0.2, 0.4, 0.6, 0.8]
+    content = {"title": "four jobs", "sweep_dir": "sweep", "command": "python -m reasoning_lab -m seed=0,1",
+               "comparison": {}, "jobs": [{"job": str(j), "overrides": [f"seed={j}"], "status": "completed",
+                                           "wall_seconds": 1.0, "timing": {},
+                                           "accuracy": {"generic": {"accuracy": a, "n": 100, "ci95": [a - 0.1, a + 0.1]}}}
+                                          for j, a in enumerate(accuracies)]}
+    (tmp_path / "index.html").write_text(html_page(content))
+    console, pixels = screenshot(tmp_path / "index.html", tmp_path / "page.png")
+    assert console == [], console
+    drawn = [sum(1 for p in pixels if p == tuple(int(c[i : i + 2], 16) for i in (1, 3, 5))) for c in PALETTE[:4]]
+    legend = 12 * 12  # each legend key's square
+    bars = [n - legend for n in drawn]
+    assert all(b > 1000 for b in bars), drawn
+    assert bars[3] / bars[0] == pytest.approx(4, rel=0.15) and bars[1] / bars[0] == pytest.approx(2, rel=0.15)
+
+
+def screenshot(page, shot) -> tuple[list[str], list]:
+    """Headless Chromium's console lines and the screenshot's RGB pixels of `page`."""
     if BROWSER is None:
         if os.environ.get("CI"):
             pytest.fail("no headless Chromium: `make browser` installs it (CI runs it)")
         pytest.skip("no headless Chromium here (`make browser` installs it)")
-    shot = tmp_path / "page.png"
     rendered = subprocess.run([BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-                               "--v=0", f"--screenshot={shot}", "--window-size=1000,1400",
-                               (sweep / "dashboard" / "index.html").as_uri()],
-                              capture_output=True, text=True, timeout=120)
+                               "--v=0", "--hide-scrollbars", "--force-device-scale-factor=1", f"--screenshot={shot}",
+                               "--window-size=1000,1400", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert shot.exists(), rendered.stderr[-2000:]
-    console = [line for line in rendered.stderr.splitlines() if "CONSOLE" in line]
-    assert console == [], console  # no console message, errors included
     from PIL import Image
 
-    from reasoning_lab.dashboard import PALETTE
-
-    pixels = Image.open(shot).convert("RGB").getdata()
-    for colour in PALETTE[:4]:  # each job's bars are drawn
-        rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
-        assert sum(1 for p in pixels if p == rgb) > 50, colour
+    return ([line for line in rendered.stderr.splitlines() if "CONSOLE" in line],
+            list(Image.open(shot).convert("RGB").getdata()))
 
 
 def test_a_report_of_a_folder_without_jobs_is_one_line(tmp_path, capsys):

@@ -37,7 +37,7 @@ from torch.utils.data import Sampler
 from reasoning_lab.batching import Filler
 from reasoning_lab.callbacks import CheckpointState
 from reasoning_lab.schedules import Round, StageData
-from reasoning_lab.signals import completion_nll, example_losses
+from reasoning_lab.signals import example_losses, token_nll
 from reasoning_lab.timing import phase
 
 SIGNALS = ("progress", "loss")
@@ -263,20 +263,39 @@ class TrainingLosses:
 
     @phase("signal")
     def observe(self, inputs: dict, logits) -> None:
-        losses = completion_nll(logits, inputs["labels"]).tolist()
-        attention = inputs.get("attention_mask")
-        for r, (ids, loss) in enumerate(zip(inputs["input_ids"], losses)):
-            tokens = tuple((ids if attention is None else ids[attention[r].bool()]).tolist())
+        nll, target = token_nll(logits, inputs["labels"])
+        for r, start, end in examples_in(inputs):
+            tokens = tuple(inputs["input_ids"][r, start:end].tolist())
             if tokens not in self.bucket_of:
                 raise KeyError(f"a trained row of {len(tokens)} tokens is no example of the stage; the training "
                                "signal needs the stage's examples unchanged (curriculum.adaptive.source=held_back "
                                "does not)")
+            # the labels at start..end-1 are predicted at nll positions start-1..end-2
+            span = slice(max(start - 1, 0), end - 1)
+            loss = (nll[r, span].sum() / target[r, span].sum().clamp(min=1)).item()
             self.window[self.bucket_of[tokens]].append(loss)
 
     def bucket_losses(self, model=None) -> list[float | None]:
+        """Each bucket's mean since the last call (None: not trained since); starts a new window."""
         means = [sum(values) / len(values) if values else None for values in self.window]
         self.window = [[] for _ in self.names]
         return means
+
+
+def examples_in(inputs: dict) -> list[tuple[int, int, int]]:
+    """(row, start, end) of each example in a collated batch: padded rows (the attention mask's ones), or one
+    padding-free row whose examples restart the position ids at 0."""
+    ids, attention = inputs["input_ids"], inputs.get("attention_mask")
+    if "position_ids" in inputs and len(ids) == 1:  # padding-free (or a single example)
+        starts = (inputs["position_ids"][0] == 0).nonzero().flatten().tolist()
+        return [(0, a, b) for a, b in zip(starts, starts[1:] + [ids.shape[1]])]
+    if attention is None:
+        return [(r, 0, ids.shape[1]) for r in range(len(ids))]
+    spans = []
+    for r, row in enumerate(attention):
+        kept = row.nonzero().flatten()
+        spans.append((r, int(kept[0]), int(kept[-1]) + 1))
+    return spans
 
 
 class AdaptiveSchedule:

@@ -485,10 +485,6 @@ def validate(cfg: DictConfig) -> None:
         check_rl(cfg.rl, cfg.model)
     for spec in cfg.rl.rewards:
         reward_function(spec.name)  # a built-in name or module:function, else one line
-    c = cfg.curriculum
-    if c.schedule == "adaptive" and c.adaptive.source == "training" and c.padding_free:
-        raise ReasoningLabError("curriculum.adaptive.source=training reads each trained example's loss from its own "
-                                "row; set curriculum.padding_free=false or curriculum.adaptive.source=held_back")
     for key in ("warmup", "curriculum"):
         if cfg[key].max_tokens_per_batch == 0 and not cuda_available():
             raise ReasoningLabError(f"{key}.max_tokens_per_batch=0 fills a GPU's memory and this machine has no GPU; "

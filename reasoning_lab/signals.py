@@ -79,11 +79,17 @@ def example_losses(model, tokenizer, dataset, batch_size: int = 16) -> list[floa
 
 
 @torch.no_grad()
-def completion_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean NLL per completion token of each row. `labels` as the Trainer's: the tokens, -100 where no completion
-    token is (the prompt, padding). The log-softmax only where a completion token is predicted."""
+def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """NLL of each label from the logits before it, and where a completion token is (`labels` as the Trainer's:
+    -100 at the prompt and padding), both [rows, length - 1]. The log-softmax only at those positions."""
     logits, labels = logits[:, :-1], labels[:, 1:]
     target = labels != -100
     nll = torch.zeros(target.shape, device=logits.device)
     nll[target] = torch.nn.functional.cross_entropy(logits[target].float(), labels[target], reduction="none")
+    return nll, target
+
+
+def completion_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean NLL per completion token of each row."""
+    nll, target = token_nll(logits, labels)
     return nll.sum(1) / target.sum(1).clamp(min=1)

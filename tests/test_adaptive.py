@@ -112,6 +112,14 @@ def test_training_losses_file_each_trained_rows_loss_under_its_bucket():
     alone = example_losses(model, tokenizer, Dataset.from_list(rows))
     assert source.bucket_losses() == pytest.approx([(alone[0] + alone[3]) / 2, (alone[1] + alone[2]) / 2], abs=1e-4)
     assert source.bucket_losses() == [None, None]  # each call starts a new window
+    # the same examples padding-free: one row, position ids restarting at each example
+    flat = torch.tensor([sum((r["input_ids"] for r in rows), [])])
+    positions = torch.tensor([sum((list(range(len(r["input_ids"]))) for r in rows), [])])
+    flat_labels = flat.masked_fill(torch.tensor([sum((r["completion_mask"] for r in rows), [])]) == 0, -100)
+    with torch.no_grad():  # each example's logits as a varlen attention gives them: its own, side by side
+        flat_logits = torch.cat([model(input_ids=torch.tensor([r["input_ids"]])).logits for r in rows], dim=1)
+    source.observe({"input_ids": flat, "position_ids": positions, "labels": flat_labels}, flat_logits)
+    assert source.bucket_losses() == pytest.approx([(alone[0] + alone[3]) / 2, (alone[1] + alone[2]) / 2], abs=1e-4)
     with pytest.raises(KeyError, match="no example of the stage"):
         source.observe({"input_ids": ids[:, :3], "labels": labels[:, :3]}, logits[:, :3])
 

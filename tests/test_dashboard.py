@@ -45,6 +45,12 @@ def test_the_workspace_names_only_keys_that_a_pipeline_run_logs(tmp_path, shared
                      "curriculum.adaptive.update_every=1", f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-3000:]
     logged = logged_keys(run)
+    # the adapters' lineage in the same offline run files: what each stage logged, and what the next one used
+    edges = {(record.artifact.use_after_commit, record.artifact.name) for file in find_wandb_files(run)
+             for record in wandb_records(file) if record.WhichOneof("record_type") == "artifact"
+             and record.artifact.type == "lora-adapter"}
+    made = {name for used, name in edges if not used}
+    assert len(made) == 3 and {name for used, name in edges if used} == made  # warm-up, curriculum, RL: each used next
     sections = workspace_sections(make_config("debug=tiny"))
     keys, patterns = workspace_keys(sections)
     assert keys - logged == set(), f"panels name keys no run logs: {sorted(keys - logged)}"

@@ -17,6 +17,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -614,6 +615,15 @@ def check_renamed(overrides: list[str]) -> None:
         if key in RENAMED and not (has_value and value.strip().startswith("{")):
             raise ReasoningLabError(f"{key} was renamed {RENAMED[key]}; write {RENAMED[key]}"
                                     + (f"={value}" if has_value else "") + " instead")
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The app's config with these overrides, composed as `python -m reasoning_lab` composes it (no run directory)."""
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
 
 
 def register_configs() -> None:

@@ -28,19 +28,15 @@ import os
 import sys
 from pathlib import Path
 
-from reasoning_lab.config import register_configs
+from reasoning_lab.config import compose_config
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import read_json, write_json, write_text
-from reasoning_lab.report import collect_results
 from reasoning_lab.stages.rl import held_out_sets
-from reasoning_lab.sweep_report import job_rows
+from reasoning_lab.sweep_report import final_results, job_rows
 from reasoning_lab.timing import PHASES
+from reasoning_lab.tracking import swept_keys, wandb_online
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-
-
-def online() -> bool:
-    return bool(os.environ.get("WANDB_API_KEY")) and os.environ.get("WANDB_MODE") not in ("offline", "disabled")
 
 
 # -- the workspace ---------------------------------------------------------------------------------------------------
@@ -110,21 +106,12 @@ def build_workspace(entity: str | None, project: str, sections: list[tuple[str, 
                                   for name, panels in sections])
 
 
-def composed(overrides: list[str]):
-    """The app's config with these overrides, as `python -m reasoning_lab` composes it."""
-    from hydra import compose, initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
 def workspace(overrides: list[str], out: Path) -> Path | str:
     """Build the workspace from the composed config; save it online (returns the URL), else write its spec."""
-    cfg = composed(overrides)
+    cfg = compose_config(overrides)
     sections = workspace_sections(cfg)
     built = build_workspace(cfg.logger.entity, cfg.logger.project, sections)
-    if online():
+    if wandb_online():
         return built.save().url
     write_json(out / "workspace.json", built._spec)
     print(f"no WANDB_API_KEY: the workspace's spec is in {out / 'workspace.json'}; "
@@ -142,25 +129,15 @@ def report_content(sweep_dir: Path) -> dict:
                                 "(logs/<stage>/multiruns/<time>)")
     jobs = []
     for row in rows:
-        final = latest_results(sweep_dir / row["job"])
+        final = final_results(sweep_dir / row["job"])
         jobs.append({"job": row["job"], "overrides": row["overrides"], "status": row["status"],
                      "wall_seconds": row["wall_seconds"], "timing": row["timing"],
                      "accuracy": {name: {"accuracy": v["accuracy"], "n": v["n"],
                                          "ci95": v.get("intervals", {}).get("accuracy")} for name, v in final.items()}})
     comparison = read_json(sweep_dir / "compare" / "compare.json", {})
-    return {"title": f"{sweep_dir.name}: {', '.join(swept_keys(rows)) or 'jobs'}", "sweep_dir": str(sweep_dir),
+    return {"title": f"{sweep_dir.name}: {', '.join(swept_keys(sweep_dir)) or 'jobs'}", "sweep_dir": str(sweep_dir),
             "command": command_of(sweep_dir), "jobs": jobs, "comparison": comparison,
             "sweep_md": (sweep_dir / "sweep.md").read_text() if (sweep_dir / "sweep.md").exists() else ""}
-
-
-def latest_results(job: Path) -> dict:
-    results = collect_results(job)
-    return results[-1]["datasets"] if results else {}
-
-
-def swept_keys(rows: list[dict]) -> list[str]:
-    parsed = [dict(o.split("=", 1) for o in r["overrides"] if "=" in o) for r in rows]
-    return [k for k in dict.fromkeys(k for p in parsed for k in p) if len({p.get(k) for p in parsed}) > 1]
 
 
 def command_of(sweep_dir: Path) -> str:
@@ -277,7 +254,7 @@ def report(sweep_dir: Path, entity: str | None = None, project: str = "reasoning
     out = sweep_dir / "dashboard"
     write_json(out / "report.json", content)
     write_text(out / "index.html", html_page(content))
-    if online():
+    if wandb_online():
         return build_report(content, entity, project).save().url
     print(f"no WANDB_API_KEY: the report is in {out / 'index.html'} (spec: report.json); "
           f"`python -m reasoning_lab.dashboard report {sweep_dir}` publishes it when online")

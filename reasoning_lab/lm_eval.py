@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from reasoning_lab.checkpoints import record
-from reasoning_lab.config import register_configs
+from reasoning_lab.config import compose_config
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import write_json
 from reasoning_lab.model import load_base_model, load_model, load_tokenizer
@@ -78,8 +78,6 @@ def run_dir_of(checkpoint: Path) -> Path:
 
 def load(checkpoint: str):
     """The checkpoint's model (merged) and tokenizer, with the model setup its reasoning_lab.json names."""
-    from hydra import compose, initialize_config_dir
-
     overrides = []
     if checkpoint != "base":
         if not (Path(checkpoint) / "adapter_config.json").is_file():
@@ -88,9 +86,7 @@ def load(checkpoint: str):
         model = record(checkpoint).get("model")
         if model:
             overrides.append(f"model={model}")
-    register_configs()
-    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[1] / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+    cfg = compose_config(overrides)
     tokenizer = load_tokenizer(cfg.model)
     if checkpoint == "base":
         return load_base_model(cfg.model), tokenizer, cfg

@@ -50,8 +50,7 @@ def job_rows(sweep_dir: str | Path) -> list[dict]:
         error = (job / JOB_ERROR).read_text().strip() if (job / JOB_ERROR).exists() else ""
         if failed and not error:
             error = failed[0].get("error") or failed[0].get("status", "")
-        results = collect_results(job)
-        final = results[-1]["datasets"] if results else {}
+        final = final_results(job)
         rows.append({
             "job": job.name, "overrides": overrides,
             "status": "failed" if error or failed else ("completed" if stages else "not run"),
@@ -63,6 +62,12 @@ def job_rows(sweep_dir: str | Path) -> list[dict]:
             "accuracy": {name: m["accuracy"] for name, m in final.items()},
         })
     return rows
+
+
+def final_results(job: Path) -> dict:
+    """Per dataset, the numbers of a job's last evaluation ({} before any)."""
+    results = collect_results(job)
+    return results[-1]["datasets"] if results else {}
 
 
 def _value(text: str):

@@ -158,6 +158,16 @@ def run_identity(run_dir: str | Path) -> str:
     return path.read_text().strip()
 
 
+def auto_wandb_mode() -> str:
+    """`logger.mode=auto`: an explicit WANDB_MODE wins; else online only with a key."""
+    return os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+
+
+def wandb_online() -> bool:
+    """Whether W&B is to be reached: a key, and no WANDB_MODE that says offline or disabled."""
+    return bool(os.environ.get("WANDB_API_KEY")) and auto_wandb_mode() not in ("offline", "disabled")
+
+
 def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
     """Start (or rejoin) the W&B run of this stage in this run directory; None when `logger=none` and on ranks
     other than 0. Each stage is one W&B run (`job_type` = the stage) with a fixed id, `<identity>-<stage>`, so a
@@ -173,8 +183,8 @@ def start_run(cfg: DictConfig, run_dir: str | Path, job_type: str):
     if wandb.run is not None:
         return wandb.run
     mode = cfg.logger.mode
-    if mode == "auto":  # an explicit WANDB_MODE wins; else online only with a key
-        mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    if mode == "auto":
+        mode = auto_wandb_mode()
     os.environ.setdefault("WANDB_SILENT", "true")
     identity = run_identity(run_dir)
     group, name = cfg.logger.group or f"{Path(run_dir).name}-{identity}", Path(run_dir).name
@@ -251,7 +261,7 @@ def record_adapters(run, cfg: DictConfig, stage: str, metrics: dict) -> None:
 def download_adapter(reference: str, cfg: DictConfig) -> str:
     """`wandb:<entity>/<project>/<name>:<alias>` (a `lora-adapter` artifact) downloaded; returns its folder."""
     name = reference.removeprefix("wandb:")
-    if not os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE") in ("offline", "disabled"):
+    if not wandb_online():
         raise ReasoningLabError(f"{reference} names a W&B artifact, and W&B is not reachable here (no WANDB_API_KEY, "
                                 "or WANDB_MODE offline); set WANDB_API_KEY, or point at the adapter's folder")
     import wandb

@@ -17,7 +17,7 @@ as it learns. What transformers, TRL and peft do not provide.
   keeps a fixed share of the weight (its share of the stage's training examples, as in the shuffled mix) and the
   same rule runs over the set's own buckets (its difficulty levels) within that share: no set can be starved.
 - `BucketSampler`: batches for the Trainer, each example's bucket drawn by the current weights, the examples of a
-  bucket in seeded shuffled epochs. A new set of weights applies from the next batch not yet drawn; the schedule
+  bucket in seeded shuffled epochs (stratified: every batch gives each set its share to within one example). A new set of weights applies from the next batch not yet drawn; the schedule
   (which weights from which batch) is saved with every trainer checkpoint, so a resumed run draws the same batches.
 - `BanditUpdates`: the Trainer callback that measures, updates, logs and saves.
 - `AdaptiveSchedule`: `curriculum=adaptive` behind the curriculum stage's schedule interface
@@ -143,11 +143,18 @@ class BucketSampler(Sampler[int]):
     """Indices for `total_batches` batches of `batch_size`: each example's bucket drawn by the weights in force,
     then the bucket's next example (seeded shuffled epochs per bucket). `schedule`: [batch index, weights] pairs,
     the weights in force from that batch on. With `budget` (tokens; `lengths` required) a batch takes examples so
-    drawn until the next would pass the budget (reasoning_lab.batching)."""
+    drawn until the next would pass the budget (reasoning_lab.batching).
 
-    def __init__(self, buckets: list[int], n_buckets: int, batch_size: int, total_batches: int, seed: int,
-                 lengths: list[int] | None = None, budget: int | None = None, padding_free: bool = False):
-        self.members = [[i for i, b in enumerate(buckets) if b == k] for k in range(n_buckets)]
+    `members` gives each bucket's examples directly (they may overlap) instead of `buckets`, each example's one
+    bucket. With `groups` (each bucket's group, e.g. its set) every batch of `batch_size` gives each group its share
+    of the weight to within one example (`apportion`), and the buckets within a group are drawn by their weights."""
+
+    def __init__(self, buckets: list[int] | None, n_buckets: int, batch_size: int, total_batches: int, seed: int,
+                 lengths: list[int] | None = None, budget: int | None = None, padding_free: bool = False,
+                 members: list[list[int]] | None = None, groups: list[int] | None = None):
+        self.members = members if members is not None else \
+            [[i for i, b in enumerate(buckets) if b == k] for k in range(n_buckets)]
+        self.groups = groups
         self.batch_size, self.total_batches, self.seed = batch_size, total_batches, seed
         self.lengths, self.budget, self.padding_free = lengths, budget, padding_free
         self.schedule: list[list] = [[0, [1 / n_buckets] * n_buckets]]
@@ -166,24 +173,52 @@ class BucketSampler(Sampler[int]):
     def batches(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed)
         queues: list[list[int]] = [[] for _ in self.members]
+        owed: dict[int, float] = {}  # per group: examples owed by its share so far (apportion)
 
         def take(k: int) -> int:
             if not queues[k]:
                 queues[k] = rng.sample(self.members[k], len(self.members[k]))
             return queues[k].pop()
 
+        def draw(weights: list[float]) -> int:
+            return rng.choices(range(len(weights)), weights=weights)[0]
+
         filler = Filler(self.lengths, self.budget, self.padding_free) if self.budget is not None else None
         for b in range(self.total_batches):
             self.drawn = b + 1  # from its first index on, batch b counts as drawn
             weights = [w if self.members[k] else 0.0 for k, w in enumerate(self.weights_at(b))]
-            if filler is None:
+            if filler is not None:
+                yield filler.fill(lambda w=weights: take(draw(w)))
+            elif self.groups is None:
                 yield [take(k) for k in rng.choices(range(len(weights)), weights=weights, k=self.batch_size)]
             else:
-                yield filler.fill(lambda w=weights: take(rng.choices(range(len(w)), weights=w)[0]))
+                shares: dict[int, float] = {}
+                for k, w in enumerate(weights):
+                    shares[self.groups[k]] = shares.get(self.groups[k], 0.0) + w
+                total = sum(shares.values())
+                counts = apportion({g: v / total for g, v in shares.items()}, self.batch_size, owed)
+                batch = [take(draw([w if self.groups[k] == g else 0.0 for k, w in enumerate(weights)]))
+                         for g, n in counts.items() for _ in range(n)]
+                rng.shuffle(batch)
+                yield batch
 
     def __iter__(self) -> Iterator[int]:
         for batch in self.batches():
             yield from batch
+
+
+def apportion(shares: dict, n: int, owed: dict) -> dict:
+    """`n` examples over groups by `shares` (summing to 1): each group floor(share x n) or one more, the extra ones to
+    the groups `owed` most (what their shares were due over the batches so far, less what they got), so that over many
+    batches each group gets its share; `owed` is updated in place."""
+    counts = {g: math.floor(s * n + 1e-9) for g, s in shares.items()}
+    due = {g: owed.get(g, 0.0) + s * n - counts[g] for g, s in shares.items()}
+    extra = sorted((g for g in shares if shares[g] * n - counts[g] > 1e-9), key=lambda g: -due[g])
+    for g in extra[: n - sum(counts.values())]:
+        counts[g] += 1
+    for g, s in shares.items():
+        owed[g] = owed.get(g, 0.0) + s * n - counts[g]
+    return counts
 
 
 class BanditUpdates(CheckpointState):
@@ -310,6 +345,9 @@ class AdaptiveSchedule:
         self.names: list[str] = []
         self.buckets: list[int] = []
 
+    def plan(self, stages: list) -> list:
+        return list(stages)
+
     def training_examples(self, examples, seed: int):
         """The stage's examples less `adaptive.held_back` of each bucket (source held_back), and the count held
         back."""
@@ -330,7 +368,8 @@ class AdaptiveSchedule:
         source = self.held_back or TrainingLosses(names, data.dataset["input_ids"][:len(self.buckets)], self.buckets)
         bandit = BucketBandit(names, a.signal, a.smoothing, a.temperature, a.explore,
                               mix_shares(names, self.buckets) if a.stratified else None)
-        sampler = BucketSampler(self.buckets, len(names), c.batch_size, steps * c.grad_accum, seed, **batching)
+        sampler = BucketSampler(self.buckets, len(names), c.batch_size, steps * c.grad_accum, seed,
+                                groups=[bucket_set(n) for n in names] if a.stratified else None, **batching)
         if a.stratified:  # from the first batch: the sets' shares, uniform over each set's buckets
             sampler.schedule = [[0, bandit.weights]]
         updates = BanditUpdates(bandit, sampler, a.update_every * c.grad_accum, source, self.log, wandb_run)
@@ -342,7 +381,8 @@ class AdaptiveSchedule:
         return plot_weights(summary["history"], summary["buckets"], target)
 
 
-def plot_weights(history: list[dict], names: list[str], target: Path) -> Path:
+def plot_weights(history: list[dict], names: list[str], target: Path,
+                 title: str = "adaptive curriculum: weights over buckets") -> Path:
     """A stacked area chart of the weights over the steps."""
     import matplotlib
 
@@ -352,8 +392,7 @@ def plot_weights(history: list[dict], names: list[str], target: Path) -> Path:
     steps = [h["step"] for h in history]
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.stackplot(steps, [[h["weights"][k] for h in history] for k in range(len(names))], labels=names, step="post")
-    ax.set(xlabel="optimizer step", ylabel="sampling weight", title="adaptive curriculum: weights over buckets",
-           ylim=(0, 1))
+    ax.set(xlabel="optimizer step", ylabel="sampling weight", title=title, ylim=(0, 1))
     ax.legend(fontsize=6, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(target, dpi=110)

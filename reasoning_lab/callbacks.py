@@ -5,6 +5,7 @@
 - `CheckpointState`: the base of a callback with state of its own (a sampler's, a bandit's), saved into every trainer
   checkpoint and handed back on resume.
 - `AtSteps`: calls a function every N optimizer steps (the RL stage's held-out evaluation).
+- `AtChosenSteps`: calls a function at the listed optimizer steps (the faded curriculum's phase adapters).
 """
 
 from __future__ import annotations
@@ -53,4 +54,15 @@ class AtSteps(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
+            self.hook(state.global_step)
+
+
+class AtChosenSteps(TrainerCallback):
+    """Calls `hook(step)` at each of `steps` (optimizer steps)."""
+
+    def __init__(self, steps: list[int], hook):
+        self.steps, self.hook = set(steps), hook
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step in self.steps:
             self.hook(state.global_step)

@@ -22,7 +22,9 @@ runs at one position paired. Per dataset: each arm's mean accuracy and spread ov
 deltas and their mean, a 95% interval from a two-level bootstrap (seeds resampled, then problems within each),
 the p-value of a stratified permutation test (seeds as strata) and the minimal detectable effect of the design
 (80% power, alpha 0.05, at the observed problem-level and between-seed variance); the same for maj@k where
-both arms have it; Holm over datasets (and arms).
+both arms have it; Holm over datasets (and arms). Where every run has a validation accuracy curve
+(curriculum.curve_every > 0): the steps each arm takes to reach the first arm's final validation accuracy, as a share
+of its steps, pooled with an interval.
 
 `--voting` asks whether self-consistency pays: in each run (evaluated with `eval.k` samples), maj@k against greedy
 on the same problems, pooled over the runs as over the seeds of `--arms` (arm A greedy, arm B maj@k), with the
@@ -38,7 +40,7 @@ import time
 from pathlib import Path
 
 from reasoning_lab.errors import ReasoningLabError
-from reasoning_lab.stats import POOLED_TEST, holm, mcnemar_p, paired_bootstrap, pooled_paired
+from reasoning_lab.stats import POOLED_TEST, holm, mcnemar_p, paired_bootstrap, pooled_paired, steps_to_target
 
 # where a run directory keeps its evaluations, the preferred first
 EVALUATION_FOLDERS = ("eval", "curriculum/final", "rl", "warmup")
@@ -154,7 +156,47 @@ def compare_arms(arms: dict[str, list[str | Path]], seed: int = 0) -> dict:
         for c, p in zip(tested, holm([c[f"{prefix}p_value"] for c in tested])):
             c[f"{prefix}p_holm"] = p
     return {"mode": "arms", "baseline": baseline, "arms": {n: [str(f) for f in fs] for n, fs in folders.items()},
-            "comparisons": comparisons, "not_compared": refused}
+            "comparisons": comparisons, "not_compared": refused, "steps_to_target": speed(folders, seed)}
+
+
+def accuracy_curve(folder: Path) -> list[tuple[int, list[int]]] | None:
+    """A curriculum run's validation accuracy curve (`accuracy_curve` in the metrics.json beside its evaluation
+    folder, curriculum.curve_every > 0) as (step, every problem's correctness, the sets in order); None without one."""
+    for metrics in (folder / "metrics.json", folder.parent / "metrics.json"):
+        if metrics.exists():
+            points = json.loads(metrics.read_text()).get("accuracy_curve") or None
+            return points and [(p["step"], [x for name in sorted(p["correct"]) for x in p["correct"][name]])
+                               for p in points]
+    return None
+
+
+def speed(folders: dict[str, list[Path]], seed: int) -> list[dict]:
+    """Each arm's steps to the first arm's final validation accuracy, as a share of its steps, pooled over seeds
+    (reasoning_lab.stats.steps_to_target); the first arm against itself too. Empty unless every run has a curve."""
+    curves = {name: [accuracy_curve(f) for f in runs] for name, runs in folders.items()}
+    if any(c is None for runs in curves.values() for c in runs):
+        return []
+    baseline = curves[next(iter(curves))]
+    return [{"arm": name, **steps_to_target(list(zip(baseline, runs)), seed=seed)} for name, runs in curves.items()]
+
+
+def speed_table(result: dict) -> list[str]:
+    """The markdown of `steps_to_target` (empty without curves)."""
+    if not result.get("steps_to_target"):
+        return []
+    ratio = lambda x: "never" if x is None else f"{x:.2f}"  # noqa: E731
+    lines = ["", f"Steps to reach arm {result['baseline']}'s final validation accuracy (its last point of the "
+             "accuracy curve, the same validation problems), as a share of its steps; a seed that never reaches it "
+             "counts as never (infinite); 95% interval from a two-level bootstrap (seeds, then problems). An arm is "
+             "faster beyond noise when the interval's upper end is below 1.", "",
+             "| arm | target per seed | steps per seed | ratio per seed | pooled ratio [95% CI] |",
+             "|---|---|---|---|---|"]
+    for row in result["steps_to_target"]:
+        lines.append(f"| {row['arm']} | {' / '.join(f'{t:.3f}' for t in row['target'])} | "
+                     f"{' / '.join('never' if s is None else str(s) for s in row['steps'])} of "
+                     f"{' / '.join(map(str, row['baseline_steps']))} | {' / '.join(map(ratio, row['per_seed_ratio']))} | "
+                     f"{ratio(row['ratio'])} [{ratio(row['ci95'][0])}, {ratio(row['ci95'][1])}] |")
+    return lines
 
 
 def compare_voting(runs: list[str | Path], seed: int = 0) -> dict:
@@ -241,7 +283,7 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
     if result.get("mode") == "arms":
         lines = [f"# Pooled paired comparison against arm {result['baseline']}", "", POOLED_NOTE, "",
                  *[f"- arm {name}: {', '.join(runs)}" for name, runs in result["arms"].items() if runs], "",
-                 *pooled_table(result)]
+                 *pooled_table(result), *speed_table(result)]
         lines += [f"\n{c['dataset']}: the samples' own accuracy (pass@1), per run: "
                   f"{' / '.join(f'{x:.3f}' for x in c['samples_accuracy'])}; samples a problem, per run: "
                   f"{' / '.join(f'{x:.2f}' for x in c['mean_samples'])}"

@@ -208,8 +208,13 @@ class AdaptiveCurriculumSettings:  # curriculum.adaptive (schedule: adaptive)
 
 
 @dataclass
+class FadedCurriculumSettings:  # curriculum.faded (schedule: faded)
+    floor: float = within(0.0, 0.25)
+
+
+@dataclass
 class CurriculumConfig(SFTSettings):  # conf/curriculum/
-    schedule: str = one_of("stages", "adaptive", "mix")
+    schedule: str = one_of("stages", "adaptive", "mix", "faded")
     stages: list[CurriculumStage]
     pacing: str = one_of("fixed", "linear", "root", "step")
     c0: float = within(0.0, 1.0)
@@ -229,7 +234,10 @@ class CurriculumConfig(SFTSettings):  # conf/curriculum/
     val_max_new_tokens: int | None = at_least(1, null="from the data")
     stage_evals: bool
     final_eval: bool
+    curve_every: int = at_least(0)
+    curve_limit: int = at_least(1)
     adaptive: AdaptiveCurriculumSettings
+    faded: FadedCurriculumSettings
 
 
 @dataclass
@@ -481,6 +489,11 @@ def validate(cfg: DictConfig) -> None:
     grid = list(cfg.eval.auto_temperature.grid)
     if not grid or any(not isinstance(t, (int, float)) or not 0 < t <= 10 for t in grid):
         raise ReasoningLabError(f"eval.auto_temperature.grid={grid}: list the temperatures to try, each in (0, 10]")
+    c = cfg.curriculum
+    if c.schedule == "faded" and (c.pacing not in ("linear", "root") or len(c.stages) < 2):
+        raise ReasoningLabError(f"curriculum=faded fades from each of curriculum.stages to the next along "
+                                f"curriculum.pacing: it needs two stages or more and pacing linear or root (now "
+                                f"{len(c.stages)} stages, pacing {c.pacing})")
     stages = stages_to_run(cfg.stage)
     if "rl" in stages:
         check_rl(cfg.rl, cfg.model)

@@ -13,8 +13,18 @@
   (`curriculum.max_tokens_per_batch`, reasoning_lab.batching) each batch is drawn the same way until it is full.
 - `decide`: advance / extend / raise replay from per-example validation losses, each change tested on
   the same examples (reasoning_lab.stats.paired_p_value) so that decisions do not follow noise.
-- `StagedSchedule` (`curriculum=stages`: the design's stages, paced, with replay and extensions) and `MixSchedule`
-  (`curriculum=shuffled_mix`: every example in shuffled epochs): the schedules of reasoning_lab.schedules.
+- `StagedSchedule` (`curriculum=stages`: the design's stages, paced, with replay and extensions), `MixSchedule`
+  (`curriculum=shuffled_mix`: every example in shuffled epochs) and `FadedSchedule` (`curriculum=faded`: the design's
+  stages as the phases of one trainer, each batch a mixture over them by `faded_weights`): the schedules of
+  reasoning_lab.schedules.
+- `faded_weights(step, total_steps, phases, pacing, floor)`: the faded schedule's mixture weights over the phases
+  (as E2H Reasoner keeps every task present and fades the easy ones). The position x = 1/2 + K g(t / T) (g: the
+  pacing, linear t or root sqrt(t)) is clipped to [1, K]; phase floor(x) holds 1 - frac(x) and the next phase frac(x)
+  of the weight, and every phase keeps a `floor`: w = (1 - K floor) w_raw + floor. Phase k ends, and its adapter is
+  saved, where x passes k + 1/2: the next phase then holds the larger weight (`faded_boundaries`).
+- `AccuracyCurve`: greedy accuracy on a fixed validation subset every `curriculum.curve_every` steps (the run's steps,
+  counted across stages), what `compare --arms` turns into the steps an arm takes to reach the baseline's final
+  accuracy (reasoning_lab.stats.steps_to_target); `plot_curve` draws it.
 """
 
 from __future__ import annotations
@@ -23,12 +33,17 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 
 from torch.utils.data import Sampler
 
+from reasoning_lab.adaptive import BucketSampler, plot_weights
 from reasoning_lab.batching import Filler, cut
+from reasoning_lab.callbacks import CheckpointState
 from reasoning_lab.schedules import Round, StageData
 from reasoning_lab.stats import paired_p_value
+from reasoning_lab.timing import phase
 
 PACINGS = ("fixed", "linear", "root", "step")
 
@@ -231,6 +246,9 @@ class StagedSchedule:
     def __init__(self, settings, tokenizer=None, log=None):
         self.c = settings
 
+    def plan(self, stages: list) -> list:
+        return list(stages)
+
     def training_examples(self, examples, seed: int):
         return examples, {}
 
@@ -258,3 +276,142 @@ class MixSchedule(StagedSchedule):
     def round(self, data: StageData, steps: int, seed: int, replay: float, batching: dict, wandb_run=None,
               extending: bool = False) -> Round:
         return Round(self.sampler(data, steps, seed, replay, batching, "fixed"), "fixed")
+
+
+FADED_PACINGS = ("linear", "root")
+
+
+def faded_position(step: int, total_steps: int, phases: int, pacing: str) -> float:
+    """x = 1/2 + K g(t / T), g the pacing (linear: t; root: sqrt(t)); phase k leads while x < k + 1/2."""
+    if pacing not in FADED_PACINGS:
+        raise ValueError(f"the faded schedule's pacing must be one of {FADED_PACINGS}, not {pacing!r}")
+    t = min(1.0, max(0, step) / total_steps) if total_steps > 0 else 1.0
+    return 0.5 + phases * (t if pacing == "linear" else math.sqrt(t))
+
+
+def faded_weights(step: int, total_steps: int, phases: int, pacing: str, floor: float) -> list[float]:
+    """The mixture weights over the phases at `step`: the leading phase's weight moves to the next along the pacing,
+    and every phase keeps at least `floor` (the phases before fade to it, the ones after are present from step 0)."""
+    x = min(max(faded_position(step, total_steps, phases, pacing), 1.0), float(phases))
+    j, f = min(int(x), phases), x - min(int(x), phases)
+    raw = [0.0] * phases
+    raw[j - 1] = 1 - f
+    if j < phases:
+        raw[j] = f
+    return [(1 - phases * floor) * w + floor for w in raw]
+
+
+def faded_boundaries(total_steps: int, phases: int, pacing: str) -> list[int]:
+    """The step at which each phase ends (x passes k + 1/2; the last at total_steps)."""
+    inverse = (lambda u: u) if pacing == "linear" else (lambda u: u * u)
+    return [math.ceil(total_steps * inverse(k / phases) - 1e-9) for k in range(1, phases)] + [total_steps]
+
+
+class FadedSchedule:
+    """`curriculum=faded`: the design's stages (`curriculum.stages`) become the phases of one trainer over all their
+    sets (`plan`): each batch draws from the phases' data by `faded_weights` (every batch gives each phase its weight
+    to within one example), a phase's examples in seeded shuffled epochs, and the adapter is saved at every phase's
+    end (`curriculum/phase_<k>/`; the last phase's is the stage's own). No extension rounds."""
+
+    name, extends = "faded", False
+
+    def __init__(self, settings, tokenizer=None, log=None):
+        self.c = settings
+        self.phases = list(settings.stages)
+        self.sets: list[str] = []
+
+    def plan(self, stages: list) -> list:
+        """One stage holding every phase's sets."""
+        return [SimpleNamespace(name="faded", data=list(dict.fromkeys(n for st in stages for n in st.data)))]
+
+    def training_examples(self, examples, seed: int):
+        self.sets = list(examples["set"])
+        return examples, {}
+
+    def weights(self, step: int, total_steps: int) -> list[float]:
+        return faded_weights(step, total_steps, len(self.phases), self.c.pacing, self.c.faded.floor)
+
+    def round(self, data: StageData, steps: int, seed: int, replay: float, batching: dict, wandb_run=None,
+              extending: bool = False) -> Round:
+        c, k = self.c, len(self.phases)
+        members = [[i for i, name in enumerate(self.sets) if name in phase.data] for phase in self.phases]
+        total = steps * c.grad_accum
+        sampler = BucketSampler(None, k, c.batch_size, total, seed, members=members, groups=list(range(k)),
+                                **batching)
+        sampler.schedule = [[b, self.weights(b // c.grad_accum, steps)] for b in range(total)]
+        ends = faded_boundaries(steps, k, c.pacing)
+        history = [{"step": t, "weights": [round(w, 4) for w in self.weights(t, steps)]}
+                   for t in sorted({*range(0, steps + 1, max(1, steps // 48)), *ends})]
+        summary = {"buckets": [p.name for p in self.phases], "history": history,
+                   "boundaries": {p.name: end for p, end in zip(self.phases, ends)}}
+        return Round(sampler, f"faded ({c.pacing})", summary=lambda: summary,
+                     saves=[(end, f"phase_{i}") for i, end in enumerate(ends[:-1], 1)])
+
+    def chart(self, summary: dict, target: Path) -> Path:
+        """The phases' weights over the steps, as a stacked area chart."""
+        return plot_weights(summary["history"], summary["buckets"], target, "faded curriculum: weights over phases")
+
+
+class AccuracyCurve(CheckpointState):
+    """Greedy accuracy on the curve's validation problems (`measure(model)` -> each set's per-problem correctness)
+    at the run's step 0, every `every` steps of the run (its steps counted across stages: `offset` were trained
+    before this round) and at the round's last step; each point logged, sent to W&B and saved with every trainer
+    checkpoint, so a resumed round keeps the points it had."""
+
+    filename = "accuracy_curve.json"
+
+    def __init__(self, measure, every: int, offset: int, log, wandb_run=None):
+        self.measure, self.every, self.offset = measure, every, offset
+        self.log, self.wandb_run = log, wandb_run
+        self.points: list[dict] = []
+
+    def saved(self) -> list[dict]:
+        return self.points
+
+    def restore(self, saved: list[dict]) -> None:
+        self.points = saved
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        if self.offset == 0 and state.global_step == 0 and not self.points:
+            self.point(0, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        step = self.offset + state.global_step
+        if step % self.every == 0 or state.global_step == state.max_steps:
+            self.point(step, model)
+
+    @phase("evaluation")
+    def point(self, step: int, model) -> None:
+        was_training = model.training
+        correct = self.measure(model)
+        model.train(was_training)
+        flat = [v for values in correct.values() for v in values]
+        point = {"step": step, "accuracy": round(sum(flat) / len(flat), 4),
+                 "per_set": {n: round(sum(v) / len(v), 4) for n, v in correct.items() if v},
+                 "correct": {n: [int(x) for x in v] for n, v in correct.items()}}
+        self.points.append(point)
+        self.log.info("validation accuracy at step %d: %.3f (%d problems)", step, point["accuracy"], len(flat))
+        if self.wandb_run is not None:
+            self.wandb_run.log({"curriculum/val_accuracy": point["accuracy"], "curriculum/curve_step": step,
+                                **{f"curriculum/val_accuracy/{n}": v for n, v in point["per_set"].items()}})
+
+
+def plot_curve(points: list[dict], target: Path) -> Path:
+    """Validation accuracy over the run's steps: all problems, and each set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [p["step"] for p in points]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in points[0]["per_set"]:
+        ax.plot(steps, [p["per_set"].get(name) for p in points], lw=1, alpha=0.6, label=name)
+    ax.plot(steps, [p["accuracy"] for p in points], "k-o", lw=2, label="all problems")
+    ax.set(xlabel="optimizer step (the run's)", ylabel="greedy validation accuracy", ylim=(0, 1),
+           title="curriculum: validation accuracy over the steps")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(target, dpi=110)
+    plt.close(fig)
+    return target

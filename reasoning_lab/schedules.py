@@ -2,11 +2,12 @@
 
 A schedule (`curriculum.schedule`) is a class with
   `name`, `extends`: whether the stage may add extension rounds after the main one (and so judges forgetting);
+  `plan(stages) -> stages`: the stages the curriculum trains, one trainer each (the faded schedule: one for all);
   `training_examples(examples, seed) -> (examples, stats)`: what the stage trains on (a schedule may hold some back);
   `round(data, steps, seed, replay, batching, wandb_run) -> Round`: the sampler of one trainer and its callbacks;
   `chart(summary, target) -> Path | None`: a picture of what a round's summary recorded, if it has one.
 
-The schedules: `stages` and `mix` (reasoning_lab.curriculum), `adaptive` (reasoning_lab.adaptive); the stage
+The schedules: `stages`, `mix` and `faded` (reasoning_lab.curriculum), `adaptive` (reasoning_lab.adaptive); the stage
 (reasoning_lab.stages.curriculum) picks one by name and never branches on which.
 """
 
@@ -53,3 +54,5 @@ class Round:
     summary: Callable[[], dict] | None = None
     # sees every training batch with its logits (reasoning_lab.trl_trainers.OrderedSFTTrainer's `observe`)
     observe: Callable | None = None
+    # (optimizer step, name): the stage saves the adapter there, as curriculum/<name>/ (the faded schedule's phases)
+    saves: list[tuple[int, str]] = field(default_factory=list)

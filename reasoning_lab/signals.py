@@ -22,6 +22,14 @@ def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], lim
                         max_new_tokens: int | None) -> dict[str, float]:
     """Greedy strict accuracy on the validation split of each named training set (a seeded `limit`
     subset), recorded after each curriculum stage. One batched generate pass over all sets."""
+    correct = validation_correct(model, tokenizer, cfg, names, limit, max_new_tokens)
+    return {name: rounded_mean(values) for name, values in correct.items()}
+
+
+def validation_correct(model, tokenizer, cfg: DictConfig, names: list[str], limit: int,
+                       max_new_tokens: int | None) -> dict[str, list[float]]:
+    """Each problem's greedy strict correctness (1.0 or 0.0) on `limit` validation problems of each named set,
+    drawn by `data.seed` (the same problems for every run and training seed)."""
     problems = {}
     for name in names:
         rows = load_problems(cfg.data, name, "val")
@@ -36,8 +44,7 @@ def validation_accuracy(model, tokenizer, cfg: DictConfig, names: list[str], lim
     for (name, problem), (completion,) in zip(flat, outputs):
         answer = extract_answer(completion.text, problem.kind, problem.options)
         correct[name].append(float(same_answer(answer, problem.answer, problem.kind)))
-    return {name: rounded_mean(values) for name, values in correct.items()}
-
+    return correct
 
 
 @phase("signal")

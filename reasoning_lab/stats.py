@@ -14,6 +14,8 @@ Two recipes trained with several seeds each, evaluated on the same problems (the
   permutation p-value and the minimal detectable effect of the design.
 - `minimal_detectable_effect(within_var, between_var, n, seeds)`: the smallest true delta that a design of
   `seeds` x `n` problems detects with 80% power at two-sided alpha 0.05.
+- `steps_to_target(pairs)`: how soon an arm's validation accuracy curve reaches the baseline's final accuracy, as a
+  share of the baseline's steps, pooled over seeds with a two-level bootstrap interval.
 """
 
 from __future__ import annotations
@@ -142,3 +144,44 @@ def pooled_paired(a: list[list[bool]], b: list[list[bool]], samples: int = 10000
 def rounded_mean(values: list[float]) -> float:
     """A mean rounded to 4 digits for metrics.json (0.0 for no values)."""
     return round(sum(values) / len(values), 4) if values else 0.0
+
+
+def first_step_at(steps: list[int], accuracies, target: float) -> int | None:
+    """The first measured step whose accuracy is at least `target` (None: never)."""
+    return next((s for s, a in zip(steps, accuracies) if a >= target - 1e-12), None)
+
+
+def steps_to_target(pairs: list[tuple[list, list]], samples: int = 2000, seed: int = 0) -> dict:
+    """How soon an arm reaches the baseline's final accuracy, pooled over seeds. Each pair is one seed's (baseline
+    curve, arm curve), a curve a list of (step, per-problem correctness) on the same validation problems. The target:
+    the baseline's accuracy at its last point; the arm's steps: its first point at or above it; the ratio: those steps
+    over the baseline's (its last point's step), infinite (None in the result) when the arm never gets there. Pooled: the mean ratio; the
+    95% interval from a two-level bootstrap (seeds drawn, then the problems, redrawn alike at every point of both
+    curves, so the target moves with them)."""
+    runs = []
+    for base, arm in pairs:
+        base_final = np.asarray(base[-1][1], dtype=float)
+        points = np.asarray([c for _, c in arm], dtype=float)
+        if points.shape[1] != len(base_final):
+            raise ValueError("each seed's two curves need the same validation problems")
+        runs.append((base_final, [s for s, _ in arm], points, base[-1][0]))
+
+    def ratio(run, idx) -> float:
+        base_final, steps, points, total = run
+        reached = first_step_at(steps, points[:, idx].mean(axis=1), base_final[idx].mean())
+        return math.inf if reached is None else reached / total
+
+    everything = [np.arange(len(run[0])) for run in runs]
+    per_seed = [ratio(run, idx) for run, idx in zip(runs, everything)]
+    rng = np.random.default_rng(seed)
+    pooled = np.empty(samples)
+    for k in range(samples):
+        drawn = rng.integers(0, len(runs), size=len(runs))
+        pooled[k] = np.mean([ratio(runs[s], rng.integers(0, len(runs[s][0]), size=len(runs[s][0]))) for s in drawn])
+    finite = lambda x: None if math.isinf(x) else round(float(x), 4)  # noqa: E731 (None: never reached)
+    return {"seeds": len(runs), "target": [round(float(r[0].mean()), 4) for r in runs],
+            "steps": [None if math.isinf(x) else round(x * r[3]) for x, r in zip(per_seed, runs)],
+            "baseline_steps": [r[3] for r in runs], "per_seed_ratio": [finite(x) for x in per_seed],
+            "ratio": finite(np.mean(per_seed)),
+            "ci95": [finite(np.percentile(pooled, 2.5, method="lower")),
+                     finite(np.percentile(pooled, 97.5, method="higher"))]}

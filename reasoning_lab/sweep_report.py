@@ -28,6 +28,7 @@ from reasoning_lab.compare import (
     compare_runs,
     mean_sd,
     pooled_table,
+    speed_table,
     write_outputs,
 )
 from reasoning_lab.errors import ReasoningLabError
@@ -196,7 +197,8 @@ def pooled_over_seeds(rows: list[dict], parsed: list[dict], swept: list[str], sw
     if mdes:
         lines += [f"Minimal detectable effect of this design: {min(mdes):.3f} to {max(mdes):.3f} by set "
                   "(80% power, alpha 0.05).", ""]
-    return lines + pooled_table(result) + [f"- not compared: {line}" for line in result["not_compared"]]
+    return lines + pooled_table(result) + speed_table(result) + [f"- not compared: {line}"
+                                                                 for line in result["not_compared"]]
 
 
 def paired_against_first(rows: list[dict], sweep_dir: Path) -> list[str]:

@@ -409,7 +409,7 @@ def test_the_final_evaluation_reports_the_base_model_unless_told_not_to(tmp_path
 
     monkeypatch.setattr(stage, "evaluate", evaluate)
     monkeypatch.setattr(stage, "record_evaluation", lambda *a, **k: None)
-    cur = SimpleNamespace(cfg=cfg, tokenizer=None, cur_dir=tmp_path, wandb_run=None)
+    cur = SimpleNamespace(cfg=cfg, tokenizer=None, cur_dir=tmp_path, wandb_run=None, stages=list(cfg.curriculum.stages))
     metrics = {}
     stage.final_evaluation(cur, object(), "adapter", str(tmp_path), metrics)
     assert metrics["final_eval"] == {"g": {"accuracy": 0.5}}

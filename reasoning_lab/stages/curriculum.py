@@ -12,7 +12,10 @@ Recipe, per stage k (one fresh trainer per round, so data order, optimizer and s
 After the last stage: the final evaluation (the full `eval` budget) of the last adapter beside the base model's
 under the same settings (`curriculum.final_eval`); `curriculum/metrics.json` names that adapter (`checkpoint`).
 The schedules (reasoning_lab.schedules): `stages` (the design's four stages, paced, with replay), `adaptive` (one
-stage drawn by a bandit over buckets), `mix` (one stage of shuffled batches).
+stage drawn by a bandit over buckets), `mix` (one stage of shuffled batches), `faded` (the four stages as phases of
+one trainer, mixed by weights that fade from each to the next, an adapter saved at each phase's end).
+With `curriculum.curve_every` > 0 every run also records greedy accuracy on a fixed validation subset every that many
+steps (`accuracy_curve` in metrics.json, accuracy_curve.png, W&B curriculum/val_accuracy).
 Resume: re-running with the same hydra.run.dir skips finished stages and rounds and continues an
 interrupted round from its newest complete trainer checkpoint (optimizer, scheduler, RNG and data
 position restored by the Trainer; the sampler's order depends only on the seed, and the adaptive sampler's on the
@@ -32,10 +35,11 @@ from transformers import set_seed
 
 from reasoning_lab.adaptive import AdaptiveSchedule
 from reasoning_lab.batching import StepBatches
-from reasoning_lab.callbacks import MarkComplete
+from reasoning_lab.callbacks import AtChosenSteps, MarkComplete
 from reasoning_lab.checkpoints import restore_adapter, save_adapter, train_resuming, training_record
 from reasoning_lab.contamination import contamination_report
-from reasoning_lab.curriculum import Decision, MixSchedule, StagedSchedule, decide, mean
+from reasoning_lab.curriculum import (AccuracyCurve, Decision, FadedSchedule, MixSchedule, StagedSchedule, decide,
+                                      mean, plot_curve)
 from reasoning_lab.data import build_examples, tokenize
 from reasoning_lab.evaluation import base_results, evaluate, record_evaluation
 from reasoning_lab.files import read_json, write_json
@@ -44,14 +48,14 @@ from reasoning_lab.readers import SKIPPED
 from reasoning_lab.report import EVAL_RESULTS, publish_report
 from reasoning_lab.schedules import StageData
 from reasoning_lab.sft import batch_token_budget, sft_arguments
-from reasoning_lab.signals import validation_accuracy, validation_losses
+from reasoning_lab.signals import validation_accuracy, validation_correct, validation_losses
 from reasoning_lab.tracking import stage_run
 from reasoning_lab.trl_trainers import OrderedSFTTrainer
 
 log = logging.getLogger(__name__)
 
 # curriculum.schedule -> the schedule class (reasoning_lab.schedules describes the interface)
-SCHEDULES = {"stages": StagedSchedule, "adaptive": AdaptiveSchedule, "mix": MixSchedule}
+SCHEDULES = {"stages": StagedSchedule, "adaptive": AdaptiveSchedule, "mix": MixSchedule, "faded": FadedSchedule}
 
 
 @dataclass
@@ -65,6 +69,9 @@ class Curriculum:
     dropped: frozenset
     cur_dir: Path
     wandb_run: object
+    # the stages trained, one trainer each (the schedule's plan of curriculum.stages), and every set they hold
+    stages: list
+    sets: list[str]
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -77,11 +84,12 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         dropped = frozenset(contamination.pop("dropped_questions"))
         metrics.update(contamination=contamination, schedule=c.schedule, pacing=c.pacing,
                        init_from=cfg.checkpoint.init_from, settings=OmegaConf.to_container(c, resolve=True))
-        cur = Curriculum(cfg, tokenizer, SCHEDULES[c.schedule](c, tokenizer, log), dropped, cur_dir, wandb_run)
+        schedule = SCHEDULES[c.schedule](c, tokenizer, log)
+        cur = Curriculum(cfg, tokenizer, schedule, dropped, cur_dir, wandb_run, schedule.plan(c.stages), all_sets)
 
         done = read_json(cur_dir / "progress.json", {"stages": []})["stages"]
         adapter, replay, model = cfg.checkpoint.init_from, c.replay, None
-        for k, stage in enumerate(c.stages, 1):
+        for k, stage in enumerate(cur.stages, 1):
             stage_dir = cur_dir / f"stage_{k}"
             if k <= len(done) and (stage_dir / "adapter_config.json").exists():
                 log.info("curriculum stage %d (%s) already finished; skipping", k, stage.name)
@@ -90,11 +98,11 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             set_seed(cfg.seed + k)
             record, model = run_stage(cur, k, stage, done, adapter, replay)
             trained_on = training_record(cfg.checkpoint.init_from, cfg.data,
-                                         list(dict.fromkeys(n for st in c.stages[:k] for n in st.data)))
+                                         list(dict.fromkeys(n for st in cur.stages[:k] for n in st.data)))
             save_adapter(model, tokenizer, stage_dir, cfg.model, {"stage": f"curriculum/stage_{k}",
                                                                   "trained_on": trained_on})
             write_json(stage_dir / "metrics.json", record)
-            last = k == len(c.stages)  # the last stage's evaluation is the final one, unless final_eval is off
+            last = k == len(cur.stages)  # the last stage's evaluation is the final one, unless final_eval is off
             if (c.stage_evals and not last) or (last and not c.final_eval):
                 results = evaluate(model, tokenizer, cfg, cfg.eval.during_training, f"curriculum/stage_{k}", stage_dir)
                 record_evaluation(results, run_dir, wandb_run, f"curriculum/stage_{k}/eval", stage_dir)
@@ -105,9 +113,12 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
             adapter, replay = str(stage_dir), record["next_replay"]
 
         # `checkpoint`: the final adapter, what RL, eval and the benchmarks start from; the loss: what searches minimise
+        curve = [point for record in done for point in record.get("curve", [])]
         metrics.update(stages=done, final_val_loss=mean([done[-1]["val_loss"][n] for n in done[-1]["data"]]),
                        final_val_accuracy=done[-1]["val_accuracy"], checkpoint=adapter,
-                       malformed_rows_skipped=dict(SKIPPED))
+                       malformed_rows_skipped=dict(SKIPPED), accuracy_curve=curve)
+        if curve:
+            plot_curve(curve, cur_dir / "accuracy_curve.png")
         if c.final_eval:  # the full eval budget on the last adapter, beside the base model's numbers
             final_evaluation(cur, model, adapter, run_dir, metrics)
         if cfg.export.merge:
@@ -130,7 +141,7 @@ def run_stage(cur: Curriculum, k: int, stage: DictConfig, earlier: list[dict], a
     if "baseline" not in state:  # per-example validation losses of every set before the stage trains
         state["baseline"] = validation_losses(model, cur.tokenizer, cfg.data, data.val_names)
         write_json(work / "rounds.json", state)
-    train_rounds(cur, model, data, state, replay)
+    train_rounds(cur, model, data, state, replay, sum(record["steps"] for record in earlier))
 
     accuracies = (validation_accuracy(model, cur.tokenizer, cfg, data.val_names, c.val_limit, c.val_max_new_tokens)
                   if c.val_limit > 0 else {})
@@ -151,7 +162,8 @@ def run_stage(cur: Curriculum, k: int, stage: DictConfig, earlier: list[dict], a
               "val_accuracy_per_set": {n: accuracies[n] for n in names if n in accuracies},
               "earlier_val_accuracy": {n: accuracies[n] for n in earlier_names if n in accuracies},
               "decision": last["reason"], "extensions": len(rounds) - 1, "next_replay": last["next_replay"],
-              "forgotten": last["forgotten"], "adaptive": rounds[0].get("adaptive"), "rounds": rounds}
+              "forgotten": last["forgotten"], "adaptive": rounds[0].get("adaptive"), "rounds": rounds,
+              "curve": [point for x in rounds for point in x.get("curve", [])]}
     return record, model
 
 
@@ -178,14 +190,15 @@ def stage_data(cur: Curriculum, k: int, stage: DictConfig, earlier_names: list[s
                      extra_budget=math.floor(c.max_extra_epochs * steps_per_epoch))
 
 
-def train_rounds(cur: Curriculum, model, data: StageData, state: dict, replay: float) -> None:
+def train_rounds(cur: Curriculum, model, data: StageData, state: dict, replay: float, trained: int) -> None:
     """The main round, then (a schedule that extends) extensions while `decide` says so; each round is saved
-    (adapter and rounds.json) so that a killed stage continues after its last finished round."""
+    (adapter and rounds.json) so that a killed stage continues after its last finished round. `trained`: the run's
+    steps before this stage."""
     cfg, rounds = cur.cfg, state["rounds"]
     previous = rounds[-1]["val_losses"] if rounds else state["baseline"]
     while not rounds or rounds[-1]["decision"] == "extend":
         r = len(rounds)
-        train = train_round(cur, model, data, r, replay)
+        train = train_round(cur, model, data, r, replay, trained + sum(x["steps"] for x in rounds))
         now = validation_losses(model, cur.tokenizer, cfg.data, data.val_names)
         decision = (judge(cur, data, state, now, previous, replay) if cur.schedule.extends
                     else Decision("advance", f"one round: curriculum.schedule={cur.schedule.name} has no extensions",
@@ -229,9 +242,11 @@ def own(losses: dict[str, list[float]], names: list[str]) -> list[float]:
     return [v for n in names for v in losses[n]]
 
 
-def train_round(cur: Curriculum, model, data: StageData, r: int, replay: float) -> dict:
+def train_round(cur: Curriculum, model, data: StageData, r: int, replay: float, trained: int) -> dict:
     """Round r (0: the main round, then extensions): one trainer over its optimizer steps, drawing from the
-    schedule's sampler, resumed from its newest complete checkpoint if any."""
+    schedule's sampler, resumed from its newest complete checkpoint if any; the adapter saved where the schedule
+    says (`saves`), and the validation accuracy curve measured (`curriculum.curve_every`; `trained`: the run's
+    steps before this round)."""
     cfg, c = cur.cfg, cur.cfg.curriculum
     extending = r > 0
     steps = c.extend_steps if extending else data.steps
@@ -240,6 +255,18 @@ def train_round(cur: Curriculum, model, data: StageData, r: int, replay: float) 
     lengths = [len(ids) for ids in data.dataset["input_ids"]]
     batching = dict(lengths=lengths, budget=batch_token_budget(c, lengths, model), padding_free=c.padding_free)
     drawn = cur.schedule.round(data, steps, seed, replay, batching, cur.wandb_run, extending=extending)
+    callbacks = list(drawn.callbacks)
+    if drawn.saves:  # the schedule's boundaries: curriculum/<name>/
+        names = dict(drawn.saves)
+        callbacks.append(AtChosenSteps(list(names), lambda step: save_adapter(
+            model, cur.tokenizer, cur.cur_dir / names[step], cfg.model,
+            {"stage": f"curriculum/{names[step]}", "step": step})))
+    curve = None
+    if c.curve_every > 0:
+        curve = AccuracyCurve(lambda m: validation_correct(m, cur.tokenizer, cfg, cur.sets, c.curve_limit,
+                                                           c.val_max_new_tokens),
+                              c.curve_every, trained, log, cur.wandb_run)
+        callbacks.append(curve)
     batches = StepBatches(drawn.sampler) if batching["budget"] is not None else None
     if batches is not None:  # windows cut by tokens: the round runs the batches they make
         steps = math.ceil(len(batches) / c.grad_accum)
@@ -252,13 +279,15 @@ def train_round(cur: Curriculum, model, data: StageData, r: int, replay: float) 
         sampler=None if batches else drawn.sampler,
         batches=batches,
         observe=drawn.observe,
-        callbacks=drawn.callbacks + [MarkComplete()],
+        callbacks=callbacks + [MarkComplete()],
     )
     result, resume = train_resuming(trainer, work / "trainer")
     record = {"steps": result.global_step, "pacing": drawn.pacing, "learning_rate": learning_rate,
               "train_loss": result.training_loss, "resumed_from": str(resume or "")}
     if drawn.summary is not None:
         record[cur.schedule.name] = drawn.summary()
+    if curve is not None:
+        record["curve"] = curve.points
     return record
 
 
@@ -271,7 +300,7 @@ def final_evaluation(cur: Curriculum, model, adapter: str, run_dir: str, metrics
     final_dir = cur.cur_dir / "final"
     if not (final_dir / EVAL_RESULTS).exists():
         model = model if model is not None else load_model(cfg.model, init_from=adapter, trainable=False)
-        final = evaluate(model, cur.tokenizer, cfg, cfg.eval, f"final (stage_{len(cfg.curriculum.stages)})", final_dir)
+        final = evaluate(model, cur.tokenizer, cfg, cfg.eval, f"final (stage_{len(cur.stages)})", final_dir)
         final["checkpoint"] = adapter
         record_evaluation(final, run_dir, cur.wandb_run, "curriculum/final", final_dir)
     metrics["final_eval"] = read_json(final_dir / EVAL_RESULTS, {})["datasets"]

@@ -196,3 +196,15 @@ def test_killed_adaptive_curriculum_resumes_to_the_same_weights_and_adapter(tmp_
     weights_a = load_file(clean / "curriculum" / "stage_1" / "adapter_model.safetensors")
     weights_b = load_file(killed / "curriculum" / "stage_1" / "adapter_model.safetensors")
     assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_a_stratified_sampler_keeps_each_sets_share_within_one_example_per_batch():
+    """Sets a (buckets 0, 1) and b (bucket 2) at shares 0.7 / 0.3 of batches of 5 (3.5 and 1.5 examples): every
+    batch gives a 3 or 4 and b 1 or 2, and over the run each gets its share; the weight within a stays its own."""
+    buckets = [i % 3 for i in range(90)]
+    sampler = BucketSampler(buckets, 3, batch_size=5, total_batches=200, seed=1, groups=["a", "a", "b"])
+    sampler.schedule = [[0, [0.6, 0.1, 0.3]]]
+    counts = [sum(buckets[i] < 2 for i in batch) for batch in sampler.batches()]
+    assert set(counts) <= {3, 4} and sum(counts) == pytest.approx(0.7 * 1000, abs=1)
+    within = [buckets[i] for batch in sampler.batches() for i in batch if buckets[i] < 2]
+    assert within.count(0) / len(within) == pytest.approx(6 / 7, abs=0.03)

@@ -414,3 +414,39 @@ def test_the_final_evaluation_reports_the_base_model_unless_told_not_to(tmp_path
     stage.final_evaluation(cur, object(), "adapter", str(tmp_path), metrics)
     assert metrics["final_eval"] == {"g": {"accuracy": 0.5}}
     assert (asked == ["base"] and "base_eval" in metrics) if with_base else (asked == [] and "base_eval" not in metrics)
+
+
+@pytest.mark.app
+@pytest.mark.slow
+def test_faded_curriculum_saves_each_phase_and_both_schedules_record_the_accuracy_curve(tmp_path):
+    """curriculum=faded trains one stage of 8 steps over the four stages' sets and saves the adapter at each phase's
+    end (steps 2, 4, 6); the curve has a point every 2 steps of the run. With curriculum=stages the curve counts the
+    run's steps across the stages."""
+    curve = ("curriculum.curve_every=2", "curriculum.curve_limit=2", "curriculum.val_max_new_tokens=4")
+    faded = run_cli(*with_overrides(TINY_CURRICULUM, "curriculum=faded", "curriculum.max_steps=8", *curve),
+                    f"hydra.run.dir={tmp_path / 'faded'}")
+    assert faded.returncode == 0, faded.stderr[-3000:]
+    metrics = curriculum_metrics(tmp_path / "faded")
+    assert len(metrics["stages"]) == 1 and metrics["stages"][0]["steps"] == 8
+    folder = tmp_path / "faded" / "curriculum"
+    stage = json.loads((folder / "stage_1" / "metrics.json").read_text())
+    assert stage["rounds"][0]["faded"]["boundaries"] == {"warmup_reasoning": 2, "gsm8k_simple": 4, "multi_step": 6,
+                                                          "mixed": 8}
+    weights = []
+    for k, step in ((1, 2), (2, 4), (3, 6)):
+        info = json.loads((folder / f"phase_{k}" / "reasoning_lab.json").read_text())
+        assert info["stage"] == f"curriculum/phase_{k}" and info["step"] == step
+        weights.append(load_file(str(folder / f"phase_{k}" / "adapter_model.safetensors")))
+    weights.append(load_file(str(folder / "stage_1" / "adapter_model.safetensors")))
+    for before, after in zip(weights, weights[1:]):  # training moved the adapter between the phases' ends
+        assert any(not before[key].equal(after[key]) for key in before)
+    points = metrics["accuracy_curve"]
+    assert [p["step"] for p in points] == [0, 2, 4, 6, 8]
+    assert all(len(p["correct"]) == 6 and all(len(v) == 2 for v in p["correct"].values()) for p in points)
+    assert (folder / "accuracy_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+    stages = run_cli(*with_overrides(TINY_CURRICULUM, "curriculum.max_steps=2", "curriculum.max_extensions=0",
+                                     "curriculum.stage_evals=false", "curriculum.final_eval=false", *curve),
+                     f"hydra.run.dir={tmp_path / 'stages'}")
+    assert stages.returncode == 0, stages.stderr[-3000:]
+    assert [p["step"] for p in curriculum_metrics(tmp_path / "stages")["accuracy_curve"]] == [0, 2, 4, 6, 8]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from reasoning_lab.compare import compare_arms, main
-from reasoning_lab.stats import minimal_detectable_effect, pooled_paired
+from reasoning_lab.stats import minimal_detectable_effect, pooled_paired, steps_to_target
 from tests.test_compare import write_run
 
 
@@ -112,3 +112,42 @@ def test_the_command_prints_the_pooled_table_and_refuses_uneven_arms(tmp_path, c
     assert main(["--arms", "A" + str(arms["A"][0]), spec[1]]) == 2
 
 
+
+
+def curve(steps_and_right: list[tuple[int, int]], n: int = 40) -> list[tuple[int, list[int]]]:
+    """A fabricated accuracy curve: at each step the first `right` of n problems right."""
+    return [(step, [int(i < right) for i in range(n)]) for step, right in steps_and_right]
+
+
+def test_steps_to_target_on_fabricated_curves():
+    """The mix ends at 20/40 after 144 steps. One arm reaches 20/40 at step 48 in every seed: a third of the steps,
+    with an interval below 1; another never gets there in one seed: its pooled ratio is infinite (None)."""
+    mix = curve([(0, 0), (48, 10), (96, 16), (144, 20)])
+    fast = curve([(0, 0), (48, 20), (96, 22), (144, 24)])
+    result = steps_to_target([(mix, fast)] * 3, samples=400)
+    assert result["target"] == [0.5] * 3 and result["steps"] == [48] * 3 and result["baseline_steps"] == [144] * 3
+    assert result["ratio"] == pytest.approx(1 / 3, abs=1e-4) and result["ci95"][1] < 1
+    assert steps_to_target([(mix, mix)] * 2, samples=200)["per_seed_ratio"] == [1.0, 1.0]
+    late = curve([(0, 0), (48, 12), (96, 18), (144, 19)])
+    mixed_result = steps_to_target([(mix, fast), (mix, late)], samples=200)
+    assert mixed_result["steps"] == [48, None] and mixed_result["per_seed_ratio"] == [pytest.approx(1 / 3, abs=1e-4), None]
+    assert mixed_result["ratio"] is None and mixed_result["ci95"][1] is None
+    with pytest.raises(ValueError, match="same validation problems"):
+        steps_to_target([(mix, curve([(0, 0)], n=10))])
+
+
+def test_compare_arms_reports_steps_to_target_from_the_runs_curves(tmp_path):
+    rng = random.Random(5)
+    arms = write_arms(tmp_path, [seed_pair(rng, 60, 20, 5, 5) for _ in range(2)])
+    curves = {"A": curve([(0, 0), (72, 15), (144, 20)]), "B": curve([(0, 0), (72, 20), (144, 21)])}
+    for name, runs in arms.items():
+        for run in runs:  # curriculum/metrics.json beside curriculum/final/
+            points = [{"step": s, "correct": {"generic": c[:20], "aqua": c[20:]}} for s, c in curves[name]]
+            (run / "final").mkdir()
+            (run / "predictions").rename(run / "final" / "predictions")
+            (run / "metrics.json").write_text(json.dumps({"accuracy_curve": points}))
+    assert main(["--arms", *[f"{n}:{','.join(str(r / 'final') for r in runs)}" for n, runs in arms.items()],
+                 "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "compare.json").read_text())
+    assert [(row["arm"], row["steps"]) for row in result["steps_to_target"]] == [("A", [144, 144]), ("B", [72, 72])]
+    assert "| B | 0.500 / 0.500 | 72 / 72 of 144 / 144 | 0.50 / 0.50 |" in (tmp_path / "out" / "compare.md").read_text()

@@ -28,7 +28,7 @@ of its steps, pooled with an interval.
 
 `--voting` asks whether self-consistency pays: in each run (evaluated with `eval.k` samples), maj@k against greedy
 on the same problems, pooled over the runs as over the seeds of `--arms` (arm A greedy, arm B maj@k), with the
-samples' own accuracy (pass@1) beside them.
+samples' own accuracy (pass@1) beside them, and the samples a problem would have used with `eval.adaptive_k`.
 """
 
 from __future__ import annotations
@@ -213,6 +213,7 @@ def compare_voting(runs: list[str | Path], seed: int = 0) -> dict:
         own = [sum(s["correct"] for row in r.values() for s in row["samples"]) /
                sum(len(row["samples"]) for row in r.values()) for r in rows]
         samples = [sum(len(row["samples"]) for row in r.values()) / len(r) for r in rows]
+        adaptive = [sum(settling_samples(row["samples"]) for row in r.values()) / len(r) for r in rows]
         votes = [("maj@k", "vote_correct")] + ([("wmaj@k", "weighted_vote_correct")] if all(
             row.get("weighted_vote_correct") is not None for r in rows for row in r.values()) else [])
         for label, key in votes:
@@ -220,12 +221,26 @@ def compare_voting(runs: list[str | Path], seed: int = 0) -> dict:
                       {q: {"correct": row[key]} for q, row in r.items()}) for r in rows]
             comparisons.append({"dataset": name, "b": label, **pooled_pair(pairs, seed),
                                 "samples_accuracy": [round(x, 4) for x in own],
-                                "mean_samples": [round(x, 2) for x in samples]})
+                                "mean_samples": [round(x, 2) for x in samples],
+                                "adaptive_samples": [round(x, 2) for x in adaptive]})
     for c, p in zip(comparisons, holm([c["p_value"] for c in comparisons])):
         c["p_holm"] = p
     return {"mode": "arms", "baseline": "greedy", "arms": {"greedy": [str(f) for f in folders],
                                                            **{c["b"]: [] for c in comparisons}},
             "comparisons": comparisons, "not_compared": refused}
+
+
+def settling_samples(samples: list[dict]) -> int:
+    """How many of a problem's samples, in the order drawn, `eval.adaptive_k` would have taken for the majority vote:
+    k // 2 + 1, then one more while the vote could still change (reasoning_lab.decoding.settled). Its vote is then
+    the vote of all k (a settled vote cannot change), so this is the cost of maj@k with early stopping."""
+    from reasoning_lab.decoding import settled
+
+    k, answers = len(samples), [s["answer"] for s in samples]
+    m = min(k, k // 2 + 1)
+    while m < k and not settled(answers[:m], [1.0] * m, k - m):
+        m += 1
+    return m
 
 
 def pooled_pair(pairs: list[tuple[dict, dict]], seed: int) -> dict:
@@ -286,7 +301,8 @@ def write_outputs(result: dict, out: Path) -> tuple[Path, Path, Path]:
                  *pooled_table(result), *speed_table(result)]
         lines += [f"\n{c['dataset']}: the samples' own accuracy (pass@1), per run: "
                   f"{' / '.join(f'{x:.3f}' for x in c['samples_accuracy'])}; samples a problem, per run: "
-                  f"{' / '.join(f'{x:.2f}' for x in c['mean_samples'])}"
+                  f"{' / '.join(f'{x:.2f}' for x in c['mean_samples'])}; with eval.adaptive_k (the same majority vote): "
+                  f"{' / '.join(f'{x:.2f}' for x in c['adaptive_samples'])}"
                   for c in result["comparisons"] if "samples_accuracy" in c and c["b"] == "maj@k"]
     else:
         lines = pairs_table(result)

@@ -69,9 +69,10 @@ def test_three_runs_write_every_file_with_holm_corrected_p_values(tmp_path):
 def test_voting_pools_maj_against_greedy_within_each_run(tmp_path, capsys):
     """--voting: in each run maj@k against greedy on the same problems, pooled over the runs; samples' accuracy."""
     rng = random.Random(2)
-    runs = []
+    runs, greedy_runs = [], []
     for r in range(3):  # voting right on 20 more problems than greedy in every run, wrong on 2 it got right
         greedy = [rng.random() < 0.3 for _ in range(120)]
+        greedy_runs.append(greedy)
         votes = list(greedy)
         flips = [i for i, g in enumerate(greedy) if not g][:20]
         for i in flips:
@@ -80,8 +81,10 @@ def test_voting_pools_maj_against_greedy_within_each_run(tmp_path, capsys):
         votes[[i for i, g in enumerate(greedy) if g][1]] = False
         folder = write_run(tmp_path / f"run{r}", "generic", greedy, votes)
         rows = [json.loads(line) for line in (folder / "predictions" / "generic.jsonl").read_text().splitlines()]
-        for row, g in zip(rows, greedy):  # five samples a problem: 2 right where greedy is right, else 1
-            row["samples"] = [{"correct": i < (2 if g else 1)} for i in range(5)]
+        for row, g in zip(rows, greedy):  # five samples a problem: 2 right where greedy is right, else 1; their
+            # answers agree from the start where greedy is right (settled after 3), else split until the last
+            answers = ["x", "x", "x", "y", "z"] if g else ["x", "y", "z", "x", "w"]
+            row["samples"] = [{"correct": i < (2 if g else 1), "answer": a} for i, a in enumerate(answers)]
             row["weighted_vote_correct"] = g  # the weighted vote: greedy's answers exactly
         (folder / "predictions" / "generic.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
         runs.append(folder)
@@ -91,6 +94,7 @@ def test_voting_pools_maj_against_greedy_within_each_run(tmp_path, capsys):
     assert c["seeds"] == 3 and c["per_seed_delta"] == [pytest.approx(18 / 120)] * 3
     assert c["p_value"] < 0.001 and c["ci95"][0] > 0.1
     assert all(0.2 < x < 0.3 for x in c["samples_accuracy"])
+    assert c["adaptive_samples"] == [round((3 * sum(g) + 5 * (120 - sum(g))) / 120, 2) for g in greedy_runs]
     assert "samples' own accuracy" in (tmp_path / "out" / "compare.md").read_text()
     no_samples = write_run(tmp_path / "greedy_only", "generic", [True] * 5, votes=[None] * 5)
     assert main(["--voting", str(no_samples), "--out", str(tmp_path / "out2")]) == 2

@@ -5,6 +5,8 @@ is no think block; nothing when a `<think>` is never closed). It accepts `#### N
 `The answer is N`, `Answer: N`, or an answer region holding exactly one number; letters as `C`, `(C)`,
 `C)`, `option C`, `Answer: C`, or the exact text of an option; yes/no also as true/false.
 Lenient mode takes the last number / letter / yes-no anywhere in the text.
+Votes over canonical answers (self-consistency): `majority_vote`, `weighted_vote` (each answer's summed weight),
+`settled` (whether more samples can still change a vote: when `eval.adaptive_k` stops).
 
 Every function here is total: any string gives a canonical answer or None, never an exception, and
 runs in time linear in the text (no backtracking-prone patterns).
@@ -181,3 +183,34 @@ def same_answer(predicted: str | None, gold: str | None, kind: str) -> bool:
 def is_correct(text: str, gold: str, kind: str, options: list[str] | None = None, lenient: bool = False) -> bool:
     """Whether the final answer of `text` matches the gold answer."""
     return same_answer(extract_answer(text, kind, options, lenient), canonical_gold(gold, kind), kind)
+
+
+def vote_totals(answers: list[str | None], weights: list[float]) -> dict[str, float]:
+    """Each canonical answer's summed weight, in the order first seen (None is no answer and gets none)."""
+    totals: dict[str, float] = {}
+    for answer, weight in zip(answers, weights):
+        if answer is not None:
+            totals[answer] = totals.get(answer, 0.0) + weight
+    return totals
+
+
+def weighted_vote(answers: list[str | None], weights: list[float]) -> str | None:
+    """The canonical answer with the largest summed weight; ties go to the one seen first; None only if all are
+    None."""
+    totals = vote_totals(answers, weights)
+    if not totals:
+        return None
+    best = max(totals.values())
+    return next(answer for answer, total in totals.items() if total == best)
+
+
+def majority_vote(answers: list[str | None]) -> str | None:
+    """The most common canonical answer; ties go to the one seen first; None only if all are None."""
+    return weighted_vote(answers, [1.0] * len(answers))
+
+
+def settled(answers: list[str | None], weights: list[float], left: int) -> bool:
+    """Whether more samples, `left` of them of weight at most 1 each, can no longer change the vote: the leader's
+    weight is above the runner-up's (0 without one) plus `left`."""
+    ranked = sorted(vote_totals(answers, weights).values(), reverse=True) + [0.0, 0.0]
+    return ranked[0] > ranked[1] + left

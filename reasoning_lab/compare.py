@@ -39,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+from reasoning_lab.answers import settled
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.stats import POOLED_TEST, holm, mcnemar_p, paired_bootstrap, pooled_paired, steps_to_target
 
@@ -232,10 +233,8 @@ def compare_voting(runs: list[str | Path], seed: int = 0) -> dict:
 
 def settling_samples(samples: list[dict]) -> int:
     """How many of a problem's samples, in the order drawn, `eval.adaptive_k` would have taken for the majority vote:
-    k // 2 + 1, then one more while the vote could still change (reasoning_lab.decoding.settled). Its vote is then
+    k // 2 + 1, then one more while the vote could still change (reasoning_lab.answers.settled). Its vote is then
     the vote of all k (a settled vote cannot change), so this is the cost of maj@k with early stopping."""
-    from reasoning_lab.decoding import settled
-
     k, answers = len(samples), [s["answer"] for s in samples]
     m = min(k, k // 2 + 1)
     while m < k and not settled(answers[:m], [1.0] * m, k - m):

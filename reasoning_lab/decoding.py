@@ -23,7 +23,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, CacheLayerMixin
 
-from reasoning_lab.answers import extract_answer
+from reasoning_lab.answers import extract_answer, majority_vote, weighted_vote
 from reasoning_lab.problem import chat_prompt
 
 log = logging.getLogger(__name__)
@@ -321,41 +321,10 @@ def generate(
     return results
 
 
-def vote_totals(answers: list[str | None], weights: list[float]) -> dict[str, float]:
-    """Each canonical answer's summed weight, in the order first seen (None is no answer and gets none)."""
-    totals: dict[str, float] = {}
-    for answer, weight in zip(answers, weights):
-        if answer is not None:
-            totals[answer] = totals.get(answer, 0.0) + weight
-    return totals
-
-
-def weighted_vote(answers: list[str | None], weights: list[float]) -> str | None:
-    """The canonical answer with the largest summed weight; ties go to the one seen first; None only if all are
-    None."""
-    totals = vote_totals(answers, weights)
-    if not totals:
-        return None
-    best = max(totals.values())
-    return next(answer for answer, total in totals.items() if total == best)
-
-
-def majority_vote(answers: list[str | None]) -> str | None:
-    """The most common canonical answer; ties go to the one seen first; None only if all are None."""
-    return weighted_vote(answers, [1.0] * len(answers))
-
-
 def confidence(completion: Completion) -> float:
     """A sampled path's vote weight in `eval.vote=confidence`: exp of its mean token log-probability (the geometric
     mean of its tokens' probabilities, in (0, 1])."""
     return math.exp(completion.logprob) if completion.logprob is not None else 1.0
-
-
-def settled(answers: list[str | None], weights: list[float], left: int) -> bool:
-    """Whether more samples, `left` of them of weight at most 1 each, can no longer change the vote: the leader's
-    weight is above the runner-up's (0 without one) plus `left`."""
-    ranked = sorted(vote_totals(answers, weights).values(), reverse=True) + [0.0, 0.0]
-    return ranked[0] > ranked[1] + left
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -40,7 +40,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from reasoning_lab.answers import extract_answer, final_region, same_answer
 from reasoning_lab.data import answer_token_cap, source_rows
-from reasoning_lab.decoding import confidence, generate, majority_vote, pass_at_k, settled, weighted_vote
+from reasoning_lab.answers import majority_vote, settled, weighted_vote
+from reasoning_lab.decoding import confidence, generate, pass_at_k
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError
 from reasoning_lab.files import write_json

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from reasoning_lab.decoding import majority_vote
+from reasoning_lab.answers import majority_vote
 from tests.helpers import TINY_ANSWER, run_cli
 
 

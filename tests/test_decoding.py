@@ -233,7 +233,7 @@ def test_progress_lines_count_prompts_done_up_to_all(tiny, caplog):
 
 
 def test_weighted_vote_and_when_a_vote_is_settled():
-    from reasoning_lab.decoding import settled, weighted_vote
+    from reasoning_lab.answers import settled, weighted_vote
 
     answers = ["7", "8", "7", None]
     assert weighted_vote(answers, [1, 1, 1, 1]) == majority_vote(answers) == "7"

@@ -364,6 +364,9 @@ class AccuracyCurve(CheckpointState):
         self.measure, self.every, self.offset = measure, every, offset
         self.log, self.wandb_run = log, wandb_run
         self.points: list[dict] = []
+        if wandb_run is not None:  # W&B draws the curve over the run's steps
+            wandb_run.define_metric("curriculum/curve_step")
+            wandb_run.define_metric("curriculum/val_accuracy*", step_metric="curriculum/curve_step")
 
     def saved(self) -> list[dict]:
         return self.points

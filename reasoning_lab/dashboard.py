@@ -63,7 +63,9 @@ def workspace_sections(cfg) -> list[tuple[str, list[dict]]]:
             {"kind": "line", "title": "bucket weights", "x": "curriculum/adaptive_step", "regex": "curriculum/weight/.*"},
             {"kind": "line", "title": "bucket losses", "x": "curriculum/adaptive_step",
              "regex": "curriculum/bucket_loss/.*"},
-            {"kind": "line", "title": "validation loss per set", "regex": "curriculum/val_loss/.*"}]),
+            {"kind": "line", "title": "validation loss per set", "regex": "curriculum/val_loss/.*"},
+            {"kind": "line", "title": "validation accuracy over the steps (curriculum.curve_every)",
+             "x": "curriculum/curve_step", "regex": "curriculum/val_accuracy.*"}]),
         ("RL", [
             {"kind": "line", "title": "reward", "x": step, "y": ["train/reward"]},
             {"kind": "line", "title": "reward components", "x": step, "y": [f"train/rewards/{r}/mean" for r in rewards]},

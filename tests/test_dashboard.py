@@ -36,13 +36,14 @@ def dashboard(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.app
 @pytest.mark.slow
 def test_the_workspace_names_only_keys_that_a_pipeline_run_logs(tmp_path, shared_data):
-    """With the real sets present (every set of eval.datasets evaluated) and a bandit update every step (the tiny
-    curriculum is shorter than the default 8 steps between updates)."""
+    """With the real sets present (every set of eval.datasets evaluated), a bandit update every step (the tiny
+    curriculum is shorter than the default 8 steps between updates) and the accuracy curve on."""
     from reasoning_lab.dashboard import build_workspace, workspace_keys, workspace_sections
 
     run = tmp_path / "run"
     result = run_cli("debug=tiny", "stage=pipeline", "logger=wandb", f"data.root={shared_data}",
-                     "curriculum.adaptive.update_every=1", f"hydra.run.dir={run}")
+                     "curriculum.adaptive.update_every=1", "curriculum.curve_every=2", "curriculum.curve_limit=1",
+                     f"hydra.run.dir={run}")
     assert result.returncode == 0, result.stderr[-3000:]
     logged = logged_keys(run)
     # the adapters' lineage in the same offline run files: what each stage logged, and what the next one used

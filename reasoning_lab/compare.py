@@ -173,12 +173,14 @@ def accuracy_curve(folder: Path) -> list[tuple[int, list[int]]] | None:
 
 def speed(folders: dict[str, list[Path]], seed: int) -> list[dict]:
     """Each arm's steps to the first arm's final validation accuracy, as a share of its steps, pooled over seeds
-    (reasoning_lab.stats.steps_to_target); the first arm against itself too. Empty unless every run has a curve."""
+    (reasoning_lab.stats.steps_to_target); the first arm against itself too. Only arms whose every run has a curve,
+    and none unless the first arm's runs all have one."""
     curves = {name: [accuracy_curve(f) for f in runs] for name, runs in folders.items()}
-    if any(c is None for runs in curves.values() for c in runs):
-        return []
     baseline = curves[next(iter(curves))]
-    return [{"arm": name, **steps_to_target(list(zip(baseline, runs)), seed=seed)} for name, runs in curves.items()]
+    if any(c is None for c in baseline):
+        return []
+    return [{"arm": name, **steps_to_target(list(zip(baseline, runs)), seed=seed)} for name, runs in curves.items()
+            if all(c is not None for c in runs)]
 
 
 def speed_table(result: dict) -> list[str]:

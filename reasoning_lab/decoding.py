@@ -371,14 +371,15 @@ def self_consistency(
 
     `paths` holds every sampled completion with its extracted canonical answer and its mean token log-probability;
     `votes` counts each distinct answer (None = no answer found) in the order first seen. `vote`: majority (each path
-    one vote) or confidence (each path's vote weighted by `confidence`).
+    one vote) or confidence (each path's vote weighted by `confidence`). k=0: the greedy answer alone (one path,
+    `vote` "greedy").
     """
     kind = kind or guess_kind(question)
     prompt = chat_prompt(question, system_prompt if reason else None)
-    (completions,) = generate(model, tokenizer, [prompt], max_new_tokens, k=k, do_sample=True,
-                              temperature=temperature, top_p=top_p)
+    sampling = dict(k=k, do_sample=True, temperature=temperature, top_p=top_p) if k > 0 else {}
+    (completions,) = generate(model, tokenizer, [prompt], max_new_tokens, **sampling)
     paths = [{"completion": c.text, "answer": extract_answer(c.text, kind, options), "tokens": c.tokens,
-              "hit_cap": c.hit_cap, "logprob": round(c.logprob, 5)} for c in completions]
+              "hit_cap": c.hit_cap, "logprob": None if c.logprob is None else round(c.logprob, 5)} for c in completions]
     votes: dict[str, int] = {}
     for path in paths:
         key = str(path["answer"]) if path["answer"] is not None else "None"
@@ -386,4 +387,4 @@ def self_consistency(
     answers = [p["answer"] for p in paths]
     answer = (weighted_vote(answers, [confidence(c) for c in completions]) if vote == "confidence"
               else majority_vote(answers))
-    return {"answer": answer, "votes": votes, "paths": paths, "kind": kind, "vote": vote}
+    return {"answer": answer, "votes": votes, "paths": paths, "kind": kind, "vote": vote if k > 0 else "greedy"}

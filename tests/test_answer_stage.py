@@ -55,3 +55,18 @@ def test_checkpoint_of_another_base_model_is_refused(tmp_path, tiny_warmup):
     result = run_cli("stage=answer", "model=smollm2_135m", "answer.question=hi",
                      f"checkpoint.eval={tiny_warmup}/warmup/checkpoint", f"hydra.run.dir={tmp_path / 'a'}")
     assert result.returncode == 2 and "trained on model=tiny_random" in result.stderr
+
+
+@pytest.mark.app
+def test_k_0_answers_greedily_with_one_path(tmp_path):
+    """eval.k=0 (the default): the greedy answer alone, the same on a second run."""
+    answers = []
+    for run in ("a", "b"):
+        result = run_cli(*TINY_ANSWER, "eval.k=0", "seed=" + str(len(answers)), "checkpoint.eval=base",
+                         "answer.question=What is 12 + 30?", f"hydra.run.dir={tmp_path / run}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        (saved,) = [json.loads(line) for line in (tmp_path / run / "answers.jsonl").read_text().splitlines()]
+        assert len(saved["paths"]) == 1 and saved["vote"] == "greedy" and saved["paths"][0]["logprob"] is None
+        assert "votes (1 paths)" in result.stdout
+        answers.append(saved["paths"][0]["completion"])
+    assert answers[0] == answers[1]  # greedy: no seed changes it

@@ -2,8 +2,8 @@
 
 Recipe: pick the adapter (checkpoint.eval, else the newest under `checkpoint.search` or `paths.log_dir`, else the
 base model) -> load -> sample eval.k reasoning paths per question -> majority vote over the extracted
-canonical answers (reasoning_lab.decoding.self_consistency) -> print the voted answer, the vote counts
-and one path that reached it; every path is saved in `<run_dir>/answers.jsonl`.
+canonical answers (reasoning_lab.decoding.self_consistency; eval.k=0, the default: the greedy answer alone) -> print
+the answer, the vote counts and one path that reached it; every path is saved in `<run_dir>/answers.jsonl`.
 
     python -m reasoning_lab stage=answer question="A train travels 60 km in 1.5 hours. What is its speed in km/h?"
     python -m reasoning_lab stage=answer questions=my_questions.jsonl   # one {"question": ...} per line
@@ -63,15 +63,13 @@ def show(result: dict, reason: bool) -> str:
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
     questions = read_questions(cfg)
-    if cfg.eval.k < 1:
-        raise ReasoningLabError(f"eval.k={cfg.eval.k}: stage=answer votes over eval.k sampled answers; set eval.k >= 1")
     checkpoint = resolve_checkpoint(cfg.checkpoint, cfg.model, default_root=cfg.paths.log_dir)
     set_seed(cfg.seed)
     tokenizer = load_tokenizer(cfg.model)
     model = load_base_model(cfg.model) if checkpoint is None else load_model(cfg.model, str(checkpoint), trainable=False)
     print(f"model: {cfg.model.name} + {checkpoint or 'no adapter (base model)'}", flush=True)
     temperature = cfg.eval.temperature
-    if temperature == "auto":  # chosen for this checkpoint on the evaluation sets' validation problems
+    if temperature == "auto" and cfg.eval.k > 0:  # chosen for this checkpoint on the evaluation sets' validation problems
         choice = choose_temperature(model, tokenizer, validation_problems(cfg.data, list(cfg.eval.datasets),
                                                                           cfg.eval.auto_temperature.limit),
                                     cfg.eval, cfg.eval.auto_temperature, cfg.data.system_prompt, "answer")

@@ -38,9 +38,15 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from reasoning_lab.answers import extract_answer, final_region, same_answer
+from reasoning_lab.answers import (
+    extract_answer,
+    final_region,
+    majority_vote,
+    same_answer,
+    settled,
+    weighted_vote,
+)
 from reasoning_lab.data import answer_token_cap, source_rows
-from reasoning_lab.answers import majority_vote, settled, weighted_vote
 from reasoning_lab.decoding import confidence, generate, pass_at_k
 from reasoning_lab.distributed import is_main_process
 from reasoning_lab.errors import ReasoningLabError

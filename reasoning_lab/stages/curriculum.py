@@ -38,8 +38,16 @@ from reasoning_lab.batching import StepBatches
 from reasoning_lab.callbacks import AtChosenSteps, MarkComplete
 from reasoning_lab.checkpoints import restore_adapter, save_adapter, train_resuming, training_record
 from reasoning_lab.contamination import contamination_report
-from reasoning_lab.curriculum import (AccuracyCurve, Decision, FadedSchedule, MixSchedule, StagedSchedule, decide,
-                                      mean, plot_curve)
+from reasoning_lab.curriculum import (
+    AccuracyCurve,
+    Decision,
+    FadedSchedule,
+    MixSchedule,
+    StagedSchedule,
+    decide,
+    mean,
+    plot_curve,
+)
 from reasoning_lab.data import build_examples, tokenize
 from reasoning_lab.evaluation import base_results, evaluate, record_evaluation
 from reasoning_lab.files import read_json, write_json

@@ -113,21 +113,26 @@ def test_curriculum_ablation_pools_same_seed_jobs(tmp_path):
                      f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert len(jobs) == 6
+    assert len(jobs) == 8
     stages = [json.loads((job / "curriculum" / "metrics.json").read_text())["stages"] for job in jobs]
-    assert [len(s) for s in stages] == [1, 1, 1, 1, 4, 4]  # shuffled mix and adaptive: one stage of every set
+    assert [len(s) for s in stages] == [1, 1, 1, 1, 1, 1, 4, 4]  # mix, adaptive and faded: one stage of every set
     assert all(s[0]["adaptive"]["buckets"] for s in stages[2:4]) and stages[0][0]["adaptive"] is None
     assert not any("eval" in stage for job in stages for stage in job)  # curriculum.stage_evals=false: final only
     assert all(json.loads((job / "curriculum" / "final" / "eval_results.json").read_text())["datasets"]["generic"]["n"]
                == 2 for job in jobs)
     table = (sweep / "sweep.md").read_text()
     assert "## Across seeds" in table
-    assert all(f"| curriculum={arm} | 2 |" in table for arm in ("shuffled_mix", "adaptive", "stages"))
+    assert all(f"| curriculum={arm} | 2 |" in table for arm in ("shuffled_mix", "adaptive", "faded", "stages"))
     assert "## Pooled paired comparison with curriculum=shuffled_mix" in table and "Minimal detectable effect" in table
     assert ("- curriculum=shuffled_mix: jobs 0, 1" in table and "- curriculum=adaptive: jobs 2, 3" in table
-            and "- curriculum=stages: jobs 4, 5" in table)
-    comparisons = json.loads((sweep / "compare" / "compare.json").read_text())["comparisons"]
-    assert [c["b"] for c in comparisons] == ["curriculum=adaptive", "curriculum=stages"]  # each against the mix
+            and "- curriculum=faded: jobs 4, 5" in table and "- curriculum=stages: jobs 6, 7" in table)
+    result = json.loads((sweep / "compare" / "compare.json").read_text())
+    comparisons = result["comparisons"]
+    assert [c["b"] for c in comparisons] == ["curriculum=adaptive", "curriculum=faded", "curriculum=stages"]
+    # every job recorded the accuracy curve (curriculum.curve_every): steps to the mix's final accuracy, each arm
+    assert [row["arm"] for row in result["steps_to_target"]] == [
+        "curriculum=shuffled_mix", "curriculum=adaptive", "curriculum=faded", "curriculum=stages"]
+    assert "Steps to reach arm curriculum=shuffled_mix's final validation accuracy" in table
     assert all(c["dataset"] == "generic" and c["seeds"] == 2 and c["n"] == [2, 2] for c in comparisons)
 
 

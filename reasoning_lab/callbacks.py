@@ -47,22 +47,13 @@ class CheckpointState(TrainerCallback):
 
 
 class AtSteps(TrainerCallback):
-    """Calls `hook(step)` every `every` optimizer steps but the last (e.g. a held-out evaluation)."""
+    """Calls `hook(step)` after chosen optimizer steps: every `every` steps but the last (e.g. a held-out
+    evaluation), and at each of `steps` (e.g. a schedule's boundaries)."""
 
-    def __init__(self, every: int, hook):
-        self.every, self.hook = every, hook
-
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if self.every and state.global_step % self.every == 0 and state.global_step < state.max_steps:
-            self.hook(state.global_step)
-
-
-class AtChosenSteps(TrainerCallback):
-    """Calls `hook(step)` at each of `steps` (optimizer steps)."""
-
-    def __init__(self, steps: list[int], hook):
-        self.steps, self.hook = set(steps), hook
+    def __init__(self, hook, every: int = 0, steps=()):
+        self.hook, self.every, self.steps = hook, every, set(steps)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step in self.steps:
-            self.hook(state.global_step)
+        step = state.global_step
+        if step in self.steps or (self.every and step % self.every == 0 and step < state.max_steps):
+            self.hook(step)

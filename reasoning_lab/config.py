@@ -207,6 +207,11 @@ class AdaptiveCurriculumSettings:  # curriculum.adaptive (schedule: adaptive)
     stratified: bool
 
 
+# the curriculum's pacings (curriculum.pacing), and those the faded schedule takes
+PACINGS = ("fixed", "linear", "root", "step")
+FADED_PACINGS = ("linear", "root")
+
+
 @dataclass
 class FadedCurriculumSettings:  # curriculum.faded (schedule: faded)
     floor: float = within(0.0, 0.25)
@@ -216,7 +221,7 @@ class FadedCurriculumSettings:  # curriculum.faded (schedule: faded)
 class CurriculumConfig(SFTSettings):  # conf/curriculum/
     schedule: str = one_of("stages", "adaptive", "mix", "faded")
     stages: list[CurriculumStage]
-    pacing: str = one_of("fixed", "linear", "root", "step")
+    pacing: str = one_of(*PACINGS)
     c0: float = within(0.0, 1.0)
     step_levels: int = at_least(1)
     replay: float = within(0.0, 1.0)
@@ -490,7 +495,7 @@ def validate(cfg: DictConfig) -> None:
     if not grid or any(not isinstance(t, (int, float)) or not 0 < t <= 10 for t in grid):
         raise ReasoningLabError(f"eval.auto_temperature.grid={grid}: list the temperatures to try, each in (0, 10]")
     c = cfg.curriculum
-    if c.schedule == "faded" and (c.pacing not in ("linear", "root") or len(c.stages) < 2):
+    if c.schedule == "faded" and (c.pacing not in FADED_PACINGS or len(c.stages) < 2):
         raise ReasoningLabError(f"curriculum=faded fades from each of curriculum.stages to the next along "
                                 f"curriculum.pacing: it needs two stages or more and pacing linear or root (now "
                                 f"{len(c.stages)} stages, pacing {c.pacing})")

@@ -41,11 +41,10 @@ from torch.utils.data import Sampler
 from reasoning_lab.adaptive import BucketSampler, plot_weights
 from reasoning_lab.batching import Filler, cut
 from reasoning_lab.callbacks import CheckpointState
+from reasoning_lab.config import FADED_PACINGS, PACINGS
 from reasoning_lab.schedules import Round, StageData
 from reasoning_lab.stats import paired_p_value
 from reasoning_lab.timing import phase
-
-PACINGS = ("fixed", "linear", "root", "step")
 
 
 def competence(pacing: str, step: int, total_steps: int, c0: float, levels: int = 4) -> float:
@@ -278,9 +277,6 @@ class MixSchedule(StagedSchedule):
         return Round(self.sampler(data, steps, seed, replay, batching, "fixed"), "fixed")
 
 
-FADED_PACINGS = ("linear", "root")
-
-
 def faded_position(step: int, total_steps: int, phases: int, pacing: str) -> float:
     """x = 1/2 + K g(t / T), g the pacing (linear: t; root: sqrt(t)); phase k leads while x < k + 1/2."""
     if pacing not in FADED_PACINGS:
@@ -293,7 +289,8 @@ def faded_weights(step: int, total_steps: int, phases: int, pacing: str, floor: 
     """The mixture weights over the phases at `step`: the leading phase's weight moves to the next along the pacing,
     and every phase keeps at least `floor` (the phases before fade to it, the ones after are present from step 0)."""
     x = min(max(faded_position(step, total_steps, phases, pacing), 1.0), float(phases))
-    j, f = min(int(x), phases), x - min(int(x), phases)
+    j = min(int(x), phases)
+    f = x - j
     raw = [0.0] * phases
     raw[j - 1] = 1 - f
     if j < phases:

@@ -40,7 +40,15 @@ def test_a_folder_the_trainer_did_not_write_gets_nothing(tmp_path):
 
 def test_the_hook_runs_every_n_steps_but_not_after_the_last():
     steps = []
-    hook = AtSteps(2, steps.append)
+    hook = AtSteps(steps.append, every=2)
     for step in range(1, 7):
         hook.on_step_end(None, SimpleNamespace(global_step=step, max_steps=6), None)
     assert steps == [2, 4]
+
+
+def test_the_hook_runs_at_the_chosen_steps_the_last_included():
+    steps = []
+    hook = AtSteps(steps.append, steps=[3, 6])
+    for step in range(1, 7):
+        hook.on_step_end(None, SimpleNamespace(global_step=step, max_steps=6), None)
+    assert steps == [3, 6]

@@ -35,7 +35,7 @@ from transformers import set_seed
 
 from reasoning_lab.adaptive import AdaptiveSchedule
 from reasoning_lab.batching import StepBatches
-from reasoning_lab.callbacks import AtChosenSteps, MarkComplete
+from reasoning_lab.callbacks import AtSteps, MarkComplete
 from reasoning_lab.checkpoints import restore_adapter, save_adapter, train_resuming, training_record
 from reasoning_lab.contamination import contamination_report
 from reasoning_lab.curriculum import (
@@ -266,9 +266,9 @@ def train_round(cur: Curriculum, model, data: StageData, r: int, replay: float, 
     callbacks = list(drawn.callbacks)
     if drawn.saves:  # the schedule's boundaries: curriculum/<name>/
         names = dict(drawn.saves)
-        callbacks.append(AtChosenSteps(list(names), lambda step: save_adapter(
+        callbacks.append(AtSteps(lambda step: save_adapter(
             model, cur.tokenizer, cur.cur_dir / names[step], cfg.model,
-            {"stage": f"curriculum/{names[step]}", "step": step})))
+            {"stage": f"curriculum/{names[step]}", "step": step}), steps=names))
     curve = None
     if c.curve_every > 0:
         curve = AccuracyCurve(lambda m: validation_correct(m, cur.tokenizer, cfg, cur.sets, c.curve_limit,

@@ -225,7 +225,7 @@ def train_trl(cfg: DictConfig, model, tokenizer, prompts: Prompts, held_out: Hel
               stage_dir: Path) -> tuple[list[dict], object]:
     """GRPO or RLOO with TRL, resumed from the newest complete trainer checkpoint; returns the logged steps and
     the trained policy."""
-    callbacks = [AtSteps(cfg.rl.eval_every, held_out.at_step), PromptFeedback(prompts.sampler), MarkComplete(),
+    callbacks = [AtSteps(held_out.at_step, every=cfg.rl.eval_every), PromptFeedback(prompts.sampler), MarkComplete(),
                  RolloutLog(cfg.rl.log_rollouts_every, stage_dir / ROLLOUTS, held_out.wandb_run)]
     args = trl_arguments(cfg, stage_dir, "wandb" if held_out.wandb_run is not None else "none")
     trainer = trl_trainer(cfg, model, tokenizer, prompts, args, callbacks)

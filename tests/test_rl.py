@@ -128,6 +128,16 @@ def test_prompt_sampling_without_the_correctness_reward_is_one_line():
     assert "rl.prompt_sampling=learnability reads each prompt's pass rate from the correctness reward" in result.stderr
 
 
+@pytest.mark.parametrize("scaling", ["group", "batch", "none"])
+def test_grpo_advantage_scaling_reaches_trl(tmp_path, scaling):
+    """`rl.grpo.scale_rewards`: each group's std (TRL's default), the batch's (Lite PPO) or none (Dr. GRPO)."""
+    from reasoning_lab.stages.rl import trl_arguments
+    from tests.helpers import make_config
+
+    cfg = make_config("rl=grpo", *[a for a in TINY_RL if a != "stage=rl"], f"rl.grpo.scale_rewards={scaling}")
+    assert trl_arguments(cfg, tmp_path, "none").scale_rewards == scaling
+
+
 def test_prompt_batches_are_endless_and_refuse_too_few_prompts():
     from reasoning_lab.errors import ReasoningLabError
     from reasoning_lab.ppo import prompt_batches

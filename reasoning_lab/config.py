@@ -499,11 +499,11 @@ def validate(cfg: DictConfig) -> None:
         raise ReasoningLabError(f"curriculum=faded fades from each of curriculum.stages to the next along "
                                 f"curriculum.pacing: it needs two stages or more and pacing linear or root (now "
                                 f"{len(c.stages)} stages, pacing {c.pacing})")
+    for spec in cfg.rl.rewards:
+        reward_function(spec.name)  # a built-in name or module:function, else one line
     stages = stages_to_run(cfg.stage)
     if "rl" in stages:
         check_rl(cfg.rl, cfg.model)
-    for spec in cfg.rl.rewards:
-        reward_function(spec.name)  # a built-in name or module:function, else one line
     for key in ("warmup", "curriculum"):
         if cfg[key].max_tokens_per_batch == 0 and not cuda_available():
             raise ReasoningLabError(f"{key}.max_tokens_per_batch=0 fills a GPU's memory and this machine has no GPU; "

@@ -166,7 +166,7 @@ def test_a_reward_that_varies_within_groups_moves_the_adapter_and_uniform_groups
     from tests.helpers import make_config
 
     cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.learning_rate=0.05",
-                      "rl.drop_uniform_groups=true", "rl.temperature=1.5", "rl.beta=0.0",
+                      "rl.drop_uniform_groups=true", "rl.temperature=1.5", "rl.beta=0.0", "rl.uniform_by=reward",
                       "rl.rewards=[{name: correctness, weight: 1.0}]")
     model, tokenizer = load_model(cfg.model), load_tokenizer(cfg.model)
     rows = prompt_rows(cfg)
@@ -260,7 +260,7 @@ def test_dynamic_sampling_refills_the_batch_with_groups_that_carry_signal(tmp_pa
 
     cfg = make_config(f"rl={algorithm}", *[a for a in TINY_RL if a != "stage=rl"], "rl.max_steps=3",
                       "rl.prompts_per_step=4", "rl.dynamic_sampling.enable=true", "rl.dynamic_sampling.max_refill_rounds=8", "rl.temperature=1.5",
-                      "rl.beta=0.0", "rl.rewards=[{name: correctness, weight: 1.0}]")
+                      "rl.beta=0.0", "rl.uniform_by=reward", "rl.rewards=[{name: correctness, weight: 1.0}]")
     model, tokenizer = load_model(cfg.model), load_tokenizer(cfg.model)
     rows = prompt_rows(cfg)
     uniform = {str(row["prompt"]) for row in rows[::2]}

@@ -497,7 +497,7 @@ def validate(cfg: DictConfig) -> None:
     c = cfg.curriculum
     if c.schedule == "faded" and (c.pacing not in FADED_PACINGS or len(c.stages) < 2):
         raise ReasoningLabError(f"curriculum=faded fades from each of curriculum.stages to the next along "
-                                f"curriculum.pacing: it needs two stages or more and pacing linear or root (now "
+                                f"curriculum.pacing: it needs two stages or more and pacing {' or '.join(FADED_PACINGS)} (now "
                                 f"{len(c.stages)} stages, pacing {c.pacing})")
     for spec in cfg.rl.rewards:
         reward_function(spec.name)  # a built-in name or module:function, else one line
